@@ -1,0 +1,199 @@
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * Settings come from the environment and an optional YAML file (the seed's layout);
+ * the environment wins. Parsed once at start-up; every problem is reported together.
+ */
+
+const DEFAULT_CONFIG_FILE = 'data/conf/llm/config.yml';
+
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) =>
+  typeof v === 'boolean' ? v : ['true', '1', 'yes'].includes(v),
+);
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const nonEmpty = z.string().trim().min(1);
+
+/** `host:port` (as the seed writes it) or a full URL; normalised to an origin URL. */
+const ollamaHost = nonEmpty.transform((v, ctx) => {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`;
+  try {
+    const url = new URL(withScheme);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+    return url.origin;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `not a host:port or http(s) URL: ${v}` });
+    return z.NEVER;
+  }
+});
+
+export const configSchema = z
+  .object({
+    port: int(0, 65535).default(8080),
+    host: nonEmpty.default('0.0.0.0'),
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+      .optional(),
+    dataDir: nonEmpty.default('./data'),
+    configFile: z.string().optional(),
+    push: z.object({
+      username: nonEmpty.default('dovecot'),
+      password: z.string().min(1).optional(),
+      auth: z.enum(['basic', 'none']).default('basic'),
+      /** How long the push handler waits for the database before answering 503 (Dovecot is waiting). */
+      dbTimeoutMs: int(50, 10_000).default(400),
+    }),
+    apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
+    imap: z.object({
+      host: nonEmpty.default('127.0.0.1'),
+      port: int(1, 65535).default(143),
+      secure: bool.default(false),
+      masterUser: nonEmpty.optional(),
+      masterPassword: z.string().min(1).optional(),
+      masterSeparator: z.string().min(1).max(4).default('*'),
+    }),
+    ollama: z.object({
+      host: ollamaHost.default('http://127.0.0.1:11434'),
+      model: nonEmpty.default('llama3.2:3b'),
+    }),
+    processing: z.object({
+      intervalSec: int(1, 86_400).default(60),
+      batchSize: int(1, 1000).default(10),
+      concurrentJobs: int(1, 256).default(2),
+      maxEmailSize: int(200, 1_000_000).default(4000),
+    }),
+    dryRun: bool.default(true),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    rules: z.array(z.unknown()).default([]),
+    actions: z.record(z.string(), z.unknown()).default({}),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.imap.masterUser === undefined) !== (c.imap.masterPassword === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['imap', 'masterPassword'],
+        message: 'IMAP_MASTER_USER and IMAP_MASTER_PASSWORD must be set together',
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads NAME, or the contents of the file named by NAME_FILE (Docker secrets). */
+function secret(env: Env, name: string, problems: string[]): string | undefined {
+  const file = env[`${name}_FILE`];
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read ${file}: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+  return env[name] === '' ? undefined : env[name];
+}
+
+/** Maps an environment variable to its place in the config object, so errors name the variable. */
+const ENV_PATHS: Record<string, string[]> = {
+  PORT: ['port'],
+  HOST: ['host'],
+  DATABASE_URL: ['databaseUrl'],
+  DATA_DIR: ['dataDir'],
+  CONFIG_FILE: ['configFile'],
+  PUSH_USERNAME: ['push', 'username'],
+  PUSH_PASSWORD: ['push', 'password'],
+  PUSH_AUTH: ['push', 'auth'],
+  PUSH_DB_TIMEOUT_MS: ['push', 'dbTimeoutMs'],
+  API_KEY: ['apiKey'],
+  IMAP_HOST: ['imap', 'host'],
+  IMAP_PORT: ['imap', 'port'],
+  IMAP_SECURE: ['imap', 'secure'],
+  IMAP_MASTER_USER: ['imap', 'masterUser'],
+  IMAP_MASTER_PASSWORD: ['imap', 'masterPassword'],
+  IMAP_MASTER_SEPARATOR: ['imap', 'masterSeparator'],
+  OLLAMA_HOST: ['ollama', 'host'],
+  OLLAMA_MODEL: ['ollama', 'model'],
+  LLM_PROCESSING_INTERVAL: ['processing', 'intervalSec'],
+  LLM_BATCH_SIZE: ['processing', 'batchSize'],
+  LLM_CONCURRENT_JOBS: ['processing', 'concurrentJobs'],
+  LLM_MAX_EMAIL_SIZE: ['processing', 'maxEmailSize'],
+  DRY_RUN: ['dryRun'],
+  LOG_LEVEL: ['logLevel'],
+};
+const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL']);
+const PATH_TO_ENV = new Map(Object.entries(ENV_PATHS).map(([k, v]) => [v.join('.'), k]));
+
+/** The seed's YAML layout, mapped onto the config object. */
+function fromYaml(doc: any): Record<string, any> {
+  const out: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {} };
+  if (!doc || typeof doc !== 'object') return out;
+  const o = doc.ollama ?? {};
+  if (o.host !== undefined) out.ollama.host = String(o.host);
+  if (o.model !== undefined) out.ollama.model = o.model;
+  const p = doc.processing ?? {};
+  if (p.batch_size !== undefined) out.processing.batchSize = p.batch_size;
+  if (p.interval !== undefined) out.processing.intervalSec = p.interval;
+  const perf = doc.performance ?? {};
+  if (perf.max_email_size !== undefined) out.processing.maxEmailSize = perf.max_email_size;
+  if (perf.concurrent_jobs !== undefined) out.processing.concurrentJobs = perf.concurrent_jobs;
+  const imap = doc.imap ?? {};
+  for (const [k, v] of Object.entries({ host: imap.host, port: imap.port, secure: imap.secure }))
+    if (v !== undefined) out.imap[k] = v;
+  if (doc.dry_run !== undefined) out.dryRun = doc.dry_run;
+  if (doc.rules !== undefined) out.rules = doc.rules;
+  if (doc.actions !== undefined) out.actions = doc.actions;
+  return out;
+}
+
+function setPath(obj: Record<string, any>, path: string[], value: unknown) {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) cur = cur[key] ??= {};
+  cur[path[path.length - 1]!] = value;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const explicitFile = env.CONFIG_FILE;
+  const file = explicitFile || (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  let raw: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {} };
+  if (file) {
+    try {
+      raw = fromYaml(parseYaml(readFileSync(resolve(file), 'utf8')));
+    } catch (err) {
+      problems.push(`CONFIG_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  for (const [name, path] of Object.entries(ENV_PATHS)) {
+    const value = SECRET_VARS.has(name) ? secret(env, name, problems) : env[name];
+    if (value !== undefined && value !== '') setPath(raw, path, value);
+  }
+  if (file) raw.configFile = file;
+
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = issue.path.join('.');
+      const name = PATH_TO_ENV.get(key) ?? key;
+      const shown = SECRET_VARS.has(name) ? '' : ` (got ${JSON.stringify(getPath(raw, issue.path))})`;
+      problems.push(`${name}: ${issue.message}${shown}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return parsed.data!;
+}
+
+function getPath(obj: any, path: PropertyKey[]): unknown {
+  return path.reduce((cur, k) => (cur == null ? undefined : cur[k as any]), obj);
+}

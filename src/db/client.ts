@@ -1,0 +1,92 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { sql, type SQL } from 'drizzle-orm';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import postgres from 'postgres';
+import { schema } from './schema.js';
+
+export type Orm = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+/** The two drivers behind one face: the same drizzle queries, raw SQL, and notifications. */
+export interface Db {
+  readonly kind: 'postgres' | 'pglite';
+  readonly orm: Orm;
+  /** Raw SQL for what the query builder cannot say; int8 comes back as a JS number on both drivers. */
+  rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
+  /** Calls `onNotify` for every NOTIFY on `channel` (from any instance on Postgres). */
+  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+export const QUEUE_CHANNEL = 'mailsight_queue';
+
+const INT8_OID = 20;
+/** Postgres is waiting on a dead host: give up on a connection attempt after this long. */
+const CONNECT_TIMEOUT_SEC = 5;
+
+export interface PostgresOptions {
+  /** Connections in the pool. */
+  max?: number;
+  /** Set on each connection, so a stuck statement cannot hold a worker forever. */
+  statementTimeoutMs?: number;
+}
+
+export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
+  const client = postgres(url, {
+    max: opts.max ?? 10,
+    connect_timeout: CONNECT_TIMEOUT_SEC,
+    idle_timeout: 60,
+    onnotice: () => {},
+    types: { int8: { to: INT8_OID, from: [INT8_OID], serialize: String, parse: Number } } as any,
+    connection: {
+      application_name: 'mailsight',
+      ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
+    },
+  });
+  const orm = drizzlePostgres(client, { schema }) as unknown as Orm;
+  return {
+    kind: 'postgres',
+    orm,
+    async rows<T>(query: SQL) {
+      return [...((await orm.execute(query)) as unknown as Iterable<T>)];
+    },
+    async listen(channel, onNotify) {
+      const sub = await client.listen(channel, () => onNotify());
+      return () => sub.unlisten();
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+/** Embedded Postgres (WASM) in `dataDir`, or in memory when dataDir is undefined. */
+export async function openPglite(dataDir: string | undefined): Promise<Db> {
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const pg = await PGlite.create(dataDir, { parsers: { [INT8_OID]: (v: string) => Number(v) } });
+  const orm = drizzlePglite(pg, { schema }) as unknown as Orm;
+  return {
+    kind: 'pglite',
+    orm,
+    async rows<T>(query: SQL) {
+      const res = (await orm.execute(query)) as unknown as { rows: T[] };
+      return res.rows;
+    },
+    async listen(channel, onNotify) {
+      const unlisten = await pg.listen(channel, () => onNotify());
+      return () => unlisten();
+    },
+    close: () => pg.close(),
+  };
+}
+
+export async function openDb(opts: { databaseUrl?: string; dataDir: string }): Promise<Db> {
+  return opts.databaseUrl
+    ? openPostgres(opts.databaseUrl)
+    : openPglite(join(opts.dataDir, 'pglite'));
+}
+
+export async function ping(db: Db): Promise<void> {
+  await db.rows(sql`select 1 as ok`);
+}

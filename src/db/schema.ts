@@ -1,0 +1,152 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  real,
+  smallint,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+/** UIDs and UIDVALIDITY are unsigned 32-bit: they need bigint, and fit a JS number. */
+const u32 = (name: string) => bigint(name, { mode: 'number' });
+
+/**
+ * One row per message that mailsight has heard of, keyed like the analysis.
+ * state: queued -> processing -> done | skipped | failed | dead | gone | stale
+ * priority: lower runs first (0 api, 1 push, 2 reconcile/backfill).
+ */
+export const processingQueue = pgTable(
+  'llm_processing_queue',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    mailbox: text('mailbox').notNull(),
+    folder: text('folder').notNull(),
+    uidvalidity: u32('uidvalidity').notNull(),
+    uid: u32('uid').notNull(),
+    state: text('state').notNull().default('queued'),
+    source: text('source').notNull(),
+    priority: smallint('priority').notNull().default(1),
+    event: text('event'),
+    messageId: text('message_id'),
+    fromHeader: text('from_header'),
+    subject: text('subject'),
+    attempts: integer('attempts').notNull().default(0),
+    runAt: ts('run_at').notNull().defaultNow(),
+    leaseUntil: ts('lease_until'),
+    lockedBy: text('locked_by'),
+    lastError: text('last_error'),
+    force: boolean('force').notNull().default(false),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+    finishedAt: ts('finished_at'),
+  },
+  (t) => [
+    uniqueIndex('llm_processing_queue_message_key').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
+    index('llm_processing_queue_claim_idx')
+      .on(t.priority, t.runAt)
+      .where(sql`${t.state} = 'queued'`),
+    index('llm_processing_queue_lease_idx')
+      .on(t.leaseUntil)
+      .where(sql`${t.state} = 'processing'`),
+    index('llm_processing_queue_mailbox_idx').on(t.mailbox, t.folder, t.uidvalidity),
+  ],
+);
+
+/** One row per analysed (or deliberately skipped) message. */
+export const emailAnalysis = pgTable(
+  'llm_email_analysis',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    mailbox: text('mailbox').notNull(),
+    folder: text('folder').notNull(),
+    uidvalidity: u32('uidvalidity').notNull(),
+    uid: u32('uid').notNull(),
+    status: text('status').notNull().default('analyzed'),
+    skipReason: text('skip_reason'),
+    messageId: text('message_id'),
+    fromAddress: text('from_address'),
+    fromName: text('from_name'),
+    subject: text('subject'),
+    sentAt: ts('sent_at'),
+    sizeBytes: integer('size_bytes'),
+    summary: text('summary'),
+    category: text('category'),
+    tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+    verdict: text('verdict'),
+    confidence: real('confidence'),
+    reasons: jsonb('reasons').$type<string[]>().notNull().default([]),
+    isSpam: boolean('is_spam'),
+    isPhishing: boolean('is_phishing'),
+    priority: smallint('priority'),
+    priorityReason: text('priority_reason'),
+    sensitive: jsonb('sensitive').$type<string[]>().notNull().default([]),
+    language: text('language'),
+    replySuggestion: text('reply_suggestion'),
+    signals: jsonb('signals').$type<Record<string, unknown>>().notNull().default({}),
+    parseWarnings: jsonb('parse_warnings').$type<string[]>().notNull().default([]),
+    model: text('model'),
+    promptVersion: text('prompt_version'),
+    contentHash: text('content_hash'),
+    cacheHit: boolean('cache_hit').notNull().default(false),
+    promptTokens: integer('prompt_tokens'),
+    completionTokens: integer('completion_tokens'),
+    fetchMs: integer('fetch_ms'),
+    llmMs: integer('llm_ms'),
+    totalMs: integer('total_ms'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('llm_email_analysis_message_key').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
+    index('llm_email_analysis_mailbox_recent_idx').on(t.mailbox, t.createdAt, t.id),
+    index('llm_email_analysis_content_idx').on(t.contentHash),
+  ],
+);
+
+export const userPreferences = pgTable('llm_user_preferences', {
+  username: text('username').primaryKey(),
+  autoAnalysis: boolean('auto_analysis').notNull().default(true),
+  autoCategorize: boolean('auto_categorize').notNull().default(true),
+  phishingAlerts: boolean('phishing_alerts').notNull().default(true),
+  summaryEnabled: boolean('summary_enabled').notNull().default(true),
+  replySuggestions: boolean('reply_suggestions').notNull().default(false),
+  summaryLanguage: text('summary_language'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const config = pgTable('llm_config', {
+  key: text('key').primaryKey(),
+  value: jsonb('value').notNull(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+});
+
+export const auditLog = pgTable(
+  'llm_audit_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: ts('at').notNull().defaultNow(),
+    mailbox: text('mailbox').notNull(),
+    folder: text('folder'),
+    uidvalidity: u32('uidvalidity'),
+    uid: u32('uid'),
+    messageId: text('message_id'),
+    verdict: text('verdict'),
+    confidence: real('confidence'),
+    rule: text('rule'),
+    action: text('action').notNull(),
+    reason: text('reason'),
+    details: jsonb('details').$type<Record<string, unknown>>(),
+  },
+  (t) => [index('llm_audit_log_mailbox_idx').on(t.mailbox, t.at)],
+);
+
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog };

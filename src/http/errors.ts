@@ -1,0 +1,70 @@
+import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from '../logger.js';
+
+/** The one error vocabulary: every code maps to one HTTP status. */
+export const ERROR_STATUS = {
+  INVALID_JSON: 400,
+  VALIDATION_FAILED: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  INTERNAL: 500,
+  DATABASE_UNAVAILABLE: 503,
+  NOT_READY: 503,
+} as const satisfies Record<string, ContentfulStatusCode>;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class AppError extends Error {
+  readonly status: ContentfulStatusCode;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'AppError';
+    this.status = ERROR_STATUS[code];
+  }
+}
+
+export function errorBody(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+export function errorResponse(c: Context, err: AppError, headers?: Record<string, string>) {
+  return c.json(errorBody(err.code, err.message), err.status, headers);
+}
+
+export function onError(logger: Logger): ErrorHandler {
+  return (err, c) => {
+    if (err instanceof AppError) return errorResponse(c, err);
+    if (err instanceof HTTPException) {
+      const status = err.status as ContentfulStatusCode;
+      return c.json(errorBody(status === 413 ? 'PAYLOAD_TOO_LARGE' : 'HTTP_ERROR', err.message), status);
+    }
+    logger.error({ err, path: c.req.path, requestId: c.get('requestId') }, 'unhandled error');
+    return c.json(errorBody('INTERNAL', 'internal error'), 500);
+  };
+}
+
+export const notFound: NotFoundHandler = (c) =>
+  c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404);
+
+/** Races `work` against a deadline, so a hung dependency becomes an AppError instead of a hang. */
+export async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => AppError): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,36 @@
+import { pino, type Logger, type DestinationStream } from 'pino';
+
+export type { Logger };
+
+/** Paths never written to a log, whatever a caller passes in. */
+export const REDACT_PATHS = [
+  'password',
+  '*.password',
+  'pass',
+  '*.pass',
+  'apiKey',
+  '*.apiKey',
+  'headers.authorization',
+  'headers["x-api-key"]',
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'databaseUrl',
+  '*.databaseUrl',
+  'imap.masterPassword',
+  'push.password',
+  'auth.pass',
+  'body',
+  '*.body',
+];
+
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      name: 'mailsight',
+      level,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { pid: process.pid },
+    },
+    destination,
+  );
+}

@@ -1,0 +1,42 @@
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import { startService } from './service.js';
+
+/** The process entry: config -> logger -> service; signals and fatal errors. */
+async function main() {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mailsight: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  process.on('unhandledRejection', (reason) => {
+    logger.fatal({ err: reason }, 'unhandled rejection; exiting so a supervisor restarts us');
+    process.exit(1);
+  });
+  let service: Awaited<ReturnType<typeof startService>>;
+  try {
+    service = await startService(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, 'start-up failed');
+    process.exit(1);
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      service.stop().then(
+        () => process.exit(0),
+        (err) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+    });
+  }
+}
+
+void main();

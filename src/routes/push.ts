@@ -1,0 +1,68 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Db } from '../db/client.js';
+import { basicAuth } from '../http/basic-auth.js';
+import { AppError, withDeadline } from '../http/errors.js';
+import type { Logger } from '../logger.js';
+import { parsePushBody } from '../push/payload.js';
+import { receivePush } from '../push/receive.js';
+
+export const MAX_PUSH_BODY_BYTES = 64 * 1024;
+
+export interface PushRouteDeps {
+  db: Db;
+  logger: Logger;
+  credentials: { username: string; password: string } | null;
+  /** Dovecot waits for this answer: give up on the database after this long and say 503. */
+  dbTimeoutMs: number;
+  /** Called after a job was queued, so local workers wake at once. */
+  onQueued?: () => void;
+}
+
+export function pushRoutes(deps: PushRouteDeps) {
+  const app = new Hono();
+  const limit = bodyLimit({
+    maxSize: MAX_PUSH_BODY_BYTES,
+    onError: () => {
+      throw new AppError('PAYLOAD_TOO_LARGE', `push body is larger than ${MAX_PUSH_BODY_BYTES} bytes`);
+    },
+  });
+
+  app.on(['PUT', 'POST'], '/', basicAuth(deps.credentials), limit, async (c) => {
+    const text = await c.req.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      throw new AppError('INVALID_JSON', `body is not valid JSON: ${(err as Error).message}`);
+    }
+    const parsed = parsePushBody(body);
+    if (!parsed.ok) throw new AppError('VALIDATION_FAILED', parsed.problems.join('; '));
+
+    const ev = parsed.event;
+    const log = { mailbox: ev.mailbox, folder: ev.folder, uidvalidity: ev.uidvalidity, uid: ev.uid, event: ev.event };
+    let outcome;
+    try {
+      outcome = await withDeadline(
+        receivePush(deps.db, ev),
+        deps.dbTimeoutMs,
+        () => new AppError('DATABASE_UNAVAILABLE', `database did not answer within ${deps.dbTimeoutMs} ms`),
+      );
+    } catch (err) {
+      const appErr =
+        err instanceof AppError ? err : new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
+      // Dovecot will not resend; the reconciliation sweep finds INBOX messages whose push was lost.
+      deps.logger.warn({ ...log, err: (err as Error).message }, 'push not recorded');
+      throw appErr;
+    }
+    if (outcome.status === 'queued' && outcome.new) deps.onQueued?.();
+    deps.logger.debug({ ...log, outcome: outcome.status }, 'push');
+    return c.json(outcome, 202);
+  });
+
+  app.all('/', (c) => {
+    c.header('Allow', 'PUT, POST');
+    throw new AppError('METHOD_NOT_ALLOWED', `use PUT or POST, not ${c.req.method}`);
+  });
+  return app;
+}

@@ -1,0 +1,6 @@
+declare module 'libmime' {
+  const libmime: {
+    decodeWords(str: string): string;
+  };
+  export default libmime;
+}
