@@ -1,0 +1,217 @@
+import { createServer, type Server } from 'node:net';
+import { count, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { openPostgres } from '../../src/db/client.js';
+import { processingQueue } from '../../src/db/schema.js';
+import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
+
+const PASSWORD = 'push-secret';
+const AUTH = `Basic ${Buffer.from(`dovecot:${PASSWORD}`).toString('base64')}`;
+
+const ox = (uid: number, extra: Record<string, unknown> = {}) => ({
+  user: 'alice@example.test',
+  event: 'messageNew',
+  folder: 'INBOX',
+  'imap-uidvalidity': 1795249885,
+  'imap-uid': uid,
+  from: 'Sender <s@example.test>',
+  subject: 'Hello',
+  ...extra,
+});
+
+function appFor(db: TestDb['db'], overrides: Record<string, any> = {}) {
+  const config = testConfig(overrides);
+  const creds = config.push.auth === 'none' ? null : { username: 'dovecot', password: PASSWORD, generated: false };
+  return createApp({ config, db, logger: silentLogger, pushCredentials: creds });
+}
+
+function push(app: ReturnType<typeof appFor>, body: unknown, init: { method?: string; auth?: string | null; raw?: string } = {}) {
+  const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };
+  const auth = init.auth === undefined ? AUTH : init.auth;
+  if (auth) headers.authorization = auth;
+  return app.request('/push/dovecot', {
+    method: init.method ?? 'PUT',
+    headers,
+    body: init.raw ?? JSON.stringify(body),
+  });
+}
+
+const pgUp = await postgresAvailable();
+
+for (const driver of DRIVERS) {
+  describeWith('PostgreSQL', driver === 'pglite' || pgUp)(`push endpoint on ${driver}`, () => {
+    let t: TestDb;
+    let app: ReturnType<typeof appFor>;
+    beforeAll(async () => {
+      t = await openTestDb(driver);
+      app = appFor(t.db);
+    });
+    afterAll(async () => t?.close());
+
+    const rowCount = async () => (await t.db.orm.select({ n: count() }).from(processingQueue))[0]!.n;
+
+    describe('auth', () => {
+      it.each([
+        ['no Authorization header', null, 401],
+        ['a wrong password', `Basic ${Buffer.from('dovecot:nope').toString('base64')}`, 401],
+        ['a wrong user', `Basic ${Buffer.from(`root:${PASSWORD}`).toString('base64')}`, 401],
+        ['a password with a suffix', `Basic ${Buffer.from(`dovecot:${PASSWORD}x`).toString('base64')}`, 401],
+        ['a Bearer token', `Bearer ${PASSWORD}`, 401],
+        ['garbage', 'Basic %%%', 401],
+        ['the right credentials', AUTH, 202],
+      ])('%s', async (_name, auth, status) => {
+        const res = await push(app, ox(9000 + status), { auth });
+        expect(res.status).toBe(status);
+        if (status === 401) {
+          expect(res.headers.get('www-authenticate')).toContain('Basic');
+          expect((await res.json()).error.code).toBe('UNAUTHORIZED');
+        }
+      });
+
+      it('accepts anything with PUSH_AUTH=none', async () => {
+        const open = appFor(t.db, { push: { auth: 'none' } });
+        const res = await push(open, ox(9500), { auth: null });
+        expect(res.status).toBe(202);
+      });
+    });
+
+    it('queues a push with 202 and says it is new; a duplicate changes nothing', async () => {
+      const first = await push(app, ox(1));
+      expect(first.status).toBe(202);
+      expect(await first.json()).toMatchObject({ status: 'queued', new: true });
+      const before = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 1));
+      const second = await push(app, ox(1), { method: 'POST' });
+      expect(second.status).toBe(202);
+      expect(await second.json()).toMatchObject({ status: 'queued', new: false });
+      const after = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 1));
+      expect(after).toEqual(before);
+      expect(after[0]).toMatchObject({
+        mailbox: 'alice@example.test',
+        folder: 'INBOX',
+        uidvalidity: 1795249885,
+        uid: 1,
+        state: 'queued',
+        source: 'push',
+        subject: 'Hello',
+        attempts: 0,
+      });
+    });
+
+    it('answers events it does not act on with 202 and a reason', async () => {
+      const res = await push(app, { driver: 'lua', event: 'FlagsSet', user: 'a@b', folder: 'INBOX', uidvalidity: 1, uid: 77 });
+      expect(res.status).toBe(202);
+      expect(await res.json()).toEqual({ status: 'ignored', reason: 'event FlagsSet is not analysed' });
+      const rows = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 77));
+      expect(rows).toHaveLength(0);
+    });
+
+    it('marks a queued message gone when a MessageExpunge arrives first', async () => {
+      const lua = { driver: 'lua', user: 'carol@example.test', folder: 'Work', uidvalidity: 5, uid: 3 };
+      await push(app, { ...lua, event: 'MessageAppend' });
+      const res = await push(app, { ...lua, event: 'MessageExpunge' });
+      expect(await res.json()).toEqual({ status: 'expunged', dequeued: true });
+      const [row] = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, 'carol@example.test'));
+      expect(row).toMatchObject({ state: 'gone', lastError: 'expunged before processing' });
+    });
+
+    describe('bad input', () => {
+      it.each([
+        ['malformed JSON', { raw: '{"user": "alice",' }, 400, 'INVALID_JSON', 'not valid JSON'],
+        ['an empty body', { raw: '' }, 400, 'INVALID_JSON', 'not valid JSON'],
+        ['a JSON array', { raw: '[1,2]' }, 400, 'VALIDATION_FAILED', 'body must be a JSON object'],
+        ['a missing uid', { body: { ...ox(1), 'imap-uid': undefined } }, 400, 'VALIDATION_FAILED', 'imap-uid is required'],
+        ['a uid of the wrong type', { body: ox(true as any) }, 400, 'VALIDATION_FAILED', 'imap-uid must be a whole number'],
+        ['a negative uidvalidity', { body: ox(1, { 'imap-uidvalidity': -1 }) }, 400, 'VALIDATION_FAILED', 'imap-uidvalidity must be at least 1'],
+        ['a missing user', { body: { ...ox(1), user: undefined } }, 400, 'VALIDATION_FAILED', 'user is required'],
+        ['a body over 64 KiB', { body: ox(1, { snippet: 'x'.repeat(70_000) }) }, 413, 'PAYLOAD_TOO_LARGE', '65536 bytes'],
+      ])('%s', async (_name, input: any, status, code, message) => {
+        const before = await rowCount();
+        const res = await push(app, input.body, { raw: input.raw });
+        expect(res.status).toBe(status);
+        const body = await res.json();
+        expect(body.error.code).toBe(code);
+        expect(body.error.message).toContain(message);
+        expect(await rowCount()).toBe(before);
+      });
+
+      it('GET gets 405 with Allow', async () => {
+        const res = await app.request('/push/dovecot', { headers: { authorization: AUTH } });
+        expect(res.status).toBe(405);
+        expect(res.headers.get('allow')).toBe('PUT, POST');
+      });
+    });
+
+    it('500 concurrent pushes of 250 distinct messages give exactly 250 rows', async () => {
+      const base = 100_000;
+      const bodies = Array.from({ length: 500 }, (_, i) => ox(base + (i % 250), { user: 'load@example.test' }));
+      const responses = await Promise.all(bodies.map((b, i) => push(app, b, { method: i % 2 ? 'POST' : 'PUT' })));
+      const results = await Promise.all(responses.map((r) => r.json()));
+      expect(responses.every((r) => r.status === 202)).toBe(true);
+      expect(results.filter((r: any) => r.new).length).toBe(250);
+      const [{ n }] = await t.db.orm
+        .select({ n: count() })
+        .from(processingQueue)
+        .where(eq(processingQueue.mailbox, 'load@example.test')) as [{ n: number }];
+      expect(n).toBe(250);
+    });
+
+    it('/health and /ready answer', async () => {
+      expect((await app.request('/health')).status).toBe(200);
+      const ready = await app.request('/ready');
+      expect(ready.status).toBe(200);
+      expect((await ready.json()).components.database.ok).toBe(true);
+    });
+  });
+}
+
+describeWith('PostgreSQL', pgUp)('database down', () => {
+  let blackhole: Server;
+  let blackholePort: number;
+  const sockets = new Set<import('node:net').Socket>();
+  beforeAll(async () => {
+    // Accepts TCP connections and never answers: a hung database.
+    blackhole = createServer((s) => sockets.add(s));
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r));
+    blackholePort = (blackhole.address() as { port: number }).port;
+  });
+  afterAll(() => {
+    hangUp();
+    blackhole.close();
+  });
+  const hangUp = () => sockets.forEach((s) => s.destroy());
+
+  it.each([
+    ['refuses connections', () => 'postgres://postgres@127.0.0.1:1/none'],
+    ['hangs', () => `postgres://postgres@127.0.0.1:${blackholePort}/none`],
+  ])('a database that %s gives 503 within 500 ms, and the process lives on', async (_name, url) => {
+    const db = openPostgres(url());
+    try {
+      const app = appFor(db);
+      const started = performance.now();
+      const res = await push(app, ox(1));
+      const ms = performance.now() - started;
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.code).toBe('DATABASE_UNAVAILABLE');
+      expect(ms).toBeLessThan(500);
+      const ready = await app.request('/ready');
+      expect(ready.status).toBe(503);
+      expect((await ready.json()).components.database.ok).toBe(false);
+    } finally {
+      hangUp();
+      // A client stuck on a hung server does not close gracefully; don't wait for it.
+      await Promise.race([db.close().catch(() => {}), new Promise((r) => setTimeout(r, 200))]);
+    }
+  });
+});
+
+describe('embedded database closed under the service', () => {
+  it('answers 503, not a crash', async () => {
+    const t = await openTestDb('pglite');
+    const app = appFor(t.db);
+    await t.close();
+    const res = await push(app, ox(1));
+    expect(res.status).toBe(503);
+    expect((await res.json()).error.code).toBe('DATABASE_UNAVAILABLE');
+  });
+});

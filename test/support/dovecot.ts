@@ -1,0 +1,239 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+/**
+ * A private Dovecot 2.3 for tests: own temp dir, free ports, passwd-file users, a master user,
+ * and the push plugin pointing wherever the test says. Follows shared/dovecot-notes.md.
+ */
+
+const execFileAsync = promisify(execFile);
+const MAIL_UID = 65534; // nobody
+export const DOVECOT_BIN = '/usr/sbin/dovecot';
+export const DOVEADM_BIN = '/usr/bin/doveadm';
+export const PUSH_LUA = resolve(import.meta.dirname, '../../dovecot/push.lua');
+
+export function dovecotAvailable(): boolean {
+  return existsSync(DOVECOT_BIN) && process.getuid?.() === 0;
+}
+
+export interface PushTarget {
+  driver: 'ox' | 'lua';
+  /** Base URL of the push endpoint, e.g. http://127.0.0.1:8080/push/dovecot */
+  url: string;
+  username?: string;
+  password?: string;
+}
+
+export interface DovecotOptions {
+  users?: string[];
+  push?: PushTarget;
+  /** Set the OX driver's per-user METADATA opt-in for every user (default true). */
+  optIn?: boolean;
+}
+
+export interface Dovecot {
+  dir: string;
+  conf: string;
+  imapPort: number;
+  lmtpPort: number;
+  users: string[];
+  userPassword: string;
+  masterUser: string;
+  masterPassword: string;
+  doveadm(args: string[]): Promise<string>;
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+function pushSettings(push: PushTarget | undefined): string {
+  if (!push) return '';
+  if (push.driver === 'ox') {
+    const url = new URL(push.url);
+    if (push.username) url.username = encodeURIComponent(push.username);
+    if (push.password) url.password = encodeURIComponent(push.password);
+    return `push_notification_driver = ox:url=${url.toString().replaceAll('%', '%%')}`;
+  }
+  return [
+    `push_notification_driver = lua:file=${PUSH_LUA}`,
+    `mailsight_push_url = ${push.url}`,
+    push.username ? `mailsight_push_user = ${push.username}` : '',
+    push.password ? `mailsight_push_password = ${push.password.replaceAll('%', '%%')}` : '',
+  ].join('\n  ');
+}
+
+function config(dir: string, imapPort: number, lmtpPort: number, push: PushTarget | undefined): string {
+  const plugins = push?.driver === 'lua' ? 'notify push_notification mail_lua push_notification_lua' : 'notify push_notification';
+  return `
+base_dir = ${dir}/run
+state_dir = ${dir}/state
+log_path = ${dir}/dovecot.log
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+auth_master_user_separator = *
+mail_location = maildir:~/Maildir
+mail_attribute_dict = file:%h/dovecot-attributes
+lda_mailbox_autocreate = yes
+lmtp_save_to_detail_mailbox = yes
+recipient_delimiter = +
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Junk {
+    special_use = \\Junk
+    auto = create
+  }
+}
+passdb {
+  driver = passwd-file
+  args = ${dir}/master-users
+  master = yes
+  pass = yes
+}
+passdb {
+  driver = passwd-file
+  args = ${dir}/users
+}
+userdb {
+  driver = passwd-file
+  args = ${dir}/users
+  default_fields = uid=${MAIL_UID} gid=${MAIL_UID} home=${dir}/home/%u
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${imapPort}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = ${lmtpPort}
+  }
+}
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+protocol imap {
+  imap_metadata = yes
+  mail_plugins = $mail_plugins ${push?.driver === 'lua' ? plugins : ''}
+}
+protocol lmtp {
+  mail_plugins = $mail_plugins ${push ? plugins : ''}
+}
+plugin {
+  ${pushSettings(push)}
+}
+`;
+}
+
+async function waitForGreeting(port: number, prefix: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((res) => {
+      const sock = createConnection({ port, host: '127.0.0.1' });
+      sock.setTimeout(500);
+      sock.once('data', (d) => {
+        sock.destroy();
+        res(d.toString().startsWith(prefix));
+      });
+      sock.once('error', () => res(false));
+      sock.once('timeout', () => {
+        sock.destroy();
+        res(false);
+      });
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  throw new Error(`dovecot: no ${prefix} greeting on port ${port} within ${timeoutMs} ms`);
+}
+
+export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> {
+  const users = opts.users ?? ['alice@example.test', 'bob@example.test'];
+  const userPassword = 'userpw';
+  const masterUser = 'mailsight';
+  const masterPassword = 'masterpw';
+  // Short path: unix socket paths must stay under 108 bytes.
+  const dir = mkdtempSync('/tmp/dc-');
+  chmodSync(dir, 0o755);
+  for (const sub of ['run', 'state']) mkdirSync(join(dir, sub));
+  mkdirSync(join(dir, 'home'));
+  chownSync(join(dir, 'home'), MAIL_UID, MAIL_UID);
+  writeFileSync(join(dir, 'users'), users.map((u) => `${u}:{PLAIN}${userPassword}::::::\n`).join(''));
+  writeFileSync(join(dir, 'master-users'), `${masterUser}:{PLAIN}${masterPassword}::::::\n`);
+  const conf = join(dir, 'dovecot.conf');
+
+  let child: ChildProcess | undefined;
+  let imapPort = 0;
+  let lmtpPort = 0;
+  for (let attempt = 0; attempt < 5 && !child; attempt++) {
+    imapPort = await freePort();
+    lmtpPort = await freePort();
+    writeFileSync(conf, config(dir, imapPort, lmtpPort, opts.push));
+    const proc = spawn(DOVECOT_BIN, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    proc.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number>((res) => proc.once('exit', (code) => res(code ?? -1)));
+    const ready = Promise.all([waitForGreeting(imapPort, '* OK', 10_000), waitForGreeting(lmtpPort, '220', 10_000)]);
+    const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
+    if (first === 'ready') child = proc;
+    else if (first !== 89) throw new Error(`dovecot exited with ${first}: ${stderr}`);
+    // 89: a port was taken between picking and binding; pick again.
+  }
+  if (!child) throw new Error('dovecot: could not bind free ports');
+
+  const doveadm = async (args: string[]) => {
+    const { stdout } = await execFileAsync(DOVEADM_BIN, ['-c', conf, ...args]);
+    return stdout;
+  };
+  if (opts.push?.driver === 'ox' && opts.optIn !== false) {
+    for (const u of users) {
+      await doveadm(['mailbox', 'metadata', 'set', '-u', u, '-s', '', '/private/vendor/vendor.dovecot/http-notify', `user=${u}`]);
+    }
+  }
+  const proc = child;
+  return {
+    dir,
+    conf,
+    imapPort,
+    lmtpPort,
+    users,
+    userPassword,
+    masterUser,
+    masterPassword,
+    doveadm,
+    log: () => (existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8') : ''),
+    async stop() {
+      if (proc.exitCode === null) {
+        const gone = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGKILL');
+        await gone;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

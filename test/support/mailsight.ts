@@ -1,0 +1,31 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { startService } from '../../src/service.js';
+import { createTestDatabase, silentLogger, testConfig } from './services.js';
+
+export const PUSH_PASSWORD = 'push-secret';
+
+/** The real service (startService, as main.ts runs it) on a fresh Postgres database and a free port. */
+export async function startMailsight(overrides: Record<string, any> = {}) {
+  const { url, drop } = await createTestDatabase();
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailsight-'));
+  const config = testConfig({ databaseUrl: url, dataDir, push: { password: PUSH_PASSWORD }, ...overrides });
+  const service = await startService(config, silentLogger);
+  const port = (service.address as AddressInfo).port;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  return {
+    ...service,
+    config,
+    databaseUrl: url,
+    baseUrl,
+    pushUrl: `${baseUrl}/push/dovecot`,
+    async close() {
+      await service.stop();
+      await drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+export type Mailsight = Awaited<ReturnType<typeof startMailsight>>;

@@ -1,0 +1,104 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('has the defaults of design.md', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      dataDir: './data',
+      push: { username: 'dovecot', auth: 'basic' },
+      imap: { host: '127.0.0.1', port: 143, secure: false, masterSeparator: '*' },
+      ollama: { host: 'http://127.0.0.1:11434', model: 'llama3.2:3b' },
+      processing: { intervalSec: 60, batchSize: 10, concurrentJobs: 2, maxEmailSize: 4000 },
+      dryRun: true,
+      logLevel: 'info',
+    });
+    expect(c.databaseUrl).toBeUndefined();
+  });
+
+  it('accepts OLLAMA_HOST as host:port without a scheme, as the seed writes it', () => {
+    expect(loadConfig({ OLLAMA_HOST: 'ollama:11434' }).ollama.host).toBe('http://ollama:11434');
+  });
+
+  it('lists every problem in one error, naming the variables', () => {
+    const err = configError({ PORT: 'eighty', LLM_BATCH_SIZE: '0', DRY_RUN: 'maybe', DATABASE_URL: 'mysql://x' });
+    expect(err.problems).toHaveLength(4);
+    expect(err.message).toContain('PORT');
+    expect(err.message).toContain('LLM_BATCH_SIZE');
+    expect(err.message).toContain('DRY_RUN');
+    expect(err.message).toContain('DATABASE_URL');
+  });
+
+  it('never echoes a secret value in an error', () => {
+    const err = configError({ API_KEY: 'short' });
+    expect(err.message).toContain('API_KEY');
+    expect(err.message).not.toContain('short"');
+  });
+
+  it('requires the master user and its password together', () => {
+    expect(configError({ IMAP_MASTER_USER: 'mailsight' }).message).toContain('IMAP_MASTER_PASSWORD');
+  });
+
+  it('reads secrets from NAME_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'pw'), 's3cret-from-file\n');
+    expect(loadConfig({ PUSH_PASSWORD_FILE: join(dir, 'pw') }).push.password).toBe('s3cret-from-file');
+    expect(configError({ PUSH_PASSWORD_FILE: join(dir, 'missing') }).message).toContain('PUSH_PASSWORD_FILE');
+  });
+
+  it('reads the seed YAML layout, and the environment wins over it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'config.yml');
+    writeFileSync(
+      file,
+      [
+        'ollama:',
+        '  model: qwen2.5:7b',
+        '  host: gpu-box:11434',
+        'processing:',
+        '  batch_size: 25',
+        '  interval: 30',
+        'performance:',
+        '  max_email_size: 8000',
+        '  concurrent_jobs: 4',
+        'rules:',
+        '  - name: trust-internal',
+        '    action: skip',
+        'actions:',
+        '  move_to_junk: true',
+      ].join('\n'),
+    );
+    const c = loadConfig({ CONFIG_FILE: file, LLM_BATCH_SIZE: '5' });
+    expect(c.ollama).toEqual({ host: 'http://gpu-box:11434', model: 'qwen2.5:7b' });
+    expect(c.processing).toEqual({ batchSize: 5, intervalSec: 30, maxEmailSize: 8000, concurrentJobs: 4 });
+    expect(c.rules).toHaveLength(1);
+    expect(c.actions).toEqual({ move_to_junk: true });
+  });
+
+  it('reports an unreadable or broken YAML file', () => {
+    expect(configError({ CONFIG_FILE: '/nonexistent/config.yml' }).message).toContain('CONFIG_FILE');
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, 'bad.yml'), 'ollama: [unclosed');
+    expect(configError({ CONFIG_FILE: join(dir, 'bad.yml') }).message).toContain('CONFIG_FILE');
+  });
+
+  it('turns auth off only when PUSH_AUTH=none says so', () => {
+    expect(loadConfig({ PUSH_AUTH: 'none' }).push.auth).toBe('none');
+    expect(configError({ PUSH_AUTH: 'off' }).message).toContain('PUSH_AUTH');
+  });
+});
