@@ -7,6 +7,7 @@ import { processingQueue } from '../../src/db/schema.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
 
 const PASSWORD = 'push-secret';
+const json = (res: Response): Promise<any> => res.json();
 const AUTH = `Basic ${Buffer.from(`dovecot:${PASSWORD}`).toString('base64')}`;
 
 const ox = (uid: number, extra: Record<string, unknown> = {}) => ({
@@ -65,7 +66,7 @@ for (const driver of DRIVERS) {
         expect(res.status).toBe(status);
         if (status === 401) {
           expect(res.headers.get('www-authenticate')).toContain('Basic');
-          expect((await res.json()).error.code).toBe('UNAUTHORIZED');
+          expect((await json(res)).error.code).toBe('UNAUTHORIZED');
         }
       });
 
@@ -79,11 +80,11 @@ for (const driver of DRIVERS) {
     it('queues a push with 202 and says it is new; a duplicate changes nothing', async () => {
       const first = await push(app, ox(1));
       expect(first.status).toBe(202);
-      expect(await first.json()).toMatchObject({ status: 'queued', new: true });
+      expect(await json(first)).toMatchObject({ status: 'queued', new: true });
       const before = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 1));
       const second = await push(app, ox(1), { method: 'POST' });
       expect(second.status).toBe(202);
-      expect(await second.json()).toMatchObject({ status: 'queued', new: false });
+      expect(await json(second)).toMatchObject({ status: 'queued', new: false });
       const after = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 1));
       expect(after).toEqual(before);
       expect(after[0]).toMatchObject({
@@ -101,7 +102,7 @@ for (const driver of DRIVERS) {
     it('answers events it does not act on with 202 and a reason', async () => {
       const res = await push(app, { driver: 'lua', event: 'FlagsSet', user: 'a@b', folder: 'INBOX', uidvalidity: 1, uid: 77 });
       expect(res.status).toBe(202);
-      expect(await res.json()).toEqual({ status: 'ignored', reason: 'event FlagsSet is not analysed' });
+      expect(await json(res)).toEqual({ status: 'ignored', reason: 'event FlagsSet is not analysed' });
       const rows = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 77));
       expect(rows).toHaveLength(0);
     });
@@ -110,7 +111,7 @@ for (const driver of DRIVERS) {
       const lua = { driver: 'lua', user: 'carol@example.test', folder: 'Work', uidvalidity: 5, uid: 3 };
       await push(app, { ...lua, event: 'MessageAppend' });
       const res = await push(app, { ...lua, event: 'MessageExpunge' });
-      expect(await res.json()).toEqual({ status: 'expunged', dequeued: true });
+      expect(await json(res)).toEqual({ status: 'expunged', dequeued: true });
       const [row] = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, 'carol@example.test'));
       expect(row).toMatchObject({ state: 'gone', lastError: 'expunged before processing' });
     });
@@ -129,7 +130,7 @@ for (const driver of DRIVERS) {
         const before = await rowCount();
         const res = await push(app, input.body, { raw: input.raw });
         expect(res.status).toBe(status);
-        const body = await res.json();
+        const body = await json(res);
         expect(body.error.code).toBe(code);
         expect(body.error.message).toContain(message);
         expect(await rowCount()).toBe(before);
@@ -146,7 +147,7 @@ for (const driver of DRIVERS) {
       const base = 100_000;
       const bodies = Array.from({ length: 500 }, (_, i) => ox(base + (i % 250), { user: 'load@example.test' }));
       const responses = await Promise.all(bodies.map((b, i) => push(app, b, { method: i % 2 ? 'POST' : 'PUT' })));
-      const results = await Promise.all(responses.map((r) => r.json()));
+      const results = await Promise.all(responses.map(json));
       expect(responses.every((r) => r.status === 202)).toBe(true);
       expect(results.filter((r: any) => r.new).length).toBe(250);
       const [{ n }] = await t.db.orm
@@ -160,7 +161,7 @@ for (const driver of DRIVERS) {
       expect((await app.request('/health')).status).toBe(200);
       const ready = await app.request('/ready');
       expect(ready.status).toBe(200);
-      expect((await ready.json()).components.database.ok).toBe(true);
+      expect((await json(ready)).components.database.ok).toBe(true);
     });
   });
 }
@@ -192,11 +193,11 @@ describeWith('PostgreSQL', pgUp)('database down', () => {
       const res = await push(app, ox(1));
       const ms = performance.now() - started;
       expect(res.status).toBe(503);
-      expect((await res.json()).error.code).toBe('DATABASE_UNAVAILABLE');
+      expect((await json(res)).error.code).toBe('DATABASE_UNAVAILABLE');
       expect(ms).toBeLessThan(500);
       const ready = await app.request('/ready');
       expect(ready.status).toBe(503);
-      expect((await ready.json()).components.database.ok).toBe(false);
+      expect((await json(ready)).components.database.ok).toBe(false);
     } finally {
       hangUp();
       // A client stuck on a hung server does not close gracefully; don't wait for it.
@@ -212,6 +213,6 @@ describe('embedded database closed under the service', () => {
     await t.close();
     const res = await push(app, ox(1));
     expect(res.status).toBe(503);
-    expect((await res.json()).error.code).toBe('DATABASE_UNAVAILABLE');
+    expect((await json(res)).error.code).toBe('DATABASE_UNAVAILABLE');
   });
 });
