@@ -8,6 +8,5 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Two cores: e2e files each run a private Dovecot and a service.
     maxWorkers: 2,
-    reporters: process.env.CI ? ['default'] : ['default'],
   },
 });
