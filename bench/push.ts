@@ -1,0 +1,142 @@
+// Push ingestion and delivery-overhead benchmarks (issue: push receiver). See bench/README.md.
+import { count } from 'drizzle-orm';
+import { openPostgres } from '../src/db/client.js';
+import { migrate } from '../src/db/migrate.js';
+import { processingQueue } from '../src/db/schema.js';
+import { loadCorpus } from '../test/support/corpus.js';
+import { freePort, startDovecot } from '../test/support/dovecot.js';
+import { LmtpClient } from '../test/support/lmtp.js';
+import { createTestDatabase } from '../test/support/services.js';
+import { closedLoop, openLoop, spawnServer, stopServer, table, writeResult, type HttpTarget } from './lib.js';
+
+const PASSWORD = 'bench-push-password';
+const CLOSED_SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const OPEN_SECONDS = Number(process.env.BENCH_OPEN_SECONDS ?? 10);
+const OPEN_RATE = 1000;
+const CONCURRENCY = 32;
+const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 500);
+
+const body = (mailbox: string) => (i: number) =>
+  JSON.stringify({
+    user: mailbox,
+    event: 'messageNew',
+    folder: 'INBOX',
+    'imap-uidvalidity': 1795249885,
+    'imap-uid': i + 1,
+    from: '=?UTF-8?B?SsO8cmdlbg==?= <j@example.net>',
+    subject: 'Quarterly report',
+    snippet: 'Please find the figures attached.',
+    unseen: 1,
+  });
+
+async function rowsIn(url: string, ) {
+  const db = openPostgres(url, { max: 1 });
+  try {
+    return (await db.orm.select({ n: count() }).from(processingQueue))[0]!.n;
+  } finally {
+    await db.close();
+  }
+}
+
+type Server = 'baseline' | 'mailsight';
+async function startServer(kind: Server, databaseUrl: string, port: number) {
+  if (kind === 'baseline') return spawnServer('bench/baseline-push-server.ts', { DATABASE_URL: databaseUrl }, port);
+  return spawnServer('src/main.ts', { DATABASE_URL: databaseUrl, PUSH_PASSWORD: PASSWORD, HOST: '127.0.0.1', LOG_LEVEL: 'info' }, port);
+}
+
+async function ingestion() {
+  const results: Record<string, any> = {};
+  for (const kind of ['baseline', 'mailsight'] as const) {
+    const db = await createTestDatabase();
+    if (kind === 'baseline') {
+      const d = openPostgres(db.url, { max: 1 });
+      await migrate(d, db.url);
+      await d.close();
+    }
+    const port = await freePort();
+    const child = await startServer(kind, db.url, port);
+    const target: HttpTarget = {
+      port,
+      path: '/push/dovecot',
+      method: 'PUT',
+      headers: {
+        'content-type': 'application/json; charset=utf-8',
+        authorization: `Basic ${Buffer.from(`dovecot:${PASSWORD}`).toString('base64')}`,
+      },
+    };
+    // Warm-up: JIT, connection pool.
+    await closedLoop(target, CONCURRENCY, 2, body('warmup@example.test'));
+    const closed = await closedLoop(target, CONCURRENCY, CLOSED_SECONDS, body('closed@example.test'));
+    const open = await openLoop(target, OPEN_RATE, OPEN_SECONDS, body('open@example.test'));
+    await stopServer(child);
+    const rows = await rowsIn(db.url);
+    const warm = closed.sent; // counted below
+    results[kind] = { closed, open, rows };
+    void warm;
+    await db.drop();
+  }
+  return results;
+}
+
+async function deliveryOverhead() {
+  const messages = loadCorpus(DELIVERIES);
+  const runs: { kind: string; rate: number; queued?: number }[] = [];
+  for (const kind of ['floor-204', 'mailsight', 'floor-204', 'mailsight'] as const) {
+    const port = await freePort();
+    const db = kind === 'mailsight' ? await createTestDatabase() : undefined;
+    const child =
+      kind === 'mailsight'
+        ? await startServer('mailsight', db!.url, port)
+        : await spawnServer('bench/204-server.ts', {}, port);
+    const dc = await startDovecot({
+      users: ['bench@example.test'],
+      push: { driver: 'ox', url: `http://127.0.0.1:${port}/push/dovecot`, username: 'dovecot', password: PASSWORD },
+    });
+    const lmtp = await LmtpClient.connect(dc.lmtpPort);
+    const t0 = performance.now();
+    for (const m of messages) await lmtp.deliver(m.raw, ['bench@example.test']);
+    const seconds = (performance.now() - t0) / 1000;
+    lmtp.close();
+    await dc.stop();
+    await stopServer(child);
+    const run: { kind: string; rate: number; queued?: number } = { kind, rate: messages.length / seconds };
+    if (db) {
+      run.queued = await rowsIn(db.url);
+      await db.drop();
+    }
+    runs.push(run);
+  }
+  const mean = (k: string) => {
+    const r = runs.filter((x) => x.kind === k).map((x) => x.rate);
+    return r.reduce((a, b) => a + b, 0) / r.length;
+  };
+  return { runs, floorRate: mean('floor-204'), mailsightRate: mean('mailsight'), ratio: mean('mailsight') / mean('floor-204') };
+}
+
+export async function runPushBench() {
+  console.log(`push ingestion: closed loop c=${CONCURRENCY} for ${CLOSED_SECONDS}s, open loop ${OPEN_RATE}/s for ${OPEN_SECONDS}s`);
+  const ing = await ingestion();
+  const b = ing.baseline;
+  const m = ing.mailsight;
+  const lost = (r: any) => r.closed.accepted + r.open.statuses['202'] - (r.rows - 0);
+  table([
+    { server: 'bare hono+postgres.js', 'closed req/s': b.closed.rate, 'open p50 ms': b.open.p50, 'open p99 ms': b.open.p99, non202: b.closed.sent - b.closed.accepted },
+    { server: 'mailsight', 'closed req/s': m.closed.rate, 'open p50 ms': m.open.p50, 'open p99 ms': m.open.p99, non202: m.closed.sent - m.closed.accepted },
+  ]);
+  const ratio = m.closed.rate / b.closed.rate;
+  // Rows = warm-up + closed + open accepted (distinct uids per mailbox); anything short is lost.
+  console.log(`ratio mailsight/baseline (closed loop): ${ratio.toFixed(2)} (target >= 0.70); rate target >= 2000/s`);
+  console.log(`open loop p99: ${m.open.p99.toFixed(2)} ms (target <= 10 ms)`);
+
+  console.log(`\ndelivery overhead: ${DELIVERIES} corpus messages over 1 LMTP connection through a real Dovecot`);
+  const del = await deliveryOverhead();
+  table(del.runs.map((r) => ({ webhook: r.kind, 'msg/s': r.rate, queued: r.queued ?? '-' })));
+  console.log(`ratio mailsight/floor: ${del.ratio.toFixed(2)} (target >= 0.90)`);
+
+  const file = writeResult('push', {
+    ingestion: { ...ing, ratio, lost: { baseline: lost(b), mailsight: lost(m) } },
+    delivery: del,
+    targets: { closedRate: 2000, ratio: 0.7, openP99Ms: 10, deliveryRatio: 0.9 },
+  });
+  console.log(`\nwritten ${file}`);
+}

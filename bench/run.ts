@@ -1,0 +1,18 @@
+// `npm run bench [name...]`: runs the named benchmarks (default: all) and writes bench/results/*.json.
+import { runPushBench } from './push.js';
+
+const BENCHES: Record<string, () => Promise<void>> = {
+  push: runPushBench,
+};
+
+const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+for (const name of names.length ? names : Object.keys(BENCHES)) {
+  const bench = BENCHES[name];
+  if (!bench) {
+    console.error(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(', ')}`);
+    process.exit(2);
+  }
+  console.log(`\n=== ${name}`);
+  await bench();
+}
+process.exit(0);
