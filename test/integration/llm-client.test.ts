@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { LlmClient, LlmError } from '../../src/analysis/llm.js';
+import { buildPrompt } from '../../src/analysis/prompt.js';
+import { analysisJsonSchema } from '../../src/analysis/result.js';
+import { parseMessage } from '../../src/mail/parse.js';
+import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
+
+const SPAM = 'From: win@lottery.example\r\nTo: a@example.test\r\nSubject: You are a WINNER\r\n\r\nClick here for FREE cash! Act now, limited time. Earn money.\r\n';
+const HAM = 'From: bob@example.test\r\nTo: a@example.test\r\nSubject: Lunch tomorrow\r\n\r\nShall we meet at noon? Bob\r\n';
+
+async function promptOf(raw: string, replySuggestion = false) {
+  return buildPrompt(await parseMessage(Buffer.from(raw)), { maxBodyChars: 4000, replySuggestion });
+}
+
+describe('LlmClient against the Ollama stand-in', () => {
+  let ollama: OllamaStandIn;
+  let client: LlmClient;
+  beforeAll(async () => {
+    ollama = await startOllamaStandIn();
+    client = new LlmClient({ host: ollama.url, model: 'llama3.2:3b', timeoutMs: 1000 });
+  });
+  afterAll(async () => ollama?.close());
+  beforeEach(() => {
+    ollama.set({ mode: 'ok', delayMs: 0, models: ['llama3.2:3b'] });
+    ollama.state.chats.length = 0;
+  });
+
+  it('makes one structured call: schema as format, temperature 0, context sized to the prompt', async () => {
+    const { result, usage } = await client.analyse(await promptOf(SPAM));
+    expect(result).toMatchObject({ verdict: 'spam', category: 'spam', reply_suggestion: null });
+    expect(ollama.state.chats).toHaveLength(1);
+    const req = ollama.state.chats[0];
+    expect(req.format).toEqual(JSON.parse(JSON.stringify(analysisJsonSchema)));
+    expect(req.options).toEqual({ temperature: 0, num_ctx: 2048 });
+    expect(req.stream).toBe(false);
+    expect(usage.attempts).toBe(1);
+    expect(usage.promptTokens).toBeGreaterThan(100);
+    expect(usage.completionTokens).toBeGreaterThan(10);
+  });
+
+  it('asks for a reply suggestion only when told to', async () => {
+    expect((await client.analyse(await promptOf(HAM, true))).result.reply_suggestion).toBeTypeOf('string');
+    expect((await client.analyse(await promptOf(HAM, false))).result.reply_suggestion).toBeNull();
+  });
+
+  it('repairs invalid output with one retry', async () => {
+    ollama.set({ mode: 'invalid-once' });
+    const { result, usage } = await client.analyse(await promptOf(HAM));
+    expect(result.verdict).toBe('legit');
+    expect(usage.attempts).toBe(2);
+    expect(ollama.state.chats[1].messages.at(-1).content).toContain('That answer was invalid: not JSON');
+  });
+
+  it.each([
+    ['invalid-json', 'not JSON'],
+    ['schema-break', 'verdict'],
+  ] as const)('fails permanently with the reason when output stays %s', async (mode, reason) => {
+    ollama.set({ mode });
+    const err = await client.analyse(await promptOf(HAM)).catch((e) => e);
+    expect(err).toBeInstanceOf(LlmError);
+    expect(err).toMatchObject({ code: 'LLM_INVALID_OUTPUT', transient: false });
+    expect(err.message).toContain(reason);
+    expect(ollama.state.chats).toHaveLength(2);
+  });
+
+  it.each([
+    ['fail', 'LLM_SERVER_ERROR'],
+    ['hang', 'LLM_TIMEOUT'],
+  ] as const)('classifies %s as transient %s', async (mode, code) => {
+    ollama.set({ mode });
+    const started = performance.now();
+    const err = await client.analyse(await promptOf(HAM)).catch((e) => e);
+    expect(err).toMatchObject({ code, transient: true });
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
+
+  it('says when the model is missing, in analyse and in the readiness check', async () => {
+    ollama.set({ models: ['qwen2.5:7b'] });
+    expect(await client.analyse(await promptOf(HAM)).catch((e) => e)).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND', transient: true });
+    expect(await client.check().catch((e) => e)).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND' });
+    ollama.set({ models: ['llama3.2:3b'] });
+    expect(await client.check()).toEqual({ model: 'llama3.2:3b' });
+  });
+
+  it('classifies an unreachable host as transient', async () => {
+    const dead = new LlmClient({ host: 'http://127.0.0.1:1', model: 'llama3.2:3b', timeoutMs: 1000 });
+    expect(await dead.analyse(await promptOf(HAM)).catch((e) => e)).toMatchObject({ code: 'LLM_UNREACHABLE', transient: true });
+  });
+});
