@@ -51,27 +51,32 @@ async function waitFor<T>(fn: () => Promise<T>, done: (v: T) => boolean, ms = 15
 const rowsOf = (ms: Mailsight, mailbox: string) =>
   ms.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, mailbox)).orderBy(asc(processingQueue.uid));
 
-describeWith('Dovecot and PostgreSQL', ready)('OX driver: LMTP delivery reaches the queue', () => {
-  let ms: Mailsight;
-  let dc: Dovecot;
+/** mailsight on a fresh database and a private Dovecot pushing to it, for one describe block. */
+function withStack(driver: 'ox' | 'lua') {
+  const stack = {} as { ms: Mailsight; dc: Dovecot };
   beforeAll(async () => {
-    ms = await startMailsight();
-    dc = await startDovecot({ push: { driver: 'ox', url: ms.pushUrl, username: 'dovecot', password: PUSH_PASSWORD } });
+    stack.ms = await startMailsight();
+    stack.dc = await startDovecot({ push: { driver, url: stack.ms.pushUrl, username: 'dovecot', password: PUSH_PASSWORD } });
   });
   afterAll(async () => {
-    await dc?.stop();
-    await ms?.close();
+    await stack.dc?.stop();
+    await stack.ms?.close();
   });
+  return stack;
+}
+
+describeWith('Dovecot and PostgreSQL', ready)('OX driver: LMTP delivery reaches the queue', () => {
+  const stack = withStack('ox');
 
   it('queues corpus messages with the UID and UIDVALIDITY that IMAP shows', async () => {
     const messages = loadCorpus(12);
-    const lmtp = await LmtpClient.connect(dc.lmtpPort);
+    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
     for (const m of messages) await lmtp.deliver(m.raw, ['alice@example.test']);
     lmtp.close();
 
-    const rows = await waitFor(() => rowsOf(ms, 'alice@example.test'), (r) => r.length >= messages.length);
+    const rows = await waitFor(() => rowsOf(stack.ms, 'alice@example.test'), (r) => r.length >= messages.length);
     expect(rows).toHaveLength(messages.length);
-    const imap = await imapView(dc, 'alice@example.test', 'INBOX');
+    const imap = await imapView(stack.dc, 'alice@example.test', 'INBOX');
     expect(imap.byMessageId.size).toBe(messages.length);
     expect(rows.map((r) => r.uid)).toEqual([...imap.byMessageId.values()].sort((a, b) => a - b));
     for (const r of rows) {
@@ -81,12 +86,12 @@ describeWith('Dovecot and PostgreSQL', ready)('OX driver: LMTP delivery reaches 
 
   it('one delivery to two recipients queues one job per mailbox', async () => {
     const [m] = loadCorpus(1, ['spam-2']);
-    const lmtp = await LmtpClient.connect(dc.lmtpPort);
+    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
     await lmtp.deliver(m!.raw, ['alice@example.test', 'bob@example.test']);
     lmtp.close();
-    const bob = await waitFor(() => rowsOf(ms, 'bob@example.test'), (r) => r.length >= 1);
+    const bob = await waitFor(() => rowsOf(stack.ms, 'bob@example.test'), (r) => r.length >= 1);
     expect(bob).toHaveLength(1);
-    const imap = await imapView(dc, 'bob@example.test', 'INBOX');
+    const imap = await imapView(stack.dc, 'bob@example.test', 'INBOX');
     expect(bob[0]).toMatchObject({ uid: 1, uidvalidity: imap.uidValidity });
   });
 
@@ -101,37 +106,28 @@ describeWith('Dovecot and PostgreSQL', ready)('OX driver: LMTP delivery reaches 
       'Hallo.',
       '',
     ].join('\r\n');
-    const lmtp = await LmtpClient.connect(dc.lmtpPort);
+    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
     await lmtp.deliver(raw, ['bob@example.test']);
     lmtp.close();
-    const rows = await waitFor(() => rowsOf(ms, 'bob@example.test'), (r) => r.length >= 2);
+    const rows = await waitFor(() => rowsOf(stack.ms, 'bob@example.test'), (r) => r.length >= 2);
     expect(rows[1]).toMatchObject({ subject: 'Grüße', fromHeader: 'Jürgen <j@example.net>' });
   });
 });
 
 describeWith('Dovecot and PostgreSQL', ready)('Lua driver: other folders and IMAP APPEND', () => {
-  let ms: Mailsight;
-  let dc: Dovecot;
-  beforeAll(async () => {
-    ms = await startMailsight();
-    dc = await startDovecot({ push: { driver: 'lua', url: ms.pushUrl, username: 'dovecot', password: PUSH_PASSWORD } });
-  });
-  afterAll(async () => {
-    await dc?.stop();
-    await ms?.close();
-  });
+  const stack = withStack('lua');
 
   it('queues a delivery into another folder, with its message-id', async () => {
     const [m] = loadCorpus(1, ['easy-ham-2']);
-    const lmtp = await LmtpClient.connect(dc.lmtpPort);
+    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
     // +detail delivery (lmtp_save_to_detail_mailbox) files the message into folder "Lists".
     await lmtp.deliver(m!.raw, ['alice+Lists@example.test']);
     await lmtp.deliver(m!.raw, ['alice@example.test']);
     lmtp.close();
-    const rows = await waitFor(() => rowsOf(ms, 'alice@example.test'), (r) => r.length >= 2);
+    const rows = await waitFor(() => rowsOf(stack.ms, 'alice@example.test'), (r) => r.length >= 2);
     const lists = rows.find((r) => r.folder === 'Lists');
     const inbox = rows.find((r) => r.folder === 'INBOX');
-    const imapLists = await imapView(dc, 'alice@example.test', 'Lists');
+    const imapLists = await imapView(stack.dc, 'alice@example.test', 'Lists');
     expect(lists).toMatchObject({ event: 'MessageNew', uid: 1, uidvalidity: imapLists.uidValidity, source: 'push' });
     expect(lists!.messageId).toMatch(/^<.+>$/);
     expect(imapLists.byMessageId.get(lists!.messageId!)).toBe(1);
@@ -139,20 +135,20 @@ describeWith('Dovecot and PostgreSQL', ready)('Lua driver: other folders and IMA
   });
 
   it('queues an IMAP APPEND, and an expunge before processing marks it gone', async () => {
-    const client = await imapSession(dc, 'bob@example.test');
+    const client = await imapSession(stack.dc, 'bob@example.test');
     try {
       await client.mailboxCreate('Archive').catch(() => {});
       const raw = 'From: a@example.net\r\nTo: bob@example.test\r\nSubject: appended\r\nMessage-ID: <app-1@example.net>\r\n\r\nbody\r\n';
       const res = await client.append('Archive', raw, []);
       expect(res).toBeTruthy();
       const uid = (res as { uid: number; uidValidity: bigint }).uid;
-      const rows = await waitFor(() => rowsOf(ms, 'bob@example.test'), (r) => r.length >= 1);
+      const rows = await waitFor(() => rowsOf(stack.ms, 'bob@example.test'), (r) => r.length >= 1);
       expect(rows[0]).toMatchObject({ folder: 'Archive', uid, event: 'MessageAppend', state: 'queued' });
       expect(rows[0]!.uidvalidity).toBe(Number((res as { uidValidity: bigint }).uidValidity));
 
       await client.mailboxOpen('Archive');
       await client.messageDelete(String(uid), { uid: true });
-      const after = await waitFor(() => rowsOf(ms, 'bob@example.test'), (r) => r[0]?.state === 'gone');
+      const after = await waitFor(() => rowsOf(stack.ms, 'bob@example.test'), (r) => r[0]?.state === 'gone');
       expect(after[0]).toMatchObject({ state: 'gone', lastError: 'expunged before processing' });
     } finally {
       await client.logout();
