@@ -21,8 +21,6 @@ export interface Db {
   close(): Promise<void>;
 }
 
-export const QUEUE_CHANNEL = 'mailsight_queue';
-
 const INT8_OID = 20;
 /** Postgres is waiting on a dead host: give up on a connection attempt after this long. */
 const CONNECT_TIMEOUT_SEC = 5;

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, ex
 import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { escapeForDovecot, oxDriverLine } from '../../src/push/credentials.js';
 
 /**
  * A private Dovecot 2.3 for tests: own temp dir, free ports, passwd-file users, a master user,
@@ -62,17 +63,14 @@ export async function freePort(): Promise<number> {
 
 function pushSettings(push: PushTarget | undefined): string {
   if (!push) return '';
-  if (push.driver === 'ox') {
-    const url = new URL(push.url);
-    if (push.username) url.username = encodeURIComponent(push.username);
-    if (push.password) url.password = encodeURIComponent(push.password);
-    return `push_notification_driver = ox:url=${url.toString().replaceAll('%', '%%')}`;
-  }
+  const creds = push.username && push.password ? { username: push.username, password: push.password } : null;
+  // The same line the service logs and the operator pastes.
+  if (push.driver === 'ox') return oxDriverLine(new URL(push.url).origin, creds);
   return [
     `push_notification_driver = lua:file=${PUSH_LUA}`,
     `mailsight_push_url = ${push.url}`,
     push.username ? `mailsight_push_user = ${push.username}` : '',
-    push.password ? `mailsight_push_password = ${push.password.replaceAll('%', '%%')}` : '',
+    push.password ? `mailsight_push_password = ${escapeForDovecot(push.password)}` : '',
   ].join('\n  ');
 }
 
