@@ -54,16 +54,33 @@ export const configSchema = z
       masterUser: nonEmpty.optional(),
       masterPassword: z.string().min(1).optional(),
       masterSeparator: z.string().min(1).max(4).default('*'),
+      /** Open master-user sessions at most (one per mailbox being worked on). */
+      maxSessions: int(1, 1000).default(16),
+      /** A mailbox's session is logged out after this long without work. */
+      idleCloseSec: int(1, 3600).default(60),
+      /** Bytes of a message fetched at most; a larger message is analysed from its start. */
+      maxFetchBytes: int(16 * 1024, 256 * 1024 * 1024).default(2 * 1024 * 1024),
     }),
     ollama: z.object({
       host: ollamaHost.default('http://127.0.0.1:11434'),
       model: nonEmpty.default('llama3.2:3b'),
+      /** One chat call may take this long (a cold model load on CPU takes tens of seconds). */
+      timeoutMs: int(100, 3_600_000).default(180_000),
     }),
     processing: z.object({
       intervalSec: int(1, 86_400).default(60),
       batchSize: int(1, 1000).default(10),
       concurrentJobs: int(1, 256).default(2),
       maxEmailSize: int(200, 1_000_000).default(4000),
+      /** Run workers and the sweep in this instance (off: push receiver and API only). */
+      workers: bool.default(true),
+      /** A job that failed this many times with transient errors becomes `dead`. */
+      maxAttempts: int(1, 100).default(8),
+      /** A claimed job returns to the queue when its worker has not renewed the lease for this long. */
+      leaseSec: int(2, 86_400).default(300),
+      /** Retry delay after the first failure; doubles each attempt, with jitter, up to retryMaxMs. */
+      retryBaseMs: int(10, 86_400_000).default(30_000),
+      retryMaxMs: int(10, 86_400_000).default(3_600_000),
     }),
     dryRun: bool.default(true),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -123,12 +140,21 @@ const ENV_PATHS: Record<string, string[]> = {
   IMAP_MASTER_USER: ['imap', 'masterUser'],
   IMAP_MASTER_PASSWORD: ['imap', 'masterPassword'],
   IMAP_MASTER_SEPARATOR: ['imap', 'masterSeparator'],
+  IMAP_MAX_SESSIONS: ['imap', 'maxSessions'],
+  IMAP_IDLE_CLOSE_SEC: ['imap', 'idleCloseSec'],
+  IMAP_MAX_FETCH_BYTES: ['imap', 'maxFetchBytes'],
   OLLAMA_HOST: ['ollama', 'host'],
   OLLAMA_MODEL: ['ollama', 'model'],
+  OLLAMA_TIMEOUT_MS: ['ollama', 'timeoutMs'],
   LLM_PROCESSING_INTERVAL: ['processing', 'intervalSec'],
   LLM_BATCH_SIZE: ['processing', 'batchSize'],
   LLM_CONCURRENT_JOBS: ['processing', 'concurrentJobs'],
   LLM_MAX_EMAIL_SIZE: ['processing', 'maxEmailSize'],
+  LLM_WORKERS: ['processing', 'workers'],
+  LLM_MAX_ATTEMPTS: ['processing', 'maxAttempts'],
+  LLM_LEASE_SEC: ['processing', 'leaseSec'],
+  LLM_RETRY_BASE_MS: ['processing', 'retryBaseMs'],
+  LLM_RETRY_MAX_MS: ['processing', 'retryMaxMs'],
   DRY_RUN: ['dryRun'],
   LOG_LEVEL: ['logLevel'],
 };

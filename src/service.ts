@@ -1,20 +1,24 @@
 import { serve } from '@hono/node-server';
+import { desc } from 'drizzle-orm';
+import { createPipeline } from './analysis/pipeline.js';
+import { LlmClient } from './analysis/llm.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { openDb } from './db/client.js';
+import { openDb, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
-import { createLogger, type Logger } from './logger.js';
+import { processingQueue } from './db/schema.js';
+import type { ReadinessCheck } from './health/readiness.js';
+import type { Logger } from './logger.js';
+import { ImapSessions } from './mail/imap.js';
 import { localBaseUrl, oxDriverLine, resolvePushCredentials } from './push/credentials.js';
+import { Reconciler } from './queue/reconcile.js';
+import { QueueWaker } from './queue/wake.js';
+import { newWorkerId, WorkerPool } from './queue/worker.js';
 
 /** How long in-flight requests and jobs get to finish on SIGTERM before we close anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** Database, HTTP listener and (later) workers, wired together; returns a stop() that drains them. */
-export async function startService(config: Config, logger: Logger) {
-  const db = await openDb(config);
-  await migrate(db, config.databaseUrl);
-  logger.info({ driver: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'database ready');
-
+function logPushCredentials(config: Config, logger: Logger) {
   const pushCredentials = resolvePushCredentials(config);
   if (!pushCredentials) {
     logger.warn('PUSH_AUTH=none: the push endpoint accepts requests without credentials');
@@ -26,8 +30,97 @@ export async function startService(config: Config, logger: Logger) {
   } else if (pushCredentials.file) {
     logger.info({ file: pushCredentials.file }, 'push password read from file (print it with: cat <file>)');
   }
+  return pushCredentials;
+}
 
-  const app = createApp({ config, db, logger, pushCredentials });
+/** The newest mailbox in the queue: /ready proves the master login with it. */
+async function someMailbox(db: Db): Promise<string | undefined> {
+  const [row] = await db.orm.select({ mailbox: processingQueue.mailbox }).from(processingQueue).orderBy(desc(processingQueue.id)).limit(1);
+  return row?.mailbox;
+}
+
+/** The analysis side: IMAP sessions, the model, the pipeline, workers and the sweep. */
+function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWaker) {
+  const imap = new ImapSessions(config.imap, logger.child({ component: 'imap' }));
+  const llm = new LlmClient({ host: config.ollama.host, model: config.ollama.model, timeoutMs: config.ollama.timeoutMs });
+  const readiness: ReadinessCheck[] = [
+    {
+      name: 'imap',
+      run: async () => {
+        const mailbox = await someMailbox(db);
+        await imap.check(mailbox);
+        return { host: `${config.imap.host}:${config.imap.port}`, login: mailbox ? imap.loginFor(mailbox) : undefined, sessions: imap.openSessions };
+      },
+    },
+    { name: 'ollama', run: async () => ({ host: config.ollama.host, ...(await llm.check()) }) },
+  ];
+  const p = config.processing;
+  const workerId = newWorkerId();
+  const enabled = p.workers && imap.configured;
+  if (p.workers && !imap.configured) {
+    logger.warn('IMAP_MASTER_USER/IMAP_MASTER_PASSWORD not set: pushes are queued but not analysed until they are');
+  }
+  const pool = enabled
+    ? new WorkerPool({
+        db,
+        logger: logger.child({ component: 'worker' }),
+        handler: createPipeline({ db, source: imap, llm, config, logger }),
+        concurrency: p.concurrentJobs,
+        batchSize: p.batchSize,
+        leaseMs: p.leaseSec * 1000,
+        maxAttempts: p.maxAttempts,
+        retryBaseMs: p.retryBaseMs,
+        retryMaxMs: p.retryMaxMs,
+        idlePollMs: p.intervalSec * 1000,
+        workerId,
+      })
+    : undefined;
+  const reconciler = enabled
+    ? new Reconciler(
+        {
+          db,
+          source: imap,
+          logger: logger.child({ component: 'reconcile' }),
+          batchSize: p.batchSize,
+          owner: workerId,
+          leaderLeaseMs: p.intervalSec * 3000,
+          onQueued: () => waker.signal(),
+        },
+        p.intervalSec * 1000,
+      )
+    : undefined;
+  return {
+    imap,
+    llm,
+    pool,
+    reconciler,
+    readiness,
+    async start() {
+      if (!pool || !reconciler) return;
+      await waker.subscribe(() => pool.wake());
+      pool.start();
+      reconciler.start();
+      logger.info({ workerId, concurrency: p.concurrentJobs, batchSize: p.batchSize, model: config.ollama.model }, 'workers started');
+    },
+    async stop(graceMs: number) {
+      await reconciler?.stop();
+      await pool?.stop(graceMs);
+      await imap.close();
+    },
+  };
+}
+
+/** Database, HTTP listener, workers and sweep, wired together; returns a stop() that drains them. */
+export async function startService(config: Config, logger: Logger) {
+  const db = await openDb(config);
+  await migrate(db, config.databaseUrl);
+  logger.info({ driver: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'database ready');
+
+  const pushCredentials = logPushCredentials(config, logger);
+  const waker = new QueueWaker(db, logger);
+  const processing = startProcessing(config, db, logger, waker);
+
+  const app = createApp({ config, db, logger, pushCredentials, readiness: processing.readiness, onQueued: () => waker.signal() });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -35,6 +128,7 @@ export async function startService(config: Config, logger: Logger) {
   });
   const address = server.address();
   logger.info({ address }, 'listening');
+  await processing.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -43,10 +137,11 @@ export async function startService(config: Config, logger: Logger) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Dovecot keeps connections alive: idle ones would hold close() open forever.
       (server as import('node:http').Server).closeIdleConnections?.();
+      await processing.stop(SHUTDOWN_GRACE_MS);
       await Promise.race([closed, new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
+      await waker.close();
       await db.close();
       logger.info('stopped');
     })());
-  return { server, db, app, stop, address };
+  return { server, db, app, stop, address, pool: processing.pool, imap: processing.imap, waker };
 }
-

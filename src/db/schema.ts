@@ -69,8 +69,10 @@ export const emailAnalysis = pgTable(
     folder: text('folder').notNull(),
     uidvalidity: u32('uidvalidity').notNull(),
     uid: u32('uid').notNull(),
+    /** analyzed | skipped (preferences said no) | failed (the model's output was unusable; see error) */
     status: text('status').notNull().default('analyzed'),
     skipReason: text('skip_reason'),
+    error: text('error'),
     messageId: text('message_id'),
     fromAddress: text('from_address'),
     fromName: text('from_name'),

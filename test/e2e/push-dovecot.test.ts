@@ -1,26 +1,15 @@
 import { asc, eq } from 'drizzle-orm';
-import { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { processingQueue } from '../../src/db/schema.js';
 import { loadCorpus } from '../support/corpus.js';
-import { dovecotAvailable, startDovecot, type Dovecot } from '../support/dovecot.js';
+import { dovecotAvailable, imapSession, type Dovecot } from '../support/dovecot.js';
 import { LmtpClient } from '../support/lmtp.js';
-import { PUSH_PASSWORD, startMailsight, type Mailsight } from '../support/mailsight.js';
+import type { Mailsight } from '../support/mailsight.js';
+import { startStack, type Stack } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 import { describeWith, postgresAvailable } from '../support/services.js';
 
 const ready = dovecotAvailable() && (await postgresAvailable());
-
-async function imapSession(dc: Dovecot, user: string) {
-  const client = new ImapFlow({
-    host: '127.0.0.1',
-    port: dc.imapPort,
-    secure: false,
-    auth: { user: `${user}*${dc.masterUser}`, pass: dc.masterPassword },
-    logger: false,
-  });
-  await client.connect();
-  return client;
-}
 
 /** What IMAP itself says: UIDVALIDITY and the UID of each message, by Message-ID. */
 async function imapView(dc: Dovecot, user: string, folder: string) {
@@ -39,30 +28,26 @@ async function imapView(dc: Dovecot, user: string, folder: string) {
   }
 }
 
-async function waitFor<T>(fn: () => Promise<T>, done: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (done(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const rowsOf = (ms: Mailsight, mailbox: string) =>
   ms.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, mailbox)).orderBy(asc(processingQueue.uid));
 
-/** mailsight on a fresh database and a private Dovecot pushing to it, for one describe block. */
+/** mailsight (push receiver only: no workers, so jobs stay queued) and a private Dovecot pushing to it. */
 function withStack(driver: 'ox' | 'lua') {
-  const stack = {} as { ms: Mailsight; dc: Dovecot };
+  const holder = {} as { stack: Stack };
   beforeAll(async () => {
-    stack.ms = await startMailsight();
-    stack.dc = await startDovecot({ push: { driver, url: stack.ms.pushUrl, username: 'dovecot', password: PUSH_PASSWORD } });
+    holder.stack = await startStack({ driver, analyse: false });
   });
   afterAll(async () => {
-    await stack.dc?.stop();
-    await stack.ms?.close();
+    await holder.stack?.close();
   });
-  return stack;
+  return {
+    get ms() {
+      return holder.stack.ms;
+    },
+    get dc() {
+      return holder.stack.dc;
+    },
+  };
 }
 
 describeWith('Dovecot and PostgreSQL', ready)('OX driver: LMTP delivery reaches the queue', () => {

@@ -3,6 +3,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, ex
 import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { ImapFlow } from 'imapflow';
 import { escapeForDovecot, oxDriverLine } from '../../src/push/credentials.js';
 
 /**
@@ -234,4 +235,17 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** An IMAP session as `user` through the master login (as mailsight logs in); the caller logs out. */
+export async function imapSession(dc: Dovecot, user: string): Promise<ImapFlow> {
+  const client = new ImapFlow({
+    host: '127.0.0.1',
+    port: dc.imapPort,
+    secure: false,
+    auth: { user: `${user}*${dc.masterUser}`, pass: dc.masterPassword },
+    logger: false,
+  });
+  await client.connect();
+  return client;
 }

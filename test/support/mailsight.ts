@@ -7,9 +7,13 @@ import { createTestDatabase, silentLogger, testConfig } from './services.js';
 
 export const PUSH_PASSWORD = 'push-secret';
 
-/** The real service (startService, as main.ts runs it) on a fresh Postgres database and a free port. */
+/**
+ * The real service (startService, as main.ts runs it) on a free port and a fresh Postgres database,
+ * or on `databaseUrl` when given (a restart: then close() leaves the database alone).
+ */
 export async function startMailsight(overrides: Record<string, any> = {}) {
-  const { url, drop } = await createTestDatabase();
+  const own = overrides.databaseUrl ? undefined : await createTestDatabase();
+  const url: string = overrides.databaseUrl ?? own!.url;
   const dataDir = mkdtempSync(join(tmpdir(), 'mailsight-'));
   const config = testConfig({ databaseUrl: url, dataDir, push: { password: PUSH_PASSWORD }, ...overrides });
   const service = await startService(config, silentLogger);
@@ -21,9 +25,14 @@ export async function startMailsight(overrides: Record<string, any> = {}) {
     databaseUrl: url,
     baseUrl,
     pushUrl: `${baseUrl}/push/dovecot`,
+    /** Stops the service; keeps the database (for a restart on it). */
+    async stopOnly() {
+      await service.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
     async close() {
       await service.stop();
-      await drop();
+      await own?.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

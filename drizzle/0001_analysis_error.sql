@@ -1,0 +1,1 @@
+ALTER TABLE "llm_email_analysis" ADD COLUMN "error" text;

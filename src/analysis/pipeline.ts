@@ -1,0 +1,270 @@
+import { createHash } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import { emailAnalysis, userPreferences } from '../db/schema.js';
+import type { Logger } from '../logger.js';
+import type { FetchOutcome } from '../mail/imap.js';
+import { parseMessage, type ParsedMessage } from '../mail/parse.js';
+import type { FinalState, Job } from '../queue/lifecycle.js';
+import type { LlmClient, LlmUsage } from './llm.js';
+import { buildPrompt, PROMPT_VERSION } from './prompt.js';
+import type { AnalysisResult } from './result.js';
+
+/** Where the pipeline gets messages from: the IMAP sessions in production. */
+export interface MessageSource {
+  fetchMessage(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>): Promise<FetchOutcome>;
+}
+
+export interface PipelineDeps {
+  db: Db;
+  source: MessageSource;
+  llm: Pick<LlmClient, 'analyse' | 'model'>;
+  config: Pick<Config, 'processing'>;
+  logger: Logger;
+}
+
+export interface JobOutcome {
+  state: FinalState;
+  /** Why it ended so (skipped, gone, stale, failed), for the queue's last_error. */
+  detail?: string;
+  llmCalls: number;
+  cacheHit?: boolean;
+}
+
+export type Preferences = Pick<
+  typeof userPreferences.$inferSelect,
+  'autoAnalysis' | 'autoCategorize' | 'phishingAlerts' | 'summaryEnabled' | 'replySuggestions' | 'summaryLanguage'
+>;
+
+export const DEFAULT_PREFERENCES: Preferences = {
+  autoAnalysis: true,
+  autoCategorize: true,
+  phishingAlerts: true,
+  summaryEnabled: true,
+  replySuggestions: false,
+  summaryLanguage: null,
+};
+
+type NewAnalysis = typeof emailAnalysis.$inferInsert;
+type ResultColumns = Pick<
+  NewAnalysis,
+  | 'summary'
+  | 'category'
+  | 'tags'
+  | 'verdict'
+  | 'confidence'
+  | 'reasons'
+  | 'isSpam'
+  | 'isPhishing'
+  | 'priority'
+  | 'priorityReason'
+  | 'sensitive'
+  | 'language'
+  | 'replySuggestion'
+>;
+
+const key = (t: typeof emailAnalysis, j: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>) =>
+  and(eq(t.mailbox, j.mailbox), eq(t.folder, j.folder), eq(t.uidvalidity, j.uidvalidity), eq(t.uid, j.uid));
+
+export async function preferencesFor(db: Db, mailbox: string): Promise<Preferences> {
+  const [row] = await db.orm.select().from(userPreferences).where(eq(userPreferences.username, mailbox)).limit(1);
+  return row ?? DEFAULT_PREFERENCES;
+}
+
+/** What the user's preferences let us store of a model result. */
+export function resultColumns(r: AnalysisResult, prefs: Preferences): ResultColumns {
+  return {
+    summary: prefs.summaryEnabled ? r.summary : null,
+    category: prefs.autoCategorize ? r.category : null,
+    tags: prefs.autoCategorize ? r.tags : [],
+    verdict: r.verdict,
+    confidence: r.confidence,
+    reasons: r.reasons,
+    isSpam: r.verdict === 'spam' || r.verdict === 'scam',
+    isPhishing: r.verdict === 'phishing',
+    priority: r.priority,
+    priorityReason: r.priority_reason,
+    sensitive: r.sensitive,
+    language: r.language,
+    replySuggestion: prefs.replySuggestions ? r.reply_suggestion : null,
+  };
+}
+
+/**
+ * The content cache key: the same prompt to the same model and prompt version gives the same answer
+ * (temperature 0), and the same preferences store the same columns of it.
+ */
+export function contentHash(inputHash: string, model: string, prefs: Preferences): string {
+  const profile = `${prefs.summaryEnabled ? 1 : 0}${prefs.autoCategorize ? 1 : 0}`;
+  return createHash('sha256').update(`${inputHash}\0${model}\0${PROMPT_VERSION}\0${profile}`).digest('hex');
+}
+
+const RESULT_FIELDS = {
+  summary: emailAnalysis.summary,
+  category: emailAnalysis.category,
+  tags: emailAnalysis.tags,
+  verdict: emailAnalysis.verdict,
+  confidence: emailAnalysis.confidence,
+  reasons: emailAnalysis.reasons,
+  isSpam: emailAnalysis.isSpam,
+  isPhishing: emailAnalysis.isPhishing,
+  priority: emailAnalysis.priority,
+  priorityReason: emailAnalysis.priorityReason,
+  sensitive: emailAnalysis.sensitive,
+  language: emailAnalysis.language,
+  replySuggestion: emailAnalysis.replySuggestion,
+};
+
+/** Writes the analysis row; a retry or a forced re-analysis replaces the earlier one. */
+export async function upsertAnalysis(db: Db, row: NewAnalysis): Promise<void> {
+  const { mailbox: _m, folder: _f, uidvalidity: _v, uid: _u, ...rest } = row;
+  await db.orm
+    .insert(emailAnalysis)
+    .values(row)
+    .onConflictDoUpdate({
+      target: [emailAnalysis.mailbox, emailAnalysis.folder, emailAnalysis.uidvalidity, emailAnalysis.uid],
+      set: { ...rest, updatedAt: sql`now()` },
+    });
+}
+
+function headerColumns(job: Job, parsed?: ParsedMessage): Partial<NewAnalysis> {
+  if (!parsed) {
+    // Not fetched: what the push said (already decoded on receipt).
+    const from = job.fromHeader ?? undefined;
+    const address = from ? (/<([^>]+)>/.exec(from)?.[1] ?? from) : undefined;
+    return { messageId: job.messageId, fromAddress: address, subject: job.subject };
+  }
+  return {
+    messageId: parsed.messageId ?? job.messageId,
+    fromAddress: parsed.from?.address,
+    fromName: parsed.from?.name,
+    subject: parsed.subject ?? job.subject,
+    sentAt: parsed.date,
+    sizeBytes: parsed.sizeBytes,
+    parseWarnings: parsed.warnings,
+  };
+}
+
+type LlmAnswer = { result: AnalysisResult; usage: LlmUsage | null };
+
+/**
+ * The job handler: fetch, parse, at most one LLM call, store. Idempotent: a message that already
+ * has its analysis is not sent to the model again unless the job says `force`. Transient failures
+ * are thrown (the worker retries them); everything else ends in an outcome.
+ */
+export function createPipeline(deps: PipelineDeps) {
+  const { db, source, llm, config, logger } = deps;
+  /** Identical content being analysed right now: later copies wait for the first call. */
+  const inFlight = new Map<string, Promise<LlmAnswer>>();
+
+  async function cached(hash: string): Promise<LlmAnswer | null> {
+    const [row] = await db.orm
+      .select(RESULT_FIELDS)
+      .from(emailAnalysis)
+      .where(and(eq(emailAnalysis.contentHash, hash), eq(emailAnalysis.status, 'analyzed')))
+      .limit(1);
+    if (!row) return null;
+    // The row holds what its preferences kept; the hash includes those preferences, so it is complete.
+    const result = {
+      summary: row.summary ?? '',
+      category: row.category ?? 'other',
+      tags: row.tags,
+      verdict: row.verdict,
+      confidence: row.confidence ?? 0,
+      reasons: row.reasons,
+      priority: row.priority ?? 5,
+      priority_reason: row.priorityReason ?? '',
+      sensitive: row.sensitive,
+      language: row.language ?? '',
+      reply_suggestion: row.replySuggestion,
+    } as AnalysisResult;
+    return { result, usage: null };
+  }
+
+  async function answerFor(hash: string, run: () => Promise<LlmAnswer>): Promise<LlmAnswer & { shared: boolean }> {
+    const pending = inFlight.get(hash);
+    if (pending) return { ...(await pending), shared: true };
+    const hit = await cached(hash);
+    if (hit) return { ...hit, shared: true };
+    const p = run();
+    inFlight.set(hash, p);
+    try {
+      return { ...(await p), shared: false };
+    } finally {
+      inFlight.delete(hash);
+    }
+  }
+
+  return async function analyseJob(job: Job): Promise<JobOutcome> {
+    const started = performance.now();
+    const log = logger.child({ jobId: job.id, mailbox: job.mailbox, folder: job.folder, uid: job.uid });
+
+    if (!job.force) {
+      const [done] = await db.orm
+        .select({ status: emailAnalysis.status })
+        .from(emailAnalysis)
+        .where(key(emailAnalysis, job))
+        .limit(1);
+      if (done && done.status !== 'failed') return { state: 'done', detail: 'already analysed', llmCalls: 0 };
+    }
+
+    const prefs = await preferencesFor(db, job.mailbox);
+    const base = { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid };
+    if (!prefs.autoAnalysis) {
+      const reason = 'auto_analysis is off for this mailbox';
+      await upsertAnalysis(db, { ...base, ...headerColumns(job), status: 'skipped', skipReason: reason, totalMs: 0 });
+      return { state: 'skipped', detail: reason, llmCalls: 0 };
+    }
+
+    const fetched = await source.fetchMessage(job);
+    if (fetched.status === 'gone') return { state: 'gone', detail: 'message no longer in the folder', llmCalls: 0 };
+    if (fetched.status === 'stale') {
+      return { state: 'stale', detail: `UIDVALIDITY of ${job.folder} is now ${fetched.uidvalidity}, was ${job.uidvalidity}`, llmCalls: 0 };
+    }
+
+    const parsed = await parseMessage(fetched.raw, { truncatedFrom: fetched.truncated ? fetched.size : undefined });
+    const prompt = buildPrompt(parsed, {
+      maxBodyChars: config.processing.maxEmailSize,
+      replySuggestion: prefs.replySuggestions,
+      summaryLanguage: prefs.summaryLanguage ?? undefined,
+    });
+    const hash = contentHash(prompt.inputHash, llm.model, prefs);
+    const row: NewAnalysis = {
+      ...base,
+      ...headerColumns(job, parsed),
+      sizeBytes: fetched.size,
+      model: llm.model,
+      promptVersion: PROMPT_VERSION,
+      contentHash: hash,
+      fetchMs: fetched.ms,
+    };
+
+    let answer: LlmAnswer & { shared: boolean };
+    try {
+      answer = await answerFor(hash, () => llm.analyse(prompt));
+    } catch (err) {
+      const e = err as { transient?: boolean; message?: string };
+      if (e.transient !== false) throw err;
+      // A permanent model failure (output unusable after the repair attempt): record it with the reason.
+      await upsertAnalysis(db, { ...row, status: 'failed', error: e.message, totalMs: Math.round(performance.now() - started) });
+      return { state: 'failed', detail: e.message, llmCalls: 1 };
+    }
+
+    await upsertAnalysis(db, {
+      ...row,
+      ...resultColumns(answer.result, prefs),
+      status: 'analyzed',
+      error: null,
+      cacheHit: answer.shared,
+      promptTokens: answer.shared ? 0 : answer.usage?.promptTokens,
+      completionTokens: answer.shared ? 0 : answer.usage?.completionTokens,
+      llmMs: answer.shared ? 0 : answer.usage?.ms,
+      totalMs: Math.round(performance.now() - started),
+    });
+    log.debug({ verdict: answer.result.verdict, cacheHit: answer.shared }, 'analysed');
+    return { state: 'done', llmCalls: answer.shared ? 0 : (answer.usage?.attempts ?? 1), cacheHit: answer.shared };
+  };
+}
+
+export type AnalyseJob = ReturnType<typeof createPipeline>;

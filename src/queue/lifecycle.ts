@@ -1,0 +1,117 @@
+import { and, asc, eq, inArray, lt, lte, or, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { processingQueue } from '../db/schema.js';
+
+/** A claimed queue row. */
+export type Job = typeof processingQueue.$inferSelect;
+
+/** Where a job ends. `queued` is not here: a job goes back to the queue through retry() or release(). */
+export type FinalState = 'done' | 'skipped' | 'failed' | 'dead' | 'gone' | 'stale';
+
+const q = processingQueue;
+const leaseEnd = (leaseMs: number) => sql`now() + ${leaseMs} * interval '1 millisecond'`;
+
+/**
+ * Claims up to `limit` runnable jobs in one statement: queued and due, or processing with an
+ * expired lease (its worker died). SKIP LOCKED lets several instances claim side by side without
+ * waiting on each other; every claim counts as an attempt, so a message that kills its worker
+ * cannot come back forever.
+ */
+export async function claim(db: Db, opts: { workerId: string; limit: number; leaseMs: number }): Promise<Job[]> {
+  const runnable = db.orm
+    .select({ id: q.id })
+    .from(q)
+    .where(
+      or(
+        and(eq(q.state, 'queued'), lte(q.runAt, sql`now()`)),
+        and(eq(q.state, 'processing'), lt(q.leaseUntil, sql`now()`)),
+      ),
+    )
+    .orderBy(asc(q.priority), asc(q.runAt), asc(q.id))
+    .limit(opts.limit)
+    .for('update', { skipLocked: true });
+  return db.orm
+    .update(q)
+    .set({
+      state: 'processing',
+      attempts: sql`${q.attempts} + 1`,
+      leaseUntil: leaseEnd(opts.leaseMs),
+      lockedBy: opts.workerId,
+      updatedAt: sql`now()`,
+    })
+    .where(inArray(q.id, runnable))
+    .returning();
+}
+
+const ownedBy = (id: number, workerId: string) => and(eq(q.id, id), eq(q.lockedBy, workerId), eq(q.state, 'processing'));
+
+/** Ends a job. False when this worker no longer holds it (its lease expired and another took it). */
+export async function finish(db: Db, job: Job, state: FinalState, error: string | null = null): Promise<boolean> {
+  const rows = await db.orm
+    .update(q)
+    .set({
+      state,
+      lastError: error,
+      leaseUntil: null,
+      lockedBy: null,
+      finishedAt: sql`now()`,
+      updatedAt: sql`now()`,
+    })
+    .where(ownedBy(job.id, job.lockedBy ?? ''))
+    .returning({ id: q.id });
+  return rows.length > 0;
+}
+
+/** Back to the queue after a transient failure, due again in `delayMs`. */
+export async function retry(db: Db, job: Job, error: string, delayMs: number): Promise<boolean> {
+  const rows = await db.orm
+    .update(q)
+    .set({
+      state: 'queued',
+      lastError: error,
+      runAt: sql`now() + ${delayMs} * interval '1 millisecond'`,
+      leaseUntil: null,
+      lockedBy: null,
+      updatedAt: sql`now()`,
+    })
+    .where(ownedBy(job.id, job.lockedBy ?? ''))
+    .returning({ id: q.id });
+  return rows.length > 0;
+}
+
+/** Gives jobs back untouched on shutdown: due at once, and the claim does not count as an attempt. */
+export async function release(db: Db, ids: number[], workerId: string): Promise<number> {
+  if (ids.length === 0) return 0;
+  const rows = await db.orm
+    .update(q)
+    .set({
+      state: 'queued',
+      attempts: sql`greatest(${q.attempts} - 1, 0)`,
+      runAt: sql`now()`,
+      leaseUntil: null,
+      lockedBy: null,
+      updatedAt: sql`now()`,
+    })
+    .where(and(inArray(q.id, ids), eq(q.lockedBy, workerId), eq(q.state, 'processing')))
+    .returning({ id: q.id });
+  return rows.length;
+}
+
+/** Renews the leases of the jobs this worker holds, so only a dead worker's jobs expire. */
+export async function extendLeases(db: Db, ids: number[], workerId: string, leaseMs: number): Promise<void> {
+  if (ids.length === 0) return;
+  await db.orm
+    .update(q)
+    .set({ leaseUntil: leaseEnd(leaseMs) })
+    .where(and(inArray(q.id, ids), eq(q.lockedBy, workerId), eq(q.state, 'processing')));
+}
+
+/** When the next job becomes runnable (a retry falls due or a lease expires); null when none will. */
+export async function nextDueAt(db: Db): Promise<Date | null> {
+  const [row] = await db.rows<{ at: string | Date | null }>(sql`
+    select least(
+      (select min(run_at) from llm_processing_queue where state = 'queued'),
+      (select min(lease_until) from llm_processing_queue where state = 'processing')
+    ) as at`);
+  return row?.at ? new Date(row.at) : null;
+}

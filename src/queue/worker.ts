@@ -1,0 +1,214 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Db } from '../db/client.js';
+import type { Logger } from '../logger.js';
+import { backoffMs } from './backoff.js';
+import { claim, extendLeases, finish, nextDueAt, release, retry, type FinalState, type Job } from './lifecycle.js';
+
+export interface HandlerOutcome {
+  state: FinalState;
+  detail?: string;
+  llmCalls?: number;
+}
+
+export interface WorkerPoolOptions {
+  db: Db;
+  logger: Logger;
+  handler: (job: Job) => Promise<HandlerOutcome>;
+  concurrency: number;
+  batchSize: number;
+  leaseMs: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Longest idle sleep: a safety net for wake-ups that never came (another instance's retry). */
+  idlePollMs?: number;
+  workerId?: string;
+}
+
+/** After a failed claim (database down), try again in this long. */
+const CLAIM_ERROR_PAUSE_MS = 1_000;
+const DEFAULT_IDLE_POLL_MS = 30_000;
+
+export function newWorkerId(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Claims jobs in batches and runs up to `concurrency` at once. Wakes on wake() (a push arrived),
+ * when a job finishes, or when the next retry or expired lease falls due; never polls faster.
+ * Held jobs' leases are renewed, so only a dead process's jobs expire and return.
+ */
+export class WorkerPool {
+  readonly workerId: string;
+  readonly stats = { claimed: 0, done: 0, skipped: 0, failed: 0, dead: 0, gone: 0, stale: 0, retried: 0, llmCalls: 0 };
+  private readonly buffer: Job[] = [];
+  private readonly running = new Map<number, Promise<void>>();
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
+  private stopping = false;
+  private timer?: NodeJS.Timeout;
+  private heartbeat?: NodeJS.Timeout;
+  private heartbeatRun: Promise<void> = Promise.resolve();
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    this.workerId = opts.workerId ?? newWorkerId();
+  }
+
+  start() {
+    const every = Math.max(500, Math.floor(this.opts.leaseMs / 3));
+    this.heartbeat = setInterval(() => {
+      this.heartbeatRun = this.renewLeases();
+    }, every);
+    this.heartbeat.unref();
+    this.wake();
+  }
+
+  /** Something may be runnable now. Cheap and safe to call often: concurrent calls coalesce. */
+  wake() {
+    if (this.stopping) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+      if (this.pumpAgain) {
+        this.pumpAgain = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** True when nothing is held or running (tests and benchmarks wait on it). */
+  get idle(): boolean {
+    return this.buffer.length === 0 && this.running.size === 0 && !this.pumping;
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      while (!this.stopping && this.running.size < this.opts.concurrency) {
+        if (this.buffer.length === 0) {
+          const jobs = await claim(this.opts.db, { workerId: this.workerId, limit: this.opts.batchSize, leaseMs: this.opts.leaseMs });
+          if (jobs.length === 0) break;
+          this.stats.claimed += jobs.length;
+          this.buffer.push(...jobs);
+          if (this.stopping) break;
+        }
+        const job = this.buffer.shift()!;
+        const run = this.run(job).finally(() => {
+          this.running.delete(job.id);
+          this.wake();
+        });
+        this.running.set(job.id, run);
+      }
+    } catch (err) {
+      this.opts.logger.error({ err: (err as Error).message }, 'claiming jobs failed; trying again shortly');
+      this.sleep(CLAIM_ERROR_PAUSE_MS);
+      return;
+    }
+    if (this.running.size === 0 && this.buffer.length === 0 && !this.stopping) {
+      for (const w of this.idleWaiters.splice(0)) w();
+      await this.sleepUntilDue();
+    }
+  }
+
+  private sleep(ms: number) {
+    clearTimeout(this.timer);
+    if (this.stopping) return;
+    this.timer = setTimeout(() => this.wake(), ms);
+    this.timer.unref();
+  }
+
+  private async sleepUntilDue() {
+    const cap = this.opts.idlePollMs ?? DEFAULT_IDLE_POLL_MS;
+    let ms = cap;
+    try {
+      const at = await nextDueAt(this.opts.db);
+      if (at) ms = Math.min(cap, Math.max(10, at.getTime() - Date.now() + 5));
+    } catch {
+      ms = CLAIM_ERROR_PAUSE_MS;
+    }
+    this.sleep(ms);
+  }
+
+  private async run(job: Job): Promise<void> {
+    const log = this.opts.logger.child({ jobId: job.id, mailbox: job.mailbox, folder: job.folder, uid: job.uid, attempt: job.attempts });
+    const started = performance.now();
+    const { db, maxAttempts } = this.opts;
+    try {
+      if (job.attempts > maxAttempts) {
+        // Claimed again after its lease expired this many times: the job itself kills its worker.
+        await finish(db, job, 'dead', `gave up after ${maxAttempts} attempts; last: ${job.lastError ?? 'lease expired (worker died)'}`);
+        this.stats.dead++;
+        log.error({ lastError: job.lastError }, 'job dead');
+        return;
+      }
+      let outcome: HandlerOutcome;
+      try {
+        outcome = await this.opts.handler(job);
+      } catch (err) {
+        const e = err as { transient?: boolean; code?: string; message?: string };
+        const reason = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
+        if (e.transient === false) {
+          outcome = { state: 'failed', detail: reason };
+        } else if (job.attempts >= maxAttempts) {
+          outcome = { state: 'dead', detail: `gave up after ${job.attempts} attempts; last: ${reason}` };
+        } else {
+          const delay = backoffMs(job.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs);
+          await retry(db, job, reason, delay);
+          this.stats.retried++;
+          log.warn({ err: reason, retryInMs: delay }, 'job failed; will retry');
+          return;
+        }
+      }
+      const held = await finish(db, job, outcome.state, outcome.detail ?? null);
+      this.stats[outcome.state]++;
+      this.stats.llmCalls += outcome.llmCalls ?? 0;
+      const line = { state: outcome.state, detail: outcome.detail, ms: Math.round(performance.now() - started), held };
+      if (outcome.state === 'failed' || outcome.state === 'dead') log.error(line, 'job finished');
+      else log.info(line, 'job finished');
+    } catch (err) {
+      // The database failed us while recording the outcome: the lease expires and the job returns.
+      log.error({ err: (err as Error).message }, 'could not record job outcome; it returns after its lease');
+    }
+  }
+
+  private async renewLeases() {
+    const ids = [...this.running.keys(), ...this.buffer.map((j) => j.id)];
+    try {
+      await extendLeases(this.opts.db, ids, this.workerId, this.opts.leaseMs);
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message, jobs: ids.length }, 'could not renew leases');
+    }
+  }
+
+  /** Resolves when nothing is runnable right now and nothing is running (tests, benchmarks). */
+  whenIdle(): Promise<void> {
+    if (this.idle) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops claiming, gives buffered jobs back, waits up to `graceMs` for running ones, then gives
+   * those back too (their handlers are idempotent: a later run redoes what they had not recorded).
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    clearInterval(this.heartbeat);
+    await this.pumping;
+    await this.heartbeatRun;
+    const buffered = this.buffer.splice(0).map((j) => j.id);
+    const released = await release(this.opts.db, buffered, this.workerId).catch(() => 0);
+    const all = Promise.all(this.running.values());
+    let timedOut = false;
+    await Promise.race([all, new Promise<void>((r) => setTimeout(() => { timedOut = true; r(); }, graceMs).unref())]);
+    let abandoned = 0;
+    if (timedOut) abandoned = await release(this.opts.db, [...this.running.keys()], this.workerId).catch(() => 0);
+    this.opts.logger.info({ released: released + abandoned }, 'workers stopped');
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}

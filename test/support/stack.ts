@@ -1,0 +1,74 @@
+import { freePort, startDovecot, type Dovecot } from './dovecot.js';
+import { PUSH_PASSWORD, startMailsight, type Mailsight } from './mailsight.js';
+import { startOllamaStandIn, type OllamaStandIn } from './ollama-stand-in.js';
+import { createTestDatabase } from './services.js';
+
+export interface StackOptions {
+  driver?: 'ox' | 'lua';
+  users?: string[];
+  /** Give mailsight the IMAP master login and the Ollama stand-in, so its workers analyse (default true). */
+  analyse?: boolean;
+  /** Config overrides for mailsight (merged over fast test settings). */
+  mailsight?: Record<string, any>;
+}
+
+/** Retries and leases sized for tests: seconds, not minutes. */
+const FAST_PROCESSING = { retryBaseMs: 100, retryMaxMs: 1_000, leaseSec: 30, intervalSec: 3600, concurrentJobs: 4 };
+
+/**
+ * A private Dovecot pushing to mailsight, mailsight's workers fetching from that Dovecot with the
+ * master user and asking the Ollama stand-in: the whole path, with nothing mocked but the model.
+ * mailsight's port is picked first, so Dovecot's driver line can name it and a restart keeps it.
+ */
+export async function startStack(opts: StackOptions = {}) {
+  const analyse = opts.analyse ?? true;
+  const ollama: OllamaStandIn | undefined = analyse ? await startOllamaStandIn() : undefined;
+  const port = await freePort();
+  const db = await createTestDatabase();
+  const dc: Dovecot = await startDovecot({
+    users: opts.users,
+    push: { driver: opts.driver ?? 'ox', url: `http://127.0.0.1:${port}/push/dovecot`, username: 'dovecot', password: PUSH_PASSWORD },
+  });
+  const overrides = (extra: Record<string, any> = {}) => ({
+    port,
+    databaseUrl: db.url,
+    ...(analyse
+      ? {
+          imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
+          ollama: { host: ollama!.url, timeoutMs: 2_000 },
+          processing: { ...FAST_PROCESSING, ...opts.mailsight?.processing, ...extra.processing },
+        }
+      : {}),
+    ...opts.mailsight,
+    ...extra,
+    ...(analyse ? { processing: { ...FAST_PROCESSING, ...opts.mailsight?.processing, ...extra.processing } } : {}),
+  });
+  const stack = {
+    dc,
+    ollama,
+    ms: undefined as unknown as Mailsight,
+    databaseUrl: db.url,
+    port,
+    /** Stops mailsight (not Dovecot) and starts it again on the same database and port. */
+    async restart(extra: Record<string, any> = {}) {
+      await stack.ms.stopOnly();
+      stack.ms = await startMailsight(overrides(extra));
+    },
+    /** mailsight down: Dovecot's pushes are refused and lost, as in production. */
+    async stopMailsight() {
+      await stack.ms.stopOnly();
+    },
+    async startMailsight(extra: Record<string, any> = {}) {
+      stack.ms = await startMailsight(overrides(extra));
+    },
+    async close() {
+      await stack.ms?.stopOnly().catch(() => {});
+      await dc.stop();
+      await ollama?.close();
+      await db.drop();
+    },
+  };
+  stack.ms = await startMailsight(overrides());
+  return stack;
+}
+export type Stack = Awaited<ReturnType<typeof startStack>>;
