@@ -182,17 +182,27 @@ export function createPipeline(deps: PipelineDeps) {
     return { result, usage: null };
   }
 
-  async function answerFor(hash: string, run: () => Promise<LlmAnswer>): Promise<LlmAnswer & { shared: boolean }> {
+  /**
+   * The answer for this content: from a copy being analysed right now in this process, from a stored
+   * row, or from the model. The caller that asked the model calls `stored()` once its row is written,
+   * so a copy arriving in between finds the row instead of asking again.
+   */
+  async function answerFor(hash: string, run: () => Promise<LlmAnswer>): Promise<LlmAnswer & { shared: boolean; stored: () => void }> {
+    const noop = () => {};
     const pending = inFlight.get(hash);
-    if (pending) return { ...(await pending), shared: true };
-    const hit = await cached(hash);
-    if (hit) return { ...hit, shared: true };
-    const p = run();
+    if (pending) return { ...(await pending), shared: true, stored: noop };
+    // Registered before the first await: a copy that arrives while we look in the table waits for us.
+    const p = cached(hash).then((hit) => hit ?? run());
     inFlight.set(hash, p);
+    const stored = () => {
+      if (inFlight.get(hash) === p) inFlight.delete(hash);
+    };
     try {
-      return { ...(await p), shared: false };
-    } finally {
-      inFlight.delete(hash);
+      const answer = await p;
+      return { ...answer, shared: answer.usage === null, stored };
+    } catch (err) {
+      stored();
+      throw err;
     }
   }
 
@@ -240,7 +250,7 @@ export function createPipeline(deps: PipelineDeps) {
       fetchMs: fetched.ms,
     };
 
-    let answer: LlmAnswer & { shared: boolean };
+    let answer: Awaited<ReturnType<typeof answerFor>>;
     try {
       answer = await answerFor(hash, () => llm.analyse(prompt));
     } catch (err) {
@@ -251,17 +261,21 @@ export function createPipeline(deps: PipelineDeps) {
       return { state: 'failed', detail: e.message, llmCalls: 1 };
     }
 
-    await upsertAnalysis(db, {
-      ...row,
-      ...resultColumns(answer.result, prefs),
-      status: 'analyzed',
-      error: null,
-      cacheHit: answer.shared,
-      promptTokens: answer.shared ? 0 : answer.usage?.promptTokens,
-      completionTokens: answer.shared ? 0 : answer.usage?.completionTokens,
-      llmMs: answer.shared ? 0 : answer.usage?.ms,
-      totalMs: Math.round(performance.now() - started),
-    });
+    try {
+      await upsertAnalysis(db, {
+        ...row,
+        ...resultColumns(answer.result, prefs),
+        status: 'analyzed',
+        error: null,
+        cacheHit: answer.shared,
+        promptTokens: answer.shared ? 0 : answer.usage?.promptTokens,
+        completionTokens: answer.shared ? 0 : answer.usage?.completionTokens,
+        llmMs: answer.shared ? 0 : answer.usage?.ms,
+        totalMs: Math.round(performance.now() - started),
+      });
+    } finally {
+      answer.stored();
+    }
     log.debug({ verdict: answer.result.verdict, cacheHit: answer.shared }, 'analysed');
     return { state: 'done', llmCalls: answer.shared ? 0 : (answer.usage?.attempts ?? 1), cacheHit: answer.shared };
   };

@@ -111,7 +111,10 @@ export async function parseMessage(raw: Buffer, opts: { truncatedFrom?: number }
   const text = plain.replace(/\r\n/g, '\n');
   if (!mail.headers.has('from')) warnings.push('no From header');
   if (!text.trim() && !html && mail.attachments.length === 0) warnings.push('no readable body');
-  if (mail.date && Number.isNaN(mail.date.getTime())) warnings.push('unparseable Date header');
+  // mailparser puts "now" in place of a Date it cannot read: judge the raw header instead.
+  const rawDate = mail.headerLines.find((h) => h.key === 'date')?.line.replace(/^date:\s*/i, '');
+  const dateOk = rawDate !== undefined && !Number.isNaN(Date.parse(rawDate.replace(/\s*\([^)]*\)\s*$/, '')));
+  if (rawDate !== undefined && !dateOk) warnings.push('unparseable Date header');
 
   return {
     messageId: mail.messageId,
@@ -120,7 +123,7 @@ export async function parseMessage(raw: Buffer, opts: { truncatedFrom?: number }
     returnPath: headerText(mail.headers.get('return-path')).replace(/[<>]/g, '').trim() || undefined,
     to: addresses(mail.to),
     cc: addresses(mail.cc),
-    date: mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : undefined,
+    date: dateOk && mail.date && !Number.isNaN(mail.date.getTime()) ? mail.date : undefined,
     subject: mail.subject,
     headers,
     text,

@@ -9,7 +9,7 @@ import { startStack, type Stack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 const ready = dovecotAvailable() && (await postgresAvailable());
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy'].map((u) => `${u}@example.test`);
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'ken', 'leo', 'mia'].map((u) => `${u}@example.test`);
 
 const FINAL = ['done', 'skipped', 'failed', 'dead', 'gone', 'stale'];
 
@@ -37,6 +37,15 @@ async function seenFlags(stack: Stack, user: string): Promise<number> {
   } finally {
     await client.logout();
   }
+}
+
+/** LLM calls the stand-in received for the message with this subject. */
+function callsAbout(stack: Stack, subject: string): number {
+  return stack.ollama!.state.chats.filter((c) => c.messages.some((m: { content: string }) => m.content.includes(`Subject: ${subject}\n`))).length;
+}
+
+function pushBody(mailbox: string, uidvalidity: number, uid: number) {
+  return JSON.stringify({ user: mailbox, event: 'messageNew', folder: 'INBOX', 'imap-uidvalidity': uidvalidity, 'imap-uid': uid });
 }
 
 function message(id: string, to: string, subject: string, body: string, extra: string[] = []) {
@@ -95,5 +104,201 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     expect(chat.options.num_ctx).toBeGreaterThanOrEqual(2048);
     // One IMAP login served the whole mailbox.
     expect(stack.ms.imap.stats.logins).toBe(1);
+  });
+
+  it('a duplicate push, a retry and a restart leave one row and one LLM call', async () => {
+    const mailbox = 'bob@example.test';
+    await deliver(stack.dc.lmtpPort, message('dup-1', mailbox, 'Quarterly numbers', 'Please find the quarterly numbers attached.'), [mailbox]);
+    const [job] = await settled(stack, mailbox, 1);
+    expect(job!.state).toBe('done');
+    expect(callsAbout(stack, 'Quarterly numbers')).toBe(1);
+
+    // Dovecot resends on a timeout: the same push again.
+    const auth = `Basic ${Buffer.from('dovecot:push-secret').toString('base64')}`;
+    const res = await fetch(stack.ms.pushUrl, { method: 'PUT', headers: { authorization: auth, 'content-type': 'application/json' }, body: pushBody(mailbox, job!.uidvalidity, job!.uid) });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ status: 'queued', new: false });
+
+    // A retry of a job whose result was already stored (its worker died before recording the end).
+    await stack.ms.db.orm.update(processingQueue).set({ state: 'queued', runAt: sql`now()` }).where(eq(processingQueue.id, job!.id));
+    stack.ms.waker.signal();
+    await waitFor(() => queueOf(stack, mailbox), (r) => r[0]?.state === 'done' && r[0]?.lastError === 'already analysed');
+
+    // A restart on the same database, with the job queued again.
+    await stack.restart();
+    await stack.ms.db.orm.update(processingQueue).set({ state: 'queued', runAt: sql`now()` }).where(eq(processingQueue.id, job!.id));
+    stack.ms.waker.signal();
+    const after = await waitFor(() => queueOf(stack, mailbox), (r) => r[0]?.state === 'done' && (r[0]?.attempts ?? 0) >= 3);
+    expect(after).toHaveLength(1);
+    expect(await analysesOf(stack, mailbox)).toHaveLength(1);
+    expect(callsAbout(stack, 'Quarterly numbers')).toBe(1);
+  });
+
+  it('one message delivered to 5 mailboxes: 5 rows, 1 LLM call', async () => {
+    const to = ['carol', 'dave', 'erin', 'frank', 'grace'].map((u) => `${u}@example.test`);
+    await deliver(stack.dc.lmtpPort, message('all-hands', to.join(', '), 'All hands on Friday', 'The all hands meeting moves to Friday 10:00.'), to);
+    for (const mailbox of to) expect((await settled(stack, mailbox, 1))[0]!.state).toBe('done');
+    const rows = (await Promise.all(to.map((m) => analysesOf(stack, m)))).flat();
+    expect(rows).toHaveLength(5);
+    expect(new Set(rows.map((r) => r.contentHash)).size).toBe(1);
+    expect(new Set(rows.map((r) => r.summary)).size).toBe(1);
+    expect(rows.filter((r) => !r.cacheHit)).toHaveLength(1);
+    expect(callsAbout(stack, 'All hands on Friday')).toBe(1);
+  });
+
+  it('Ollama failing for a while (errors, then hanging): everything is analysed after it recovers', async () => {
+    const mailbox = 'heidi@example.test';
+    stack.ollama!.set({ mode: 'fail' });
+    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
+    for (let i = 1; i <= 4; i++) await lmtp.deliver(message(`outage-${i}`, mailbox, `Outage test ${i}`, `Message ${i} during the outage.`), [mailbox]);
+    lmtp.close();
+    await waitFor(() => queueOf(stack, mailbox), (r) => r.length === 4 && r.every((j) => j.attempts >= 2));
+    stack.ollama!.set({ mode: 'hang' });
+    await waitFor(() => queueOf(stack, mailbox), (r) => r.some((j) => /LLM_TIMEOUT/.test(j.lastError ?? '')), 10_000);
+    const during = await queueOf(stack, mailbox);
+    expect(during.every((j) => j.state === 'queued' || j.state === 'processing')).toBe(true);
+    expect(during.some((j) => /LLM_SERVER_ERROR/.test(j.lastError ?? '') || /LLM_TIMEOUT/.test(j.lastError ?? ''))).toBe(true);
+    stack.ollama!.set({ mode: 'ok' });
+    const jobs = await settled(stack, mailbox, 4, 30_000);
+    expect(jobs.map((j) => j.state)).toEqual(['done', 'done', 'done', 'done']);
+    expect(await analysesOf(stack, mailbox)).toHaveLength(4);
+  });
+
+  it('a message expunged before processing ends as gone, without an LLM call', async () => {
+    const mailbox = 'ken@example.test';
+    // The model takes 1.5 s per message and one job runs at a time: the second waits in the queue.
+    await stack.restart({ processing: { concurrentJobs: 1 } });
+    stack.ollama!.set({ delayMs: 1_500 });
+    try {
+      await deliver(stack.dc.lmtpPort, message('slow-1', mailbox, 'Slow first', 'First.'), [mailbox]);
+      await deliver(stack.dc.lmtpPort, message('doomed-1', mailbox, 'Doomed second', 'Second.'), [mailbox]);
+      const client = await imapSession(stack.dc, mailbox);
+      try {
+        await client.mailboxOpen('INBOX');
+        await client.messageDelete('2', { uid: true });
+      } finally {
+        await client.logout();
+      }
+      const jobs = await settled(stack, mailbox, 2);
+      expect(jobs.map((j) => j.state)).toEqual(['done', 'gone']);
+      expect(jobs[1]!.lastError).toMatch(/no longer in the folder/);
+      expect(callsAbout(stack, 'Doomed second')).toBe(0);
+    } finally {
+      stack.ollama!.set({ delayMs: 0 });
+      await stack.restart();
+    }
+  });
+
+  it('a 40 MB message is analysed from its first megabytes, never fetched whole', async () => {
+    const mailbox = 'leo@example.test';
+    const big = Buffer.alloc(40 * 1024 * 1024, 'A').toString('base64').replace(/.{76}/g, '$&\r\n');
+    const raw = [
+      'From: Archive <archive@example.net>',
+      `To: ${mailbox}`,
+      'Subject: The big export',
+      'Message-ID: <big-1@example.net>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'Here is the full export you asked for.',
+      '--b1',
+      'Content-Type: application/octet-stream; name="export.bin"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      big,
+      '--b1--',
+      '',
+    ].join('\r\n');
+    const fetchedBefore = stack.ms.imap.stats.bytesFetched;
+    await deliver(stack.dc.lmtpPort, raw, [mailbox]);
+    const [job] = await settled(stack, mailbox, 1, 60_000);
+    expect(job!.state).toBe('done');
+    const [row] = await analysesOf(stack, mailbox);
+    expect(row!.status).toBe('analyzed');
+    expect(row!.sizeBytes).toBeGreaterThan(40 * 1024 * 1024);
+    expect(row!.parseWarnings.join(' ')).toMatch(/analysed from its first 2097152 bytes/);
+    expect(row!.summary).toMatch(/big export/);
+    expect(stack.ms.imap.stats.bytesFetched - fetchedBefore).toBeLessThanOrEqual(stack.ms.config.imap.maxFetchBytes);
+  });
+
+  it('a malformed MIME message is analysed from what could be read, with the warnings stored', async () => {
+    const mailbox = 'mia@example.test';
+    const raw = [
+      `To: ${mailbox}`,
+      'Subject: Broken structure',
+      'Date: not a date at all',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/alternative; boundary="never-closed"',
+      '',
+      '--never-closed',
+      'Content-Type: text/plain; charset=no-such-charset',
+      'Content-Transfer-Encoding: base64',
+      '',
+      '!!!this is not base64 at all!!!',
+      'Invoice attached, pay today.',
+      '',
+    ].join('\r\n');
+    await deliver(stack.dc.lmtpPort, raw, [mailbox]);
+    const [job] = await settled(stack, mailbox, 1);
+    expect(job!.state).toBe('done');
+    const [row] = await analysesOf(stack, mailbox);
+    expect(row!.status).toBe('analyzed');
+    expect(row!.parseWarnings).toEqual(expect.arrayContaining(['no From header', 'unparseable Date header']));
+    expect(row!.subject).toBe('Broken structure');
+  });
+
+  it('invalid model JSON is repaired once, or the message fails with the reason recorded', async () => {
+    const mailbox = 'mia@example.test';
+    stack.ollama!.set({ mode: 'invalid-once' });
+    await deliver(stack.dc.lmtpPort, message('repair-1', mailbox, 'Needs a repair', 'Lunch tomorrow?'), [mailbox]);
+    let jobs = await settled(stack, mailbox, 2);
+    expect(jobs[1]!.state).toBe('done');
+    expect(callsAbout(stack, 'Needs a repair')).toBe(2);
+
+    stack.ollama!.set({ mode: 'invalid-json' });
+    await deliver(stack.dc.lmtpPort, message('broken-1', mailbox, 'Model breaks', 'Dinner tonight?'), [mailbox]);
+    jobs = await settled(stack, mailbox, 3);
+    stack.ollama!.set({ mode: 'ok' });
+    expect(jobs[2]!.state).toBe('failed');
+    expect(jobs[2]!.lastError).toMatch(/invalid after a repair attempt: not JSON/);
+    expect(jobs[2]!.attempts).toBe(1);
+    const rows = await analysesOf(stack, mailbox);
+    expect(rows[2]).toMatchObject({ status: 'failed', subject: 'Model breaks', summary: null });
+    expect(rows[2]!.error).toMatch(/invalid after a repair attempt/);
+  });
+
+  it('honours preferences: auto_analysis off is skipped without a call; summary off; reply suggestions on', async () => {
+    const db = stack.ms.db.orm;
+    await db.insert(userPreferences).values([
+      { username: 'judy@example.test', autoAnalysis: false },
+      { username: 'ivan@example.test', summaryEnabled: false, replySuggestions: true },
+    ]);
+    await deliver(stack.dc.lmtpPort, message('pref-1', 'judy, ivan', 'Preferences check', 'Can we meet on Monday?'), ['judy@example.test', 'ivan@example.test']);
+    const [judyJob] = await settled(stack, 'judy@example.test', 1);
+    const [ivanJob] = await settled(stack, 'ivan@example.test', 1);
+    expect(judyJob).toMatchObject({ state: 'skipped', lastError: 'auto_analysis is off for this mailbox' });
+    expect(ivanJob!.state).toBe('done');
+    const [judy] = await analysesOf(stack, 'judy@example.test');
+    const [ivan] = await analysesOf(stack, 'ivan@example.test');
+    expect(judy).toMatchObject({ status: 'skipped', subject: 'Preferences check', summary: null, verdict: null });
+    expect(ivan).toMatchObject({ status: 'analyzed', summary: null, replySuggestion: 'Thank you, I will get back to you.' });
+    expect(callsAbout(stack, 'Preferences check')).toBe(1);
+    await db.delete(userPreferences);
+  });
+
+  it('/ready checks the database, the IMAP master login and Ollama with its model', async () => {
+    let res = await fetch(`${stack.ms.baseUrl}/ready`);
+    let body = (await res.json()) as any;
+    expect(res.status).toBe(200);
+    expect(body.components).toMatchObject({ database: { ok: true }, imap: { ok: true }, ollama: { ok: true, model: 'llama3.2:3b' } });
+    stack.ollama!.set({ models: ['qwen2.5:7b'] });
+    res = await fetch(`${stack.ms.baseUrl}/ready`);
+    body = (await res.json()) as any;
+    stack.ollama!.set({ models: ['llama3.2:3b'] });
+    expect(res.status).toBe(503);
+    expect(body.components.ollama).toMatchObject({ ok: false, error: expect.stringMatching(/llama3.2:3b is not pulled/) });
   });
 });

@@ -84,8 +84,8 @@ describe('loadConfig', () => {
       ].join('\n'),
     );
     const c = loadConfig({ CONFIG_FILE: file, LLM_BATCH_SIZE: '5' });
-    expect(c.ollama).toEqual({ host: 'http://gpu-box:11434', model: 'qwen2.5:7b' });
-    expect(c.processing).toEqual({ batchSize: 5, intervalSec: 30, maxEmailSize: 8000, concurrentJobs: 4 });
+    expect(c.ollama).toMatchObject({ host: 'http://gpu-box:11434', model: 'qwen2.5:7b' });
+    expect(c.processing).toMatchObject({ batchSize: 5, intervalSec: 30, maxEmailSize: 8000, concurrentJobs: 4 });
     expect(c.rules).toHaveLength(1);
     expect(c.actions).toEqual({ move_to_junk: true });
   });
