@@ -1,4 +1,5 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { emailAnalysis, processingQueue, userPreferences } from '../../src/db/schema.js';
 import { loadCorpus } from '../support/corpus.js';
@@ -14,10 +15,10 @@ const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi
 const FINAL = ['done', 'skipped', 'failed', 'dead', 'gone', 'stale'];
 
 function queueOf(stack: Stack, mailbox: string) {
-  return stack.ms.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, mailbox)).orderBy(asc(processingQueue.uid));
+  return stack.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, mailbox)).orderBy(asc(processingQueue.uid));
 }
 function analysesOf(stack: Stack, mailbox: string) {
-  return stack.ms.db.orm.select().from(emailAnalysis).where(eq(emailAnalysis.mailbox, mailbox)).orderBy(asc(emailAnalysis.uid));
+  return stack.db.orm.select().from(emailAnalysis).where(eq(emailAnalysis.mailbox, mailbox)).orderBy(asc(emailAnalysis.uid));
 }
 /** Waits until `mailbox` has `n` jobs and all of them have ended. */
 function settled(stack: Stack, mailbox: string, n: number, ms = 20_000) {
@@ -37,6 +38,30 @@ async function seenFlags(stack: Stack, user: string): Promise<number> {
   } finally {
     await client.logout();
   }
+}
+
+/** mailsight as its own process (`npm start`'s command) on the stack's database and port. */
+function spawnMailsight(stack: Stack, env: Record<string, string>) {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      DATABASE_URL: stack.databaseUrl,
+      PORT: String(stack.port),
+      HOST: '127.0.0.1',
+      DATA_DIR: `${stack.dc.dir}/mailsight-child`,
+      PUSH_PASSWORD: 'push-secret',
+      IMAP_HOST: '127.0.0.1',
+      IMAP_PORT: String(stack.dc.imapPort),
+      IMAP_MASTER_USER: stack.dc.masterUser,
+      IMAP_MASTER_PASSWORD: stack.dc.masterPassword,
+      OLLAMA_HOST: stack.ollama!.url,
+      OLLAMA_TIMEOUT_MS: '60000',
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+  });
 }
 
 /** LLM calls the stand-in received for the message with this subject. */
@@ -300,5 +325,60 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     stack.ollama!.set({ models: ['llama3.2:3b'] });
     expect(res.status).toBe(503);
     expect(body.components.ollama).toMatchObject({ ok: false, error: expect.stringMatching(/llama3.2:3b is not pulled/) });
+  });
+
+  it('mailsight stopped while 20 messages arrive: the sweep finds all 20 after restart', async () => {
+    const mailbox = 'alice@example.test';
+    // mailsight knows the mailbox from an earlier push.
+    await deliver(stack.dc.lmtpPort, message('known-1', mailbox, 'Before the outage', 'Hello.'), [mailbox]);
+    const before = (await settled(stack, mailbox, 1)).length;
+    await stack.stopMailsight();
+    const corpus = loadCorpus(20, ['easy-ham-2', 'spam-2']);
+    // Dovecot's pushes are refused now and it does not resend them: the mail is delivered all the same.
+    // In parallel: an lmtp process backs off (100 ms, doubling) after each refused connect, so one
+    // connection delivering 20 messages would take minutes (see dovecot/README.md).
+    await Promise.all(corpus.map((m) => deliver(stack.dc.lmtpPort, m.raw, [mailbox])));
+    expect(await queueOf(stack, mailbox)).toHaveLength(before);
+
+    await stack.startMailsight();
+    const jobs = await settled(stack, mailbox, before + 20, 30_000);
+    const swept = jobs.slice(before);
+    expect(swept).toHaveLength(20);
+    expect(swept.every((j) => j.source === 'reconcile' && j.state === 'done')).toBe(true);
+    expect(await analysesOf(stack, mailbox)).toHaveLength(before + 20);
+  });
+});
+
+describeWith('Dovecot and PostgreSQL', ready)('a worker process killed mid-job', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ users: ['alice@example.test'] });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('its job is picked up again after the lease and analysed once', async () => {
+    const mailbox = 'alice@example.test';
+    await stack.stopMailsight();
+    const child = spawnMailsight(stack, { LLM_LEASE_SEC: '2' });
+    try {
+      await waitFor(() => fetch(`http://127.0.0.1:${stack.port}/health`).then((r) => r.ok, () => false), (ok) => ok, 20_000);
+      stack.ollama!.set({ mode: 'hang' });
+      await deliver(stack.dc.lmtpPort, message('killed-1', mailbox, 'Killed mid-job', 'This one outlives its worker.'), [mailbox]);
+      await waitFor(async () => callsAbout(stack, 'Killed mid-job'), (n) => n >= 1);
+      const [held] = await queueOf(stack, mailbox);
+      expect(held).toMatchObject({ state: 'processing', attempts: 1 });
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    stack.ollama!.set({ mode: 'ok' });
+    await stack.startMailsight();
+    const [job] = await settled(stack, mailbox, 1, 20_000);
+    expect(job).toMatchObject({ state: 'done', attempts: 2 });
+    expect(await analysesOf(stack, mailbox)).toHaveLength(1);
+    expect(callsAbout(stack, 'Killed mid-job')).toBe(2); // the hung one, then the one that answered
   });
 });

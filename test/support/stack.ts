@@ -1,6 +1,7 @@
 import { freePort, startDovecot, type Dovecot } from './dovecot.js';
 import { PUSH_PASSWORD, startMailsight, type Mailsight } from './mailsight.js';
 import { startOllamaStandIn, type OllamaStandIn } from './ollama-stand-in.js';
+import { openPostgres } from '../../src/db/client.js';
 import { createTestDatabase } from './services.js';
 
 export interface StackOptions {
@@ -46,6 +47,8 @@ export async function startStack(opts: StackOptions = {}) {
   const stack = {
     dc,
     ollama,
+    /** The test's own connection to mailsight's database: it outlives mailsight's stops and restarts. */
+    db: openPostgres(db.url, { max: 2 }),
     ms: undefined as unknown as Mailsight,
     databaseUrl: db.url,
     port,
@@ -65,6 +68,7 @@ export async function startStack(opts: StackOptions = {}) {
       await stack.ms?.stopOnly().catch(() => {});
       await dc.stop();
       await ollama?.close();
+      await stack.db.close();
       await db.drop();
     },
   };
