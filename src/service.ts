@@ -83,7 +83,8 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
           logger: logger.child({ component: 'reconcile' }),
           batchSize: p.batchSize,
           owner: workerId,
-          leaderLeaseMs: p.intervalSec * 3000,
+          // Held across sweeps by renewing; a crashed leader's lease lapses after two periods.
+          leaderLeaseMs: p.intervalSec * 2000,
           onQueued: () => waker.signal(),
         },
         p.intervalSec * 1000,

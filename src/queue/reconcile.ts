@@ -50,6 +50,14 @@ export async function takeLeadership(db: Db, owner: string, leaseMs: number): Pr
   return rows.length > 0;
 }
 
+/** Gives the lease up (on shutdown), so a restarted or another instance sweeps without waiting for it to expire. */
+export async function resignLeadership(db: Db, owner: string): Promise<void> {
+  await db.rows(sql`
+    update llm_config set value = jsonb_set(value, '{until}', to_jsonb(now() - interval '1 second')), updated_at = now()
+    where key = ${LEADER_KEY} and value->>'owner' = ${owner}
+    returning key`);
+}
+
 interface Cursor {
   uidvalidity: number;
   uid: number;
@@ -160,5 +168,8 @@ export class Reconciler {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.current;
+    await resignLeadership(this.deps.db, this.deps.owner).catch((err) =>
+      this.deps.logger.warn({ err: (err as Error).message }, 'could not give up the sweep lease; it expires by itself'),
+    );
   }
 }
