@@ -1,0 +1,199 @@
+import { asc, eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { processingQueue } from '../../src/db/schema.js';
+import { enqueue, enqueueMany, type JobSource } from '../../src/queue/jobs.js';
+import { claim, finish, nextDueAt, release, retry } from '../../src/queue/lifecycle.js';
+import { knownMailboxes, reconcileOnce, resignLeadership, takeLeadership, type UidSource } from '../../src/queue/reconcile.js';
+import { WorkerPool, type HandlerOutcome } from '../../src/queue/worker.js';
+import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, type TestDb } from '../support/services.js';
+import { waitFor } from '../support/wait.js';
+
+const pgUp = await postgresAvailable();
+const UIDVALIDITY = 1795249885;
+
+const job = (uid: number, source: JobSource = 'push', mailbox = 'alice@example.test') => ({
+  mailbox,
+  folder: 'INBOX',
+  uidvalidity: UIDVALIDITY,
+  uid,
+  source,
+});
+
+for (const driver of DRIVERS) {
+  describeWith('PostgreSQL', driver === 'pglite' || pgUp)(`queue lifecycle on ${driver}`, () => {
+    let t: TestDb;
+    beforeAll(async () => {
+      t = await openTestDb(driver);
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+    beforeEach(async () => {
+      await t.db.orm.delete(processingQueue);
+      await t.db.rows(sql`delete from llm_config`);
+    });
+    const all = () => t.db.orm.select().from(processingQueue).orderBy(asc(processingQueue.id));
+
+    it('claims in priority order, and two claimers never get the same job', async () => {
+      await enqueueMany(t.db, Array.from({ length: 80 }, (_, i) => job(i + 1, i % 4 === 0 ? 'reconcile' : 'push')));
+      await enqueue(t.db, job(100, 'api'));
+      const [first] = await claim(t.db, { workerId: 'w0', limit: 1, leaseMs: 60_000 });
+      expect(first).toMatchObject({ uid: 100, source: 'api', state: 'processing', attempts: 1, lockedBy: 'w0' });
+      // live mail (priority 1) before catch-up work (priority 2)
+      const pushFirst = await claim(t.db, { workerId: 'w0', limit: 30, leaseMs: 60_000 });
+      expect(pushFirst.every((j) => j.source === 'push')).toBe(true);
+
+      const claims = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => claim(t.db, { workerId: `w${i + 1}`, limit: 10, leaseMs: 60_000 })),
+      );
+      const ids = claims.flat().map((j) => j.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      expect(ids).toHaveLength(50);
+      const rows = await all();
+      expect(rows.every((r) => r.state === 'processing')).toBe(true);
+    });
+
+    it('an expired lease returns the job to another worker; the old worker can no longer end it', async () => {
+      await enqueue(t.db, job(1));
+      const [a] = await claim(t.db, { workerId: 'dead-worker', limit: 5, leaseMs: 50 });
+      expect(await claim(t.db, { workerId: 'other', limit: 5, leaseMs: 60_000 })).toHaveLength(0);
+      await new Promise((r) => setTimeout(r, 120));
+      const [b] = await claim(t.db, { workerId: 'other', limit: 5, leaseMs: 60_000 });
+      expect(b).toMatchObject({ id: a!.id, attempts: 2, lockedBy: 'other' });
+      expect(await finish(t.db, a!, 'done')).toBe(false);
+      expect(await finish(t.db, b!, 'done')).toBe(true);
+      expect((await all())[0]).toMatchObject({ state: 'done', leaseUntil: null, lockedBy: null });
+    });
+
+    it('retry() delays the job; nextDueAt() says when it is due; release() gives the attempt back', async () => {
+      await enqueueMany(t.db, [job(1), job(2)]);
+      const [a, b] = await claim(t.db, { workerId: 'w', limit: 2, leaseMs: 60_000 });
+      await retry(t.db, a!, 'IMAP_UNAVAILABLE: down', 300);
+      expect(await release(t.db, [b!.id], 'w')).toBe(1);
+      const due = await nextDueAt(t.db);
+      expect(due!.getTime()).toBeLessThanOrEqual(Date.now() + 50); // b is due now
+      const [again] = await claim(t.db, { workerId: 'w', limit: 5, leaseMs: 60_000 });
+      expect(again).toMatchObject({ id: b!.id, attempts: 1 });
+      expect(await claim(t.db, { workerId: 'w', limit: 5, leaseMs: 60_000 })).toHaveLength(0);
+      const later = await nextDueAt(t.db);
+      expect(later!.getTime()).toBeGreaterThan(Date.now());
+      await new Promise((r) => setTimeout(r, 320));
+      const [retried] = await claim(t.db, { workerId: 'w', limit: 5, leaseMs: 60_000 });
+      expect(retried).toMatchObject({ id: a!.id, attempts: 2, lastError: 'IMAP_UNAVAILABLE: down' });
+    });
+
+    it('the worker pool retries transient errors with backoff, fails permanent ones, gives up after maxAttempts', async () => {
+      await enqueueMany(t.db, [job(1), job(2), job(3), job(4)]);
+      const seen = new Map<number, number>();
+      const transient = (msg: string) => Object.assign(new Error(msg), { transient: true, code: 'IMAP_UNAVAILABLE' });
+      const handler = async (j: { uid: number }): Promise<HandlerOutcome> => {
+        const n = (seen.get(j.uid) ?? 0) + 1;
+        seen.set(j.uid, n);
+        if (j.uid === 1 && n < 3) throw transient('connection reset');
+        if (j.uid === 2) throw Object.assign(new Error('master login refused'), { transient: false, code: 'IMAP_AUTH_FAILED' });
+        if (j.uid === 3) throw transient('still down');
+        return { state: 'done' };
+      };
+      const pool = new WorkerPool({
+        db: t.db,
+        logger: silentLogger,
+        handler,
+        concurrency: 2,
+        batchSize: 2,
+        leaseMs: 30_000,
+        maxAttempts: 4,
+        retryBaseMs: 20,
+        retryMaxMs: 80,
+      });
+      pool.start();
+      const rows = await waitFor(all, (r) => r.every((j) => ['done', 'failed', 'dead'].includes(j.state)), 10_000);
+      await pool.stop(1000);
+      expect(rows.map((r) => [r.uid, r.state, r.attempts])).toEqual([
+        [1, 'done', 3],
+        [2, 'failed', 1],
+        [3, 'dead', 4],
+        [4, 'done', 1],
+      ]);
+      expect(rows[1]!.lastError).toBe('IMAP_AUTH_FAILED: master login refused');
+      expect(rows[2]!.lastError).toBe('gave up after 4 attempts; last: IMAP_UNAVAILABLE: still down');
+      expect(pool.stats).toMatchObject({ done: 2, failed: 1, dead: 1, retried: 5 });
+    });
+
+    it('a job that keeps killing its worker (lease expires every time) ends dead', async () => {
+      await enqueue(t.db, job(1));
+      for (let i = 0; i < 3; i++) {
+        await claim(t.db, { workerId: `crashing-${i}`, limit: 1, leaseMs: 1 });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const pool = new WorkerPool({ db: t.db, logger: silentLogger, handler: async () => ({ state: 'done' }), concurrency: 1, batchSize: 1, leaseMs: 30_000, maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 10 });
+      pool.start();
+      const [row] = await waitFor(all, (r) => r[0]?.state === 'dead');
+      await pool.stop(1000);
+      expect(row).toMatchObject({ state: 'dead', attempts: 4 });
+      expect(row!.lastError).toMatch(/gave up after 3 attempts; last: lease expired/);
+    });
+
+    it('stop() gives claimed but unstarted jobs back to the queue', async () => {
+      await enqueueMany(t.db, Array.from({ length: 6 }, (_, i) => job(i + 1)));
+      let release1!: () => void;
+      const gate = new Promise<void>((r) => (release1 = r));
+      const pool = new WorkerPool({ db: t.db, logger: silentLogger, handler: async () => (await gate, { state: 'done' }), concurrency: 1, batchSize: 6, leaseMs: 30_000, maxAttempts: 3, retryBaseMs: 10, retryMaxMs: 10 });
+      pool.start();
+      await waitFor(all, (r) => r.filter((j) => j.state === 'processing').length === 6);
+      const stopping = pool.stop(5_000);
+      release1();
+      await stopping;
+      const rows = await all();
+      expect(rows.filter((j) => j.state === 'done')).toHaveLength(1);
+      const back = rows.filter((j) => j.state === 'queued');
+      expect(back).toHaveLength(5);
+      expect(back.every((j) => j.attempts === 0 && j.lockedBy === null)).toBe(true);
+    });
+
+    it('only one instance sweeps at a time; resigning hands over at once', async () => {
+      expect(await takeLeadership(t.db, 'a', 60_000)).toBe(true);
+      expect(await takeLeadership(t.db, 'b', 60_000)).toBe(false);
+      expect(await takeLeadership(t.db, 'a', 60_000)).toBe(true); // renewal
+      await resignLeadership(t.db, 'a');
+      expect(await takeLeadership(t.db, 'b', 60_000)).toBe(true);
+      expect(await takeLeadership(t.db, 'a', 60_000)).toBe(false);
+    });
+
+    it('the sweep queues what is missing above the lowest queued UID, and one failing mailbox does not stop the rest', async () => {
+      await enqueueMany(t.db, [job(50), job(52), job(1, 'push', 'bob@example.test'), job(7, 'push', 'broken@example.test')]);
+      expect(await knownMailboxes(t.db)).toEqual(['alice@example.test', 'bob@example.test', 'broken@example.test']);
+      // What IMAP would say: alice's INBOX holds old mail (1..49, never pushed) and 50..55.
+      const folders: Record<string, number[]> = {
+        'alice@example.test': [...Array.from({ length: 49 }, (_, i) => i + 1), 50, 51, 52, 53, 55],
+        'bob@example.test': [1, 2],
+      };
+      const source: UidSource = {
+        async uidsAfter(mailbox, _folder, after) {
+          const uids = folders[mailbox];
+          if (!uids) throw new Error('IMAP master login refused');
+          const uidNext = Math.max(...uids) + 1;
+          const afterUid = await after({ uidValidity: UIDVALIDITY, uidNext });
+          return { uidValidity: UIDVALIDITY, uidNext, afterUid, uids: uids.filter((u) => u > afterUid) };
+        },
+      };
+      let woken = 0;
+      const report = await reconcileOnce({ db: t.db, source, logger: silentLogger, batchSize: 2, owner: 'me', leaderLeaseMs: 60_000, onQueued: () => woken++ });
+      expect(report).toEqual({ leader: true, mailboxes: 3, enqueued: 4, errors: 1 });
+      expect(woken).toBeGreaterThan(0);
+      const alice = (await all()).filter((j) => j.mailbox === 'alice@example.test').map((j) => [j.uid, j.source]);
+      expect(alice).toEqual([
+        [50, 'push'],
+        [52, 'push'],
+        [51, 'reconcile'],
+        [53, 'reconcile'],
+        [55, 'reconcile'],
+      ]);
+      // The cursor remembers: a second sweep finds only what arrived since.
+      folders['alice@example.test']!.push(56);
+      const again = await reconcileOnce({ db: t.db, source, logger: silentLogger, batchSize: 2, owner: 'me', leaderLeaseMs: 60_000 });
+      expect(again.enqueued).toBe(1);
+      const [bob2] = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 2));
+      expect(bob2).toMatchObject({ mailbox: 'bob@example.test', source: 'reconcile' });
+    });
+  });
+}
