@@ -1,8 +1,10 @@
 // `npm run bench [name...]`: runs the named benchmarks (default: all) and writes bench/results/*.json.
+import { runPipelineBench } from './pipeline.js';
 import { runPushBench } from './push.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   push: runPushBench,
+  pipeline: runPipelineBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -34,3 +34,14 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     destination,
   );
 }
+
+/**
+ * An error as one log-safe line. A failed drizzle query's message repeats the SQL and its parameters
+ * (subjects, addresses): log the database's own error (its cause) instead.
+ */
+export function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as { cause?: unknown }).cause;
+  if (err.message.startsWith('Failed query:') && cause instanceof Error) return cause.message;
+  return err.message;
+}

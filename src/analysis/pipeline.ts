@@ -64,14 +64,6 @@ type ResultColumns = Pick<
   | 'replySuggestion'
 >;
 
-const key = (t: typeof emailAnalysis, j: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>) =>
-  and(eq(t.mailbox, j.mailbox), eq(t.folder, j.folder), eq(t.uidvalidity, j.uidvalidity), eq(t.uid, j.uid));
-
-export async function preferencesFor(db: Db, mailbox: string): Promise<Preferences> {
-  const [row] = await db.orm.select().from(userPreferences).where(eq(userPreferences.username, mailbox)).limit(1);
-  return row ?? DEFAULT_PREFERENCES;
-}
-
 /** What the user's preferences let us store of a model result. */
 export function resultColumns(r: AnalysisResult, prefs: Preferences): ResultColumns {
   return {
@@ -210,16 +202,9 @@ export function createPipeline(deps: PipelineDeps) {
     const started = performance.now();
     const log = logger.child({ jobId: job.id, mailbox: job.mailbox, folder: job.folder, uid: job.uid });
 
-    if (!job.force) {
-      const [done] = await db.orm
-        .select({ status: emailAnalysis.status })
-        .from(emailAnalysis)
-        .where(key(emailAnalysis, job))
-        .limit(1);
-      if (done && done.status !== 'failed') return { state: 'done', detail: 'already analysed', llmCalls: 0 };
-    }
-
-    const prefs = await preferencesFor(db, job.mailbox);
+    // Read by the claim, in the same statement: the message's stored analysis and the mailbox's preferences.
+    if (!job.force && job.analysisStatus && job.analysisStatus !== 'failed') return { state: 'done', detail: 'already analysed', llmCalls: 0 };
+    const prefs = (job.preferences as Preferences | null) ?? DEFAULT_PREFERENCES;
     const base = { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid };
     if (!prefs.autoAnalysis) {
       const reason = 'auto_analysis is off for this mailbox';

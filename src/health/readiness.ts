@@ -1,3 +1,4 @@
+import { errorText } from '../logger.js';
 import { withDeadline, AppError } from '../http/errors.js';
 
 export interface ReadinessCheck {
@@ -29,7 +30,7 @@ export async function checkReadiness(checks: ReadinessCheck[]) {
       } catch (err) {
         return [
           check.name,
-          { ok: false, latencyMs: Math.round(performance.now() - started), error: (err as Error).message },
+          { ok: false, latencyMs: Math.round(performance.now() - started), error: errorText(err) },
         ];
       }
     }),

@@ -260,7 +260,8 @@ export class ImapSessions {
   private async fetchVisible(client: ImapFlow, folder: string, uid: number) {
     for (let i = 0; ; i++) {
       if (i > 0) await new Promise((r) => setTimeout(r, VISIBILITY_POLLS_MS[i]));
-      await client.noop();
+      // A UID below the UIDNEXT of the session's SELECT is in its view already: skip the round trip.
+      if (i > 0 || uid >= Number(client.mailbox ? client.mailbox.uidNext : 0)) await client.noop();
       const msg = await client.fetchOne(String(uid), { uid: true, size: true, source: { start: 0, maxLength: this.opts.maxFetchBytes } }, { uid: true });
       if (msg && msg.source) return { source: msg.source, size: msg.size };
       const status = await client.status(folder, { uidNext: true });

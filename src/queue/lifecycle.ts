@@ -1,9 +1,14 @@
-import { and, asc, eq, inArray, lt, lte, or, sql } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, inArray, lt, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processingQueue } from '../db/schema.js';
 
-/** A claimed queue row. */
-export type Job = typeof processingQueue.$inferSelect;
+/** A claimed queue row, with what its handler needs first, read in the same statement. */
+export type Job = typeof processingQueue.$inferSelect & {
+  /** Status of the message's stored analysis when it was claimed; null when it has none. */
+  analysisStatus: string | null;
+  /** The mailbox's llm_user_preferences row (camelCase keys) when it was claimed; null when it has none. */
+  preferences: Record<string, unknown> | null;
+};
 
 /** Where a job ends. `queued` is not here: a job goes back to the queue through retry() or release(). */
 export type FinalState = 'done' | 'skipped' | 'failed' | 'dead' | 'gone' | 'stale';
@@ -40,7 +45,20 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
       updatedAt: sql`now()`,
     })
     .where(inArray(q.id, runnable))
-    .returning();
+    // Written out in full: drizzle renders a column in RETURNING unqualified, which inside these
+    // subqueries would name the subquery's own table.
+    .returning({
+      ...getTableColumns(q),
+      analysisStatus: sql<string | null>`(
+        select a.status from llm_email_analysis a
+         where a.mailbox = llm_processing_queue.mailbox and a.folder = llm_processing_queue.folder
+           and a.uidvalidity = llm_processing_queue.uidvalidity and a.uid = llm_processing_queue.uid)`,
+      preferences: sql<Record<string, unknown> | null>`(
+        select json_build_object(
+                 'autoAnalysis', p.auto_analysis, 'autoCategorize', p.auto_categorize, 'phishingAlerts', p.phishing_alerts,
+                 'summaryEnabled', p.summary_enabled, 'replySuggestions', p.reply_suggestions, 'summaryLanguage', p.summary_language)
+          from llm_user_preferences p where p.username = llm_processing_queue.mailbox)`,
+    });
 }
 
 const ownedBy = (id: number, workerId: string) => and(eq(q.id, id), eq(q.lockedBy, workerId), eq(q.state, 'processing'));
@@ -60,6 +78,29 @@ export async function finish(db: Db, job: Job, state: FinalState, error: string 
     .where(ownedBy(job.id, job.lockedBy ?? ''))
     .returning({ id: q.id });
   return rows.length > 0;
+}
+
+export interface Ending {
+  job: Job;
+  state: FinalState;
+  error: string | null;
+}
+
+/**
+ * Ends many jobs in one statement (one round trip for a burst of finished jobs). Returns the ids
+ * this worker still held; the others were taken over after their lease expired.
+ */
+export async function finishMany(db: Db, workerId: string, endings: Ending[]): Promise<Set<number>> {
+  if (endings.length === 0) return new Set();
+  const values = JSON.stringify(endings.map((e) => ({ id: e.job.id, state: e.state, error: e.error })));
+  const rows = await db.rows<{ id: number }>(sql`
+    update llm_processing_queue q
+       set state = v.state, last_error = v.error, lease_until = null, locked_by = null,
+           finished_at = now(), updated_at = now()
+      from json_to_recordset(${values}::json) as v(id bigint, state text, error text)
+     where q.id = v.id and q.locked_by = ${workerId} and q.state = 'processing'
+    returning q.id`);
+  return new Set(rows.map((r) => Number(r.id)));
 }
 
 /** Back to the queue after a transient failure, due again in `delayMs`. */

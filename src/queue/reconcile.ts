@@ -1,7 +1,7 @@
 import { and, eq, min, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { config as configTable, processingQueue } from '../db/schema.js';
-import type { Logger } from '../logger.js';
+import { errorText, type Logger } from '../logger.js';
 import { enqueueMany } from './jobs.js';
 
 /** The sweep covers INBOX: the folder the OX driver pushes for and where new mail lands. */
@@ -131,7 +131,7 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<SweepReport> {
     } catch (err) {
       // One mailbox's trouble (login refused, server hiccup) never stops the sweep of the others.
       report.errors++;
-      logger.warn({ mailbox, err: (err as Error).message }, 'reconcile: mailbox skipped this round');
+      logger.warn({ mailbox, err: errorText(err) }, 'reconcile: mailbox skipped this round');
     }
   }
   if (report.enqueued > 0 || report.errors > 0) logger.info(report, 'reconcile sweep');
@@ -158,7 +158,7 @@ export class Reconciler {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.current = reconcileOnce(this.deps)
-        .catch((err) => this.deps.logger.warn({ err: (err as Error).message }, 'reconcile sweep failed'))
+        .catch((err) => this.deps.logger.warn({ err: errorText(err) }, 'reconcile sweep failed'))
         .finally(() => this.schedule(this.intervalMs));
     }, ms);
     this.timer.unref();
@@ -169,7 +169,7 @@ export class Reconciler {
     clearTimeout(this.timer);
     await this.current;
     await resignLeadership(this.deps.db, this.deps.owner).catch((err) =>
-      this.deps.logger.warn({ err: (err as Error).message }, 'could not give up the sweep lease; it expires by itself'),
+      this.deps.logger.warn({ err: errorText(err) }, 'could not give up the sweep lease; it expires by itself'),
     );
   }
 }

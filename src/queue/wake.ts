@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import type { Logger } from '../logger.js';
+import { errorText, type Logger } from '../logger.js';
 
 export const QUEUE_CHANNEL = 'mailsight_queue';
 /** Pushes within this window share one NOTIFY: a burst of deliveries costs one round trip, not one each. */
@@ -44,7 +44,7 @@ export class QueueWaker {
       this.sending = this.db
         .rows(sql`select pg_notify(${QUEUE_CHANNEL}, '')`)
         .then(() => {})
-        .catch((err) => this.logger.warn({ err: (err as Error).message }, 'queue NOTIFY failed; other instances find the job on their next poll'));
+        .catch((err) => this.logger.warn({ err: errorText(err) }, 'queue NOTIFY failed; other instances find the job on their next poll'));
     }, NOTIFY_COALESCE_MS);
   }
 

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/client.js';
-import type { Logger } from '../logger.js';
+import { errorText, type Logger } from '../logger.js';
 import { backoffMs } from './backoff.js';
-import { claim, extendLeases, finish, nextDueAt, release, retry, type FinalState, type Job } from './lifecycle.js';
+import { claim, extendLeases, finishMany, nextDueAt, release, retry, type Ending, type FinalState, type Job } from './lifecycle.js';
 
 export interface HandlerOutcome {
   state: FinalState;
@@ -51,6 +51,10 @@ export class WorkerPool {
   private heartbeat?: NodeJS.Timeout;
   private heartbeatRun: Promise<void> = Promise.resolve();
   private idleWaiters: (() => void)[] = [];
+  /** After a failed claim (database down), wake-ups wait until then instead of hammering it. */
+  private pausedUntil = 0;
+  private readonly endings: { ending: Ending; settle: (err: unknown, held?: boolean) => void }[] = [];
+  private flushing: Promise<void> | null = null;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.workerId = opts.workerId ?? newWorkerId();
@@ -68,6 +72,11 @@ export class WorkerPool {
   /** Something may be runnable now. Cheap and safe to call often: concurrent calls coalesce. */
   wake() {
     if (this.stopping) return;
+    const paused = this.pausedUntil - Date.now();
+    if (paused > 0) {
+      this.sleep(paused);
+      return;
+    }
     if (this.pumping) {
       this.pumpAgain = true;
       return;
@@ -105,7 +114,8 @@ export class WorkerPool {
         this.running.set(job.id, run);
       }
     } catch (err) {
-      this.opts.logger.error({ err: (err as Error).message }, 'claiming jobs failed; trying again shortly');
+      this.opts.logger.error({ err: errorText(err), retryInMs: CLAIM_ERROR_PAUSE_MS }, 'claiming jobs failed');
+      this.pausedUntil = Date.now() + CLAIM_ERROR_PAUSE_MS;
       this.sleep(CLAIM_ERROR_PAUSE_MS);
       return;
     }
@@ -141,7 +151,7 @@ export class WorkerPool {
     try {
       if (job.attempts > maxAttempts) {
         // Claimed again after its lease expired this many times: the job itself kills its worker.
-        await finish(db, job, 'dead', `gave up after ${maxAttempts} attempts; last: ${job.lastError ?? 'lease expired (worker died)'}`);
+        await this.end(job, 'dead', `gave up after ${maxAttempts} attempts; last: ${job.lastError ?? 'lease expired (worker died)'}`);
         this.stats.dead++;
         log.error({ lastError: job.lastError }, 'job dead');
         return;
@@ -164,7 +174,7 @@ export class WorkerPool {
           return;
         }
       }
-      const held = await finish(db, job, outcome.state, outcome.detail ?? null);
+      const held = await this.end(job, outcome.state, outcome.detail ?? null);
       this.stats[outcome.state]++;
       this.stats.llmCalls += outcome.llmCalls ?? 0;
       const line = { state: outcome.state, detail: outcome.detail, ms: Math.round(performance.now() - started), held };
@@ -172,8 +182,32 @@ export class WorkerPool {
       else log.info(line, 'job finished');
     } catch (err) {
       // The database failed us while recording the outcome: the lease expires and the job returns.
-      log.error({ err: (err as Error).message }, 'could not record job outcome; it returns after its lease');
+      log.error({ err: errorText(err) }, 'could not record job outcome; it returns after its lease');
     }
+  }
+
+  /**
+   * Records a job's end. Ends that arrive while a write is in flight go together in the next one
+   * (group commit): under load, one statement ends many jobs.
+   */
+  private end(job: Job, state: FinalState, error: string | null): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.endings.push({ ending: { job, state, error }, settle: (err, held) => (err ? reject(err) : resolve(held!)) });
+      this.flushing ??= this.flushEndings();
+    });
+  }
+
+  private async flushEndings() {
+    while (this.endings.length > 0) {
+      const batch = this.endings.splice(0);
+      try {
+        const held = await finishMany(this.opts.db, this.workerId, batch.map((b) => b.ending));
+        for (const b of batch) b.settle(null, held.has(b.ending.job.id));
+      } catch (err) {
+        for (const b of batch) b.settle(err);
+      }
+    }
+    this.flushing = null;
   }
 
   private async renewLeases() {
@@ -181,7 +215,7 @@ export class WorkerPool {
     try {
       await extendLeases(this.opts.db, ids, this.workerId, this.opts.leaseMs);
     } catch (err) {
-      this.opts.logger.warn({ err: (err as Error).message, jobs: ids.length }, 'could not renew leases');
+      this.opts.logger.warn({ err: errorText(err), jobs: ids.length }, 'could not renew leases');
     }
   }
 
@@ -206,6 +240,7 @@ export class WorkerPool {
     const all = Promise.all(this.running.values());
     let timedOut = false;
     await Promise.race([all, new Promise<void>((r) => setTimeout(() => { timedOut = true; r(); }, graceMs).unref())]);
+    await this.flushing;
     let abandoned = 0;
     if (timedOut) abandoned = await release(this.opts.db, [...this.running.keys()], this.workerId).catch(() => 0);
     this.opts.logger.info({ released: released + abandoned }, 'workers stopped');

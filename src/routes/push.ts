@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import type { Db } from '../db/client.js';
 import { basicAuth } from '../http/basic-auth.js';
 import { AppError, withDeadline } from '../http/errors.js';
-import type { Logger } from '../logger.js';
+import { errorText, type Logger } from '../logger.js';
 import { parsePushBody } from '../push/payload.js';
 import { receivePush } from '../push/receive.js';
 
@@ -34,7 +34,7 @@ export function pushRoutes(deps: PushRouteDeps) {
     try {
       body = JSON.parse(text);
     } catch (err) {
-      throw new AppError('INVALID_JSON', `body is not valid JSON: ${(err as Error).message}`);
+      throw new AppError('INVALID_JSON', `body is not valid JSON: ${errorText(err)}`);
     }
     const parsed = parsePushBody(body);
     if (!parsed.ok) throw new AppError('VALIDATION_FAILED', parsed.problems.join('; '));
@@ -52,7 +52,7 @@ export function pushRoutes(deps: PushRouteDeps) {
       const appErr =
         err instanceof AppError ? err : new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
       // Dovecot will not resend; the reconciliation sweep finds INBOX messages whose push was lost.
-      deps.logger.warn({ ...log, err: (err as Error).message }, 'push not recorded');
+      deps.logger.warn({ ...log, err: errorText(err) }, 'push not recorded');
       throw appErr;
     }
     if (outcome.status === 'queued' && outcome.new) deps.onQueued?.();

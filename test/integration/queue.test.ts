@@ -53,6 +53,23 @@ for (const driver of DRIVERS) {
       expect(rows.every((r) => r.state === 'processing')).toBe(true);
     });
 
+    it('a claimed job carries its stored analysis status and its mailbox preferences', async () => {
+      await enqueueMany(t.db, [job(1), job(2), job(3, 'push', 'bob@example.test')]);
+      await t.db.rows(sql`insert into llm_email_analysis (mailbox, folder, uidvalidity, uid, status)
+                          values ('alice@example.test', 'INBOX', ${UIDVALIDITY}, 2, 'analyzed')`);
+      await t.db.rows(sql`insert into llm_user_preferences (username, summary_enabled, summary_language) values ('bob@example.test', false, 'de')`);
+      const jobs = await claim(t.db, { workerId: 'w', limit: 5, leaseMs: 60_000 });
+      const byUid = new Map(jobs.map((j) => [j.uid, j]));
+      expect(byUid.get(1)).toMatchObject({ analysisStatus: null, preferences: null });
+      expect(byUid.get(2)).toMatchObject({ analysisStatus: 'analyzed', preferences: null });
+      expect(byUid.get(3)).toMatchObject({
+        analysisStatus: null,
+        preferences: { autoAnalysis: true, summaryEnabled: false, replySuggestions: false, summaryLanguage: 'de' },
+      });
+      await t.db.rows(sql`delete from llm_email_analysis`);
+      await t.db.rows(sql`delete from llm_user_preferences`);
+    });
+
     it('an expired lease returns the job to another worker; the old worker can no longer end it', async () => {
       await enqueue(t.db, job(1));
       const [a] = await claim(t.db, { workerId: 'dead-worker', limit: 5, leaseMs: 50 });

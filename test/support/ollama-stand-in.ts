@@ -65,8 +65,8 @@ export interface OllamaStandIn {
   close(): Promise<void>;
 }
 
-export async function startOllamaStandIn(opts: { models?: string[] } = {}): Promise<OllamaStandIn> {
-  const state: StandInState = { mode: 'ok', delayMs: 0, models: opts.models ?? ['llama3.2:3b'], chats: [] };
+export async function startOllamaStandIn(opts: { models?: string[]; port?: number; delayMs?: number } = {}): Promise<OllamaStandIn> {
+  const state: StandInState = { mode: 'ok', delayMs: opts.delayMs ?? 0, models: opts.models ?? ['llama3.2:3b'], chats: [] };
   const hanging = new Set<ServerResponse>();
   let invalidServed = false;
 
@@ -143,7 +143,7 @@ export async function startOllamaStandIn(opts: { models?: string[] } = {}): Prom
       send(res, 400, { error: (err as Error).message });
     }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
