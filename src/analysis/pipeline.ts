@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
-import { emailAnalysis, userPreferences } from '../db/schema.js';
+import type { userPreferences } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { FetchOutcome } from '../mail/imap.js';
 import { parseMessage, type ParsedMessage } from '../mail/parse.js';
@@ -10,6 +9,7 @@ import type { FinalState, Job } from '../queue/lifecycle.js';
 import type { LlmClient, LlmUsage } from './llm.js';
 import { buildPrompt, PROMPT_VERSION } from './prompt.js';
 import type { AnalysisResult } from './result.js';
+import { findByContentHash, upsertAnalysis, type NewAnalysis } from './store.js';
 
 /** Where the pipeline gets messages from: the IMAP sessions in production. */
 export interface MessageSource {
@@ -46,7 +46,6 @@ export const DEFAULT_PREFERENCES: Preferences = {
   summaryLanguage: null,
 };
 
-type NewAnalysis = typeof emailAnalysis.$inferInsert;
 type ResultColumns = Pick<
   NewAnalysis,
   | 'summary'
@@ -92,34 +91,6 @@ export function contentHash(inputHash: string, model: string, prefs: Preferences
   return createHash('sha256').update(`${inputHash}\0${model}\0${PROMPT_VERSION}\0${profile}`).digest('hex');
 }
 
-const RESULT_FIELDS = {
-  summary: emailAnalysis.summary,
-  category: emailAnalysis.category,
-  tags: emailAnalysis.tags,
-  verdict: emailAnalysis.verdict,
-  confidence: emailAnalysis.confidence,
-  reasons: emailAnalysis.reasons,
-  isSpam: emailAnalysis.isSpam,
-  isPhishing: emailAnalysis.isPhishing,
-  priority: emailAnalysis.priority,
-  priorityReason: emailAnalysis.priorityReason,
-  sensitive: emailAnalysis.sensitive,
-  language: emailAnalysis.language,
-  replySuggestion: emailAnalysis.replySuggestion,
-};
-
-/** Writes the analysis row; a retry or a forced re-analysis replaces the earlier one. */
-export async function upsertAnalysis(db: Db, row: NewAnalysis): Promise<void> {
-  const { mailbox: _m, folder: _f, uidvalidity: _v, uid: _u, ...rest } = row;
-  await db.orm
-    .insert(emailAnalysis)
-    .values(row)
-    .onConflictDoUpdate({
-      target: [emailAnalysis.mailbox, emailAnalysis.folder, emailAnalysis.uidvalidity, emailAnalysis.uid],
-      set: { ...rest, updatedAt: sql`now()` },
-    });
-}
-
 function headerColumns(job: Job, parsed?: ParsedMessage): Partial<NewAnalysis> {
   if (!parsed) {
     // Not fetched: what the push said (already decoded on receipt).
@@ -151,11 +122,7 @@ export function createPipeline(deps: PipelineDeps) {
   const inFlight = new Map<string, Promise<LlmAnswer>>();
 
   async function cached(hash: string): Promise<LlmAnswer | null> {
-    const [row] = await db.orm
-      .select(RESULT_FIELDS)
-      .from(emailAnalysis)
-      .where(and(eq(emailAnalysis.contentHash, hash), eq(emailAnalysis.status, 'analyzed')))
-      .limit(1);
+    const row = await findByContentHash(db, hash);
     if (!row) return null;
     // The row holds what its preferences kept; the hash includes those preferences, so it is complete.
     const result = {
