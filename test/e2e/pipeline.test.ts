@@ -382,3 +382,32 @@ describeWith('Dovecot and PostgreSQL', ready)('a worker process killed mid-job',
     expect(callsAbout(stack, 'Killed mid-job')).toBe(2); // the hung one, then the one that answered
   });
 });
+
+describeWith('Dovecot', dovecotAvailable())('the pipeline on the embedded database (PGlite, the npm start default)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ database: 'pglite', users: ['alice@example.test', 'bob@example.test'] });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('analyses delivered mail, shares identical content, and keeps its queue across a restart', async () => {
+    const corpus = loadCorpus(6);
+    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
+    for (const m of corpus) await lmtp.deliver(m.raw, ['alice@example.test', 'bob@example.test']);
+    lmtp.close();
+    for (const mailbox of ['alice@example.test', 'bob@example.test']) {
+      const jobs = await settled(stack, mailbox, corpus.length);
+      expect(jobs.map((j) => j.state)).toEqual(corpus.map(() => 'done'));
+      expect(await analysesOf(stack, mailbox)).toHaveLength(corpus.length);
+    }
+    expect(stack.ollama!.state.chats).toHaveLength(corpus.length);
+
+    await stack.restart();
+    expect(await analysesOf(stack, 'alice@example.test')).toHaveLength(corpus.length);
+    await deliver(stack.dc.lmtpPort, message('after-restart', 'alice@example.test', 'After the restart', 'Still here.'), ['alice@example.test']);
+    const jobs = await settled(stack, 'alice@example.test', corpus.length + 1);
+    expect(jobs.at(-1)!.state).toBe('done');
+  });
+});

@@ -8,14 +8,18 @@ import { createTestDatabase, silentLogger, testConfig } from './services.js';
 export const PUSH_PASSWORD = 'push-secret';
 
 /**
- * The real service (startService, as main.ts runs it) on a free port and a fresh Postgres database,
- * or on `databaseUrl` when given (a restart: then close() leaves the database alone).
+ * The real service (startService, as main.ts runs it) on a free port and a fresh Postgres database;
+ * or on `databaseUrl` when given (a restart: close() leaves the database alone); or on PGlite in
+ * `dataDir` when that is given with `keepDataDir` (the caller owns and removes the directory).
  */
 export async function startMailsight(overrides: Record<string, any> = {}) {
-  const own = overrides.databaseUrl ? undefined : await createTestDatabase();
-  const url: string = overrides.databaseUrl ?? own!.url;
-  const dataDir = mkdtempSync(join(tmpdir(), 'mailsight-'));
-  const config = testConfig({ databaseUrl: url, dataDir, push: { password: PUSH_PASSWORD }, ...overrides });
+  const { keepDataDir, ...rest } = overrides;
+  const embedded = Boolean(keepDataDir);
+  const own = overrides.databaseUrl || embedded ? undefined : await createTestDatabase();
+  const url: string | undefined = embedded ? undefined : (overrides.databaseUrl ?? own!.url);
+  const dataDir: string = embedded ? overrides.dataDir : mkdtempSync(join(tmpdir(), 'mailsight-'));
+  const removeDataDir = () => (embedded ? undefined : rmSync(dataDir, { recursive: true, force: true }));
+  const config = testConfig({ databaseUrl: url, dataDir, push: { password: PUSH_PASSWORD }, ...rest });
   const service = await startService(config, silentLogger);
   const port = (service.address as AddressInfo).port;
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -28,12 +32,12 @@ export async function startMailsight(overrides: Record<string, any> = {}) {
     /** Stops the service; keeps the database (for a restart on it). */
     async stopOnly() {
       await service.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir();
     },
     async close() {
       await service.stop();
       await own?.drop();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir();
     },
   };
 }

@@ -1,7 +1,10 @@
 import { freePort, startDovecot, type Dovecot } from './dovecot.js';
 import { PUSH_PASSWORD, startMailsight, type Mailsight } from './mailsight.js';
 import { startOllamaStandIn, type OllamaStandIn } from './ollama-stand-in.js';
-import { openPostgres } from '../../src/db/client.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openPostgres, type Db } from '../../src/db/client.js';
 import { createTestDatabase } from './services.js';
 
 export interface StackOptions {
@@ -9,6 +12,8 @@ export interface StackOptions {
   users?: string[];
   /** Give mailsight the IMAP master login and the Ollama stand-in, so its workers analyse (default true). */
   analyse?: boolean;
+  /** mailsight's database: a fresh Postgres database (default) or the embedded PGlite in its data directory. */
+  database?: 'postgres' | 'pglite';
   /** Config overrides for mailsight (merged over fast test settings). */
   mailsight?: Record<string, any>;
 }
@@ -25,14 +30,17 @@ export async function startStack(opts: StackOptions = {}) {
   const analyse = opts.analyse ?? true;
   const ollama: OllamaStandIn | undefined = analyse ? await startOllamaStandIn() : undefined;
   const port = await freePort();
-  const db = await createTestDatabase();
+  const pglite = opts.database === 'pglite';
+  const db = pglite ? undefined : await createTestDatabase();
+  // PGlite lives in DATA_DIR, so a restart must find the same one.
+  const dataDir = pglite ? mkdtempSync(join(tmpdir(), 'mailsight-pglite-')) : undefined;
   const dc: Dovecot = await startDovecot({
     users: opts.users,
     push: { driver: opts.driver ?? 'ox', url: `http://127.0.0.1:${port}/push/dovecot`, username: 'dovecot', password: PUSH_PASSWORD },
   });
   const overrides = (extra: Record<string, any> = {}) => ({
     port,
-    databaseUrl: db.url,
+    ...(db ? { databaseUrl: db.url } : { dataDir, keepDataDir: true }),
     ...(analyse
       ? {
           imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
@@ -44,13 +52,19 @@ export async function startStack(opts: StackOptions = {}) {
     ...extra,
     ...(analyse ? { processing: { ...FAST_PROCESSING, ...opts.mailsight?.processing, ...extra.processing } } : {}),
   });
+  const ownDb = db ? openPostgres(db.url, { max: 2 }) : undefined;
   const stack = {
     dc,
     ollama,
-    /** The test's own connection to mailsight's database: it outlives mailsight's stops and restarts. */
-    db: openPostgres(db.url, { max: 2 }),
+    /**
+     * The test's view of mailsight's database: its own connection on Postgres (it outlives mailsight's
+     * stops and restarts); mailsight's own handle on PGlite (one process owns an embedded database).
+     */
+    get db(): Db {
+      return ownDb ?? stack.ms.db;
+    },
     ms: undefined as unknown as Mailsight,
-    databaseUrl: db.url,
+    databaseUrl: db?.url,
     port,
     /** Stops mailsight (not Dovecot) and starts it again on the same database and port. */
     async restart(extra: Record<string, any> = {}) {
@@ -68,8 +82,9 @@ export async function startStack(opts: StackOptions = {}) {
       await stack.ms?.stopOnly().catch(() => {});
       await dc.stop();
       await ollama?.close();
-      await stack.db.close();
-      await db.drop();
+      await ownDb?.close();
+      await db?.drop();
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
   stack.ms = await startMailsight(overrides());
