@@ -13,6 +13,8 @@ import { pushRoutes } from './routes/push.js';
 export interface AppDeps {
   config: Config;
   db: Db;
+  /** The push endpoint's own pool (Dovecot is waiting: it must not queue behind worker queries); default `db`. */
+  pushDb?: Db;
   logger: Logger;
   pushCredentials: PushCredentials | null;
   /** Readiness checks beyond the database (IMAP, Ollama) added by the caller. */
@@ -47,7 +49,7 @@ export function createApp(deps: AppDeps) {
   app.route(
     PUSH_PATH,
     pushRoutes({
-      db: deps.db,
+      db: deps.pushDb ?? deps.db,
       logger: deps.logger,
       credentials: deps.pushCredentials,
       dbTimeoutMs: deps.config.push.dbTimeoutMs,

@@ -45,6 +45,12 @@ export const configSchema = z
       auth: z.enum(['basic', 'none']).default('basic'),
       /** How long the push handler waits for the database before answering 503 (Dovecot is waiting). */
       dbTimeoutMs: int(50, 10_000).default(400),
+      /**
+       * Whether a push's INSERT waits for its WAL to reach disk. Off by default: the wait is most of
+       * a push's cost while Dovecot holds the delivery, and what it protects (the last fraction of a
+       * second of pushes, and only if the Postgres server itself crashes) the sweep recovers.
+       */
+      synchronousCommit: bool.default(false),
     }),
     apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
     imap: z.object({
@@ -133,6 +139,7 @@ const ENV_PATHS: Record<string, string[]> = {
   PUSH_PASSWORD: ['push', 'password'],
   PUSH_AUTH: ['push', 'auth'],
   PUSH_DB_TIMEOUT_MS: ['push', 'dbTimeoutMs'],
+  PUSH_SYNCHRONOUS_COMMIT: ['push', 'synchronousCommit'],
   API_KEY: ['apiKey'],
   IMAP_HOST: ['imap', 'host'],
   IMAP_PORT: ['imap', 'port'],

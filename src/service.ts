@@ -4,7 +4,7 @@ import { createPipeline } from './analysis/pipeline.js';
 import { LlmClient } from './analysis/llm.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { openDb, type Db } from './db/client.js';
+import { openDb, openPostgres, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { processingQueue } from './db/schema.js';
 import type { ReadinessCheck } from './health/readiness.js';
@@ -17,6 +17,8 @@ import { newWorkerId, WorkerPool } from './queue/worker.js';
 
 /** How long in-flight requests and jobs get to finish on SIGTERM before we close anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
+/** Connections for the push endpoint: each answers in about a millisecond, so a few serve thousands per second. */
+const PUSH_POOL_SIZE = 6;
 
 function logPushCredentials(config: Config, logger: Logger) {
   const pushCredentials = resolvePushCredentials(config);
@@ -118,10 +120,19 @@ export async function startService(config: Config, logger: Logger) {
   logger.info({ driver: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'database ready');
 
   const pushCredentials = logPushCredentials(config, logger);
+  // Pushes get their own connections: Dovecot holds each delivery until we answer, so a push must
+  // never wait for a pool busy with worker queries. Embedded PGlite is one connection anyway.
+  const pushDb = config.databaseUrl
+    ? openPostgres(config.databaseUrl, {
+        max: PUSH_POOL_SIZE,
+        synchronousCommit: config.push.synchronousCommit,
+        applicationName: 'mailsight-push',
+      })
+    : db;
   const waker = new QueueWaker(db, logger);
   const processing = startProcessing(config, db, logger, waker);
 
-  const app = createApp({ config, db, logger, pushCredentials, readiness: processing.readiness, onQueued: () => waker.signal() });
+  const app = createApp({ config, db, pushDb, logger, pushCredentials, readiness: processing.readiness, onQueued: () => waker.signal() });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -141,6 +152,7 @@ export async function startService(config: Config, logger: Logger) {
       await processing.stop(SHUTDOWN_GRACE_MS);
       await Promise.race([closed, new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
       await waker.close();
+      if (pushDb !== db) await pushDb.close();
       await db.close();
       logger.info('stopped');
     })());

@@ -30,6 +30,10 @@ export interface PostgresOptions {
   max?: number;
   /** Set on each connection, so a stuck statement cannot hold a worker forever. */
   statementTimeoutMs?: number;
+  /** false: commits return before the WAL reaches disk (see PUSH_SYNCHRONOUS_COMMIT in the README). */
+  synchronousCommit?: boolean;
+  /** Shown in pg_stat_activity. */
+  applicationName?: string;
 }
 
 export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
@@ -40,8 +44,9 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     onnotice: () => {},
     types: { int8: { to: INT8_OID, from: [INT8_OID], serialize: String, parse: Number } } as any,
     connection: {
-      application_name: 'mailsight',
+      application_name: opts.applicationName ?? 'mailsight',
       ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),
+      ...(opts.synchronousCommit === false ? { synchronous_commit: 'off' } : {}),
     },
   });
   const orm = drizzlePostgres(client, { schema }) as unknown as Orm;

@@ -56,7 +56,8 @@ export const processingQueue = pgTable(
     index('llm_processing_queue_lease_idx')
       .on(t.leaseUntil)
       .where(sql`${t.state} = 'processing'`),
-    index('llm_processing_queue_mailbox_idx').on(t.mailbox, t.folder, t.uidvalidity),
+    // No separate (mailbox, folder, uidvalidity) index: the unique key's prefix serves those lookups,
+    // and every push would pay for one more index.
   ],
 );
 

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Db } from '../db/client.js';
 import { basicAuth } from '../http/basic-auth.js';
+import { readBodyText } from '../http/body.js';
 import { AppError, withDeadline } from '../http/errors.js';
 import { errorText, type Logger } from '../logger.js';
 import { parsePushBody } from '../push/payload.js';
@@ -21,15 +21,8 @@ export interface PushRouteDeps {
 
 export function pushRoutes(deps: PushRouteDeps) {
   const app = new Hono();
-  const limit = bodyLimit({
-    maxSize: MAX_PUSH_BODY_BYTES,
-    onError: () => {
-      throw new AppError('PAYLOAD_TOO_LARGE', `push body is larger than ${MAX_PUSH_BODY_BYTES} bytes`);
-    },
-  });
-
-  app.on(['PUT', 'POST'], '/', basicAuth(deps.credentials), limit, async (c) => {
-    const text = await c.req.text();
+  app.on(['PUT', 'POST'], '/', basicAuth(deps.credentials), async (c) => {
+    const text = await readBodyText(c, MAX_PUSH_BODY_BYTES);
     let body: unknown;
     try {
       body = JSON.parse(text);

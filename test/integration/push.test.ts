@@ -1,9 +1,11 @@
 import { createServer, type Server } from 'node:net';
-import { count, eq } from 'drizzle-orm';
+import { request as httpRequest } from 'node:http';
+import { count, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { openPostgres } from '../../src/db/client.js';
 import { processingQueue } from '../../src/db/schema.js';
+import { startMailsight, type Mailsight } from '../support/mailsight.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
 
 const PASSWORD = 'push-secret';
@@ -214,5 +216,59 @@ describe('embedded database closed under the service', () => {
     const res = await push(app, ox(1));
     expect(res.status).toBe(503);
     expect((await json(res)).error.code).toBe('DATABASE_UNAVAILABLE');
+  });
+});
+
+describeWith('PostgreSQL', pgUp)('the running service, over a real socket', () => {
+  let ms: Mailsight;
+  beforeAll(async () => {
+    ms = await startMailsight();
+  });
+  afterAll(async () => {
+    await ms?.close();
+  });
+
+  const raw = (body: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(ms.pushUrl, { method: 'PUT', headers: { authorization: `Basic ${Buffer.from('dovecot:push-secret').toString('base64')}`, ...headers } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  it('queues a push read straight from the socket', async () => {
+    const res = await raw(JSON.stringify(ox(7)), { 'content-type': 'application/json' });
+    expect(res.status).toBe(202);
+    expect(JSON.parse(res.body)).toMatchObject({ status: 'queued', new: true });
+  });
+
+  it('refuses a body over 64 KiB with 413, by Content-Length and when chunked', async () => {
+    const big = JSON.stringify(ox(8, { subject: 'x'.repeat(70 * 1024) }));
+    const variants: Record<string, string>[] = [{ 'content-length': String(Buffer.byteLength(big)) }, { 'transfer-encoding': 'chunked' }];
+    for (const headers of variants) {
+      const res = await raw(big, { 'content-type': 'application/json', ...headers });
+      expect(res.status).toBe(413);
+      expect(JSON.parse(res.body).error.code).toBe('PAYLOAD_TOO_LARGE');
+    }
+    const [row] = await ms.db.orm.select({ n: count() }).from(processingQueue).where(eq(processingQueue.uid, 8));
+    expect(row!.n).toBe(0);
+  });
+
+  it('pushes run on their own pool, with synchronous_commit off unless PUSH_SYNCHRONOUS_COMMIT=true', async () => {
+    for (const [setting, expected] of [[false, 'off'], [true, 'on']] as const) {
+      const db = openPostgres(ms.databaseUrl!, { max: 1, synchronousCommit: setting });
+      try {
+        const [row] = await db.rows<{ synchronous_commit: string }>(sql`show synchronous_commit`);
+        expect(row!.synchronous_commit).toBe(expected);
+      } finally {
+        await db.close();
+      }
+    }
+    expect(testConfig().push.synchronousCommit).toBe(false);
+    const [active] = await ms.db.rows<{ n: number }>(sql`select count(*)::int as n from pg_stat_activity where application_name = 'mailsight-push'`);
+    expect(active!.n).toBeGreaterThan(0);
   });
 });

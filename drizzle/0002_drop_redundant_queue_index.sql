@@ -1,0 +1,1 @@
+DROP INDEX "llm_processing_queue_mailbox_idx";
