@@ -63,23 +63,6 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
 
 const ownedBy = (id: number, workerId: string) => and(eq(q.id, id), eq(q.lockedBy, workerId), eq(q.state, 'processing'));
 
-/** Ends a job. False when this worker no longer holds it (its lease expired and another took it). */
-export async function finish(db: Db, job: Job, state: FinalState, error: string | null = null): Promise<boolean> {
-  const rows = await db.orm
-    .update(q)
-    .set({
-      state,
-      lastError: error,
-      leaseUntil: null,
-      lockedBy: null,
-      finishedAt: sql`now()`,
-      updatedAt: sql`now()`,
-    })
-    .where(ownedBy(job.id, job.lockedBy ?? ''))
-    .returning({ id: q.id });
-  return rows.length > 0;
-}
-
 export interface Ending {
   job: Job;
   state: FinalState;

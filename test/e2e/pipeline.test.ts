@@ -10,7 +10,7 @@ import { startStack, type Stack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
 const ready = dovecotAvailable() && (await postgresAvailable());
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'ken', 'leo', 'mia'].map((u) => `${u}@example.test`);
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'ken', 'leo', 'mia', 'nina', 'oscar', 'peggy', 'quinn', 'rupert', 'sybil'].map((u) => `${u}@example.test`);
 
 const FINAL = ['done', 'skipped', 'failed', 'dead', 'gone', 'stale'];
 
@@ -169,6 +169,25 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     expect(new Set(rows.map((r) => r.summary)).size).toBe(1);
     expect(rows.filter((r) => !r.cacheHit)).toHaveLength(1);
     expect(callsAbout(stack, 'All hands on Friday')).toBe(1);
+  });
+
+  it('never holds more than IMAP_MAX_SESSIONS sessions: 6 mailboxes through a cap of 2', async () => {
+    await stack.restart({ imap: { maxSessions: 2 } });
+    const to = ['nina', 'oscar', 'peggy', 'quinn', 'rupert', 'sybil'].map((u) => `${u}@example.test`);
+    let most = 0;
+    const watch = setInterval(() => (most = Math.max(most, stack.ms.imap.openSessions)), 2);
+    try {
+      const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
+      for (const [i, mailbox] of to.entries()) await lmtp.deliver(message(`cap-${i}`, mailbox, `Session cap ${i}`, `Note ${i}.`), [mailbox]);
+      lmtp.close();
+      for (const mailbox of to) expect((await settled(stack, mailbox, 1))[0]!.state).toBe('done');
+    } finally {
+      clearInterval(watch);
+    }
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(2);
+    expect(stack.ms.imap.stats.logins).toBeGreaterThanOrEqual(6);
+    await stack.restart();
   });
 
   it('Ollama failing for a while (errors, then hanging): everything is analysed after it recovers', async () => {

@@ -2,9 +2,11 @@ import { asc, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { processingQueue } from '../../src/db/schema.js';
 import { enqueue, enqueueMany, type JobSource } from '../../src/queue/jobs.js';
-import { claim, finish, nextDueAt, release, retry } from '../../src/queue/lifecycle.js';
+import { claim, finishMany, nextDueAt, release, retry } from '../../src/queue/lifecycle.js';
 import { knownMailboxes, reconcileOnce, resignLeadership, takeLeadership, type UidSource } from '../../src/queue/reconcile.js';
+import { QueueWaker } from '../../src/queue/wake.js';
 import { WorkerPool, type HandlerOutcome } from '../../src/queue/worker.js';
+import { openPostgres } from '../../src/db/client.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, type TestDb } from '../support/services.js';
 import { waitFor } from '../support/wait.js';
 
@@ -77,8 +79,8 @@ for (const driver of DRIVERS) {
       await new Promise((r) => setTimeout(r, 120));
       const [b] = await claim(t.db, { workerId: 'other', limit: 5, leaseMs: 60_000 });
       expect(b).toMatchObject({ id: a!.id, attempts: 2, lockedBy: 'other' });
-      expect(await finish(t.db, a!, 'done')).toBe(false);
-      expect(await finish(t.db, b!, 'done')).toBe(true);
+      expect(await finishMany(t.db, 'dead-worker', [{ job: a!, state: 'done', error: null }])).toEqual(new Set());
+      expect(await finishMany(t.db, 'other', [{ job: b!, state: 'done', error: null }])).toEqual(new Set([b!.id]));
       expect((await all())[0]).toMatchObject({ state: 'done', leaseUntil: null, lockedBy: null });
     });
 
@@ -214,3 +216,43 @@ for (const driver of DRIVERS) {
     });
   });
 }
+
+describeWith('PostgreSQL', pgUp)('wake-ups between instances', () => {
+  it("a job queued by one instance wakes another instance's idle workers at once (LISTEN/NOTIFY)", async () => {
+    const t = await openTestDb('postgres');
+    const otherDb = openPostgres(t.url!);
+    const handled: number[] = [];
+    // Instance B: idle, and it would not poll again for a minute.
+    const wakerB = new QueueWaker(otherDb, silentLogger);
+    const poolB = new WorkerPool({
+      db: otherDb,
+      logger: silentLogger,
+      handler: async (j) => (handled.push(j.uid), { state: 'done' }),
+      concurrency: 1,
+      batchSize: 5,
+      leaseMs: 30_000,
+      maxAttempts: 3,
+      retryBaseMs: 10,
+      retryMaxMs: 10,
+      idlePollMs: 60_000,
+    });
+    const wakerA = new QueueWaker(t.db, silentLogger);
+    try {
+      await wakerB.subscribe(() => poolB.wake());
+      poolB.start();
+      await poolB.whenIdle();
+      // Instance A receives a push.
+      await enqueue(t.db, job(1));
+      wakerA.signal();
+      // Within seconds, not at B's next poll a minute from now.
+      await waitFor(async () => handled.length, (n) => n === 1, 5_000);
+      expect(handled).toEqual([1]);
+    } finally {
+      await poolB.stop(1000);
+      await wakerA.close();
+      await wakerB.close();
+      await otherDb.close();
+      await t.close();
+    }
+  });
+});

@@ -38,20 +38,24 @@ export async function startStack(opts: StackOptions = {}) {
     users: opts.users,
     push: { driver: opts.driver ?? 'ox', url: `http://127.0.0.1:${port}/push/dovecot`, username: 'dovecot', password: PUSH_PASSWORD },
   });
-  const overrides = (extra: Record<string, any> = {}) => ({
-    port,
-    ...(db ? { databaseUrl: db.url } : { dataDir, keepDataDir: true }),
-    ...(analyse
-      ? {
-          imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
-          ollama: { host: ollama!.url, timeoutMs: 2_000 },
-          processing: { ...FAST_PROCESSING, ...opts.mailsight?.processing, ...extra.processing },
-        }
-      : {}),
-    ...opts.mailsight,
-    ...extra,
-    ...(analyse ? { processing: { ...FAST_PROCESSING, ...opts.mailsight?.processing, ...extra.processing } } : {}),
-  });
+  /** Fast test settings, then the stack's overrides, then a restart's: nested sections merge. */
+  const overrides = (extra: Record<string, any> = {}) => {
+    const merged: Record<string, any> = {
+      port,
+      ...(db ? { databaseUrl: db.url } : { dataDir, keepDataDir: true }),
+      ...opts.mailsight,
+      ...extra,
+    };
+    if (analyse) {
+      const base: Record<string, any> = {
+        imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
+        ollama: { host: ollama!.url, timeoutMs: 2_000 },
+        processing: FAST_PROCESSING,
+      };
+      for (const k of ['imap', 'ollama', 'processing']) merged[k] = { ...base[k], ...opts.mailsight?.[k], ...extra[k] };
+    }
+    return merged;
+  };
   const ownDb = db ? openPostgres(db.url, { max: 2 }) : undefined;
   const stack = {
     dc,
