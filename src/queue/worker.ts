@@ -119,8 +119,10 @@ export class WorkerPool {
       this.sleep(CLAIM_ERROR_PAUSE_MS);
       return;
     }
-    if (this.running.size === 0 && this.buffer.length === 0 && !this.stopping) {
-      for (const w of this.idleWaiters.splice(0)) w();
+    // Nothing runnable now but a slot is free: sleep until the next retry or lease falls due (a
+    // running job's end or a push wakes us sooner).
+    if (this.buffer.length === 0 && this.running.size < this.opts.concurrency && !this.stopping) {
+      if (this.running.size === 0) for (const w of this.idleWaiters.splice(0)) w();
       await this.sleepUntilDue();
     }
   }
