@@ -146,12 +146,17 @@ export function createPipeline(deps: PipelineDeps) {
    * row, or from the model. The caller that asked the model calls `stored()` once its row is written,
    * so a copy arriving in between finds the row instead of asking again.
    */
-  async function answerFor(hash: string, run: () => Promise<LlmAnswer>): Promise<LlmAnswer & { shared: boolean; stored: () => void }> {
+  async function answerFor(
+    hash: string,
+    run: () => Promise<LlmAnswer>,
+    fresh: boolean,
+  ): Promise<LlmAnswer & { shared: boolean; stored: () => void }> {
     const noop = () => {};
     const pending = inFlight.get(hash);
     if (pending) return { ...(await pending), shared: true, stored: noop };
     // Registered before the first await: a copy that arrives while we look in the table waits for us.
-    const p = cached(hash).then((hit) => hit ?? run());
+    // A forced re-analysis asks the model again instead of reusing the stored answer.
+    const p = fresh ? run() : cached(hash).then((hit) => hit ?? run());
     inFlight.set(hash, p);
     const stored = () => {
       if (inFlight.get(hash) === p) inFlight.delete(hash);
@@ -204,7 +209,7 @@ export function createPipeline(deps: PipelineDeps) {
 
     let answer: Awaited<ReturnType<typeof answerFor>>;
     try {
-      answer = await answerFor(hash, () => llm.analyse(prompt));
+      answer = await answerFor(hash, () => llm.analyse(prompt), job.force);
     } catch (err) {
       const e = err as { transient?: boolean; message?: string };
       if (e.transient !== false) throw err;

@@ -157,6 +157,17 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     expect(after).toHaveLength(1);
     expect(await analysesOf(stack, mailbox)).toHaveLength(1);
     expect(callsAbout(stack, 'Quarterly numbers')).toBe(1);
+
+    // A forced re-analysis asks the model again and replaces the row (still one).
+    const [before] = await analysesOf(stack, mailbox);
+    await stack.db.orm.update(processingQueue).set({ state: 'queued', runAt: sql`now()`, force: true }).where(eq(processingQueue.id, job!.id));
+    stack.ms.waker.signal();
+    await waitFor(() => queueOf(stack, mailbox), (r) => r[0]?.state === 'done' && (r[0]?.attempts ?? 0) >= 4);
+    expect(callsAbout(stack, 'Quarterly numbers')).toBe(2);
+    const after2 = await analysesOf(stack, mailbox);
+    expect(after2).toHaveLength(1);
+    expect(after2[0]!.updatedAt.getTime()).toBeGreaterThan(before!.updatedAt.getTime());
+    expect(after2[0]!.cacheHit).toBe(false);
   });
 
   it('one message delivered to 5 mailboxes: 5 rows, 1 LLM call', async () => {
