@@ -2,6 +2,7 @@ import { asc, eq, sql } from 'drizzle-orm';
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { emailAnalysis, processingQueue, userPreferences } from '../../src/db/schema.js';
+import { enqueue } from '../../src/queue/jobs.js';
 import { loadCorpus } from '../support/corpus.js';
 import { dovecotAvailable, imapSession } from '../support/dovecot.js';
 import { LmtpClient, deliver } from '../support/lmtp.js';
@@ -242,6 +243,19 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
       stack.ollama!.set({ delayMs: 0 });
       await stack.restart();
     }
+  });
+
+  it('a job whose folder has a new UIDVALIDITY ends as stale, without an LLM call', async () => {
+    const mailbox = 'ken@example.test';
+    const calls = stack.ollama!.state.chats.length;
+    const before = (await queueOf(stack, mailbox)).length;
+    await enqueue(stack.db, { mailbox, folder: 'INBOX', uidvalidity: 12345, uid: 1, source: 'api' });
+    stack.ms.waker.signal();
+    const jobs = await settled(stack, mailbox, before + 1);
+    const stale = jobs.find((j) => j.uidvalidity === 12345)!;
+    expect(stale.state).toBe('stale');
+    expect(stale.lastError).toMatch(/UIDVALIDITY of INBOX is now \d+, was 12345/);
+    expect(stack.ollama!.state.chats.length).toBe(calls);
   });
 
   it('a 40 MB message is analysed from its first megabytes, never fetched whole', async () => {
