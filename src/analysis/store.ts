@@ -1,5 +1,5 @@
 import { and, eq, getTableColumns, sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { perDb, type Db } from '../db/client.js';
 import { emailAnalysis } from '../db/schema.js';
 
 /** Writing and reading llm_email_analysis rows: the pipeline's two hot statements, prepared once per database. */
@@ -49,15 +49,6 @@ function buildFindByHash(db: Db) {
     .prepare('mailsight_find_by_content');
 }
 
-/** Per database, built on first use (the builder is the expensive part of a drizzle query). */
-function perDb<T>(build: (db: Db) => T): (db: Db) => T {
-  const cache = new WeakMap<Db, T>();
-  return (db) => {
-    let v = cache.get(db);
-    if (!v) cache.set(db, (v = build(db)));
-    return v;
-  };
-}
 const upsertStatement = perDb(buildUpsert);
 const findByHashStatement = perDb(buildFindByHash);
 

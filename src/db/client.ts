@@ -90,6 +90,19 @@ export async function openDb(opts: { databaseUrl?: string; dataDir: string }): P
     : openPglite(join(opts.dataDir, 'pglite'));
 }
 
+/**
+ * A value built once per database on first use: prepared statements, whose drizzle builder is the
+ * expensive part of a hot query.
+ */
+export function perDb<T>(build: (db: Db) => T): (db: Db) => T {
+  const cache = new WeakMap<Db, T>();
+  return (db) => {
+    let v = cache.get(db);
+    if (!v) cache.set(db, (v = build(db)));
+    return v;
+  };
+}
+
 export async function ping(db: Db): Promise<void> {
   await db.rows(sql`select 1 as ok`);
 }
