@@ -61,7 +61,8 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
     });
 }
 
-const ownedBy = (id: number, workerId: string) => and(eq(q.id, id), eq(q.lockedBy, workerId), eq(q.state, 'processing'));
+/** Jobs `workerId` still holds: claimed by it and not taken over after an expired lease. */
+const heldBy = (ids: number[], workerId: string) => and(inArray(q.id, ids), eq(q.lockedBy, workerId), eq(q.state, 'processing'));
 
 export interface Ending {
   job: Job;
@@ -98,7 +99,7 @@ export async function retry(db: Db, job: Job, error: string, delayMs: number): P
       lockedBy: null,
       updatedAt: sql`now()`,
     })
-    .where(ownedBy(job.id, job.lockedBy ?? ''))
+    .where(heldBy([job.id], job.lockedBy ?? ''))
     .returning({ id: q.id });
   return rows.length > 0;
 }
@@ -116,7 +117,7 @@ export async function release(db: Db, ids: number[], workerId: string): Promise<
       lockedBy: null,
       updatedAt: sql`now()`,
     })
-    .where(and(inArray(q.id, ids), eq(q.lockedBy, workerId), eq(q.state, 'processing')))
+    .where(heldBy(ids, workerId))
     .returning({ id: q.id });
   return rows.length;
 }
@@ -127,7 +128,7 @@ export async function extendLeases(db: Db, ids: number[], workerId: string, leas
   await db.orm
     .update(q)
     .set({ leaseUntil: leaseEnd(leaseMs) })
-    .where(and(inArray(q.id, ids), eq(q.lockedBy, workerId), eq(q.state, 'processing')));
+    .where(heldBy(ids, workerId));
 }
 
 /** When the next job becomes runnable (a retry falls due or a lease expires); null when none will. */

@@ -151,29 +151,27 @@ export class WorkerPool {
     const started = performance.now();
     const { db, maxAttempts } = this.opts;
     try {
+      let outcome: HandlerOutcome;
       if (job.attempts > maxAttempts) {
         // Claimed again after its lease expired this many times: the job itself kills its worker.
-        await this.end(job, 'dead', `gave up after ${maxAttempts} attempts; last: ${job.lastError ?? 'lease expired (worker died)'}`);
-        this.stats.dead++;
-        log.error({ lastError: job.lastError }, 'job dead');
-        return;
-      }
-      let outcome: HandlerOutcome;
-      try {
-        outcome = await this.opts.handler(job);
-      } catch (err) {
-        const e = err as { transient?: boolean; code?: string; message?: string };
-        const reason = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
-        if (e.transient === false) {
-          outcome = { state: 'failed', detail: reason };
-        } else if (job.attempts >= maxAttempts) {
-          outcome = { state: 'dead', detail: `gave up after ${job.attempts} attempts; last: ${reason}` };
-        } else {
-          const delay = backoffMs(job.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs);
-          await retry(db, job, reason, delay);
-          this.stats.retried++;
-          log.warn({ err: reason, retryInMs: delay }, 'job failed; will retry');
-          return;
+        outcome = { state: 'dead', detail: `gave up after ${maxAttempts} attempts; last: ${job.lastError ?? 'lease expired (worker died)'}` };
+      } else {
+        try {
+          outcome = await this.opts.handler(job);
+        } catch (err) {
+          const e = err as { transient?: boolean; code?: string; message?: string };
+          const reason = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
+          if (e.transient === false) {
+            outcome = { state: 'failed', detail: reason };
+          } else if (job.attempts >= maxAttempts) {
+            outcome = { state: 'dead', detail: `gave up after ${job.attempts} attempts; last: ${reason}` };
+          } else {
+            const delay = backoffMs(job.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs);
+            await retry(db, job, reason, delay);
+            this.stats.retried++;
+            log.warn({ err: reason, retryInMs: delay }, 'job failed; will retry');
+            return;
+          }
         }
       }
       const held = await this.end(job, outcome.state, outcome.detail ?? null);
