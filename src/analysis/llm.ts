@@ -1,4 +1,5 @@
 import { Ollama, type ChatResponse, type Message } from 'ollama';
+import { JobError } from '../queue/job-error.js';
 import { analysisJsonSchema, analysisResultSchema, type AnalysisResult } from './result.js';
 import { estimateTokens, type Prompt } from './prompt.js';
 
@@ -11,17 +12,7 @@ export type LlmErrorCode =
   | 'LLM_INVALID_OUTPUT';
 
 /** Transient errors retry later; permanent ones fail the job with their reason at once. */
-export class LlmError extends Error {
-  constructor(
-    readonly code: LlmErrorCode,
-    message: string,
-    readonly transient: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'LlmError';
-  }
-}
+export class LlmError extends JobError<LlmErrorCode> {}
 
 export interface LlmUsage {
   promptTokens: number;

@@ -1,5 +1,6 @@
 import { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.js';
+import { JobError } from '../queue/job-error.js';
 
 export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_UNAVAILABLE' | 'IMAP_NOT_YET_VISIBLE' | 'IMAP_ERROR';
 
@@ -7,17 +8,7 @@ export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_U
 const VISIBILITY_POLLS_MS = [0, 50, 100, 200, 400, 800];
 
 /** Transient ones (server down, connection lost, auth backend busy) retry; the rest fail the job. */
-export class ImapError extends Error {
-  constructor(
-    readonly code: ImapErrorCode,
-    message: string,
-    readonly transient: boolean,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'ImapError';
-  }
-}
+export class ImapError extends JobError<ImapErrorCode> {}
 
 export interface ImapOptions {
   host: string;

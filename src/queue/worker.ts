@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { errorText, type Logger } from '../logger.js';
 import { backoffMs } from './backoff.js';
+import type { JobError } from './job-error.js';
 import { claim, extendLeases, finishMany, nextDueAt, release, retry, type Ending, type FinalState, type Job } from './lifecycle.js';
 
 export interface HandlerOutcome {
@@ -159,7 +160,8 @@ export class WorkerPool {
         try {
           outcome = await this.opts.handler(job);
         } catch (err) {
-          const e = err as { transient?: boolean; code?: string; message?: string };
+          // A JobError, or anything else (treated as transient: unknown trouble gets the retries).
+          const e = err as Partial<JobError>;
           const reason = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
           if (e.transient === false) {
             outcome = { state: 'failed', detail: reason };
