@@ -1,4 +1,5 @@
-// Analysis pipeline benchmarks (issue: analysis pipeline). See bench/README.md.
+// Analysis pipeline benchmarks (issue: analysis pipeline): `npm run bench pipeline`.
+import { protectionFor } from '../src/privacy/protection.js';
 import { readFileSync } from 'node:fs';
 import { count, inArray } from 'drizzle-orm';
 import { createPipeline } from '../src/analysis/pipeline.js';
@@ -91,6 +92,7 @@ async function timePipeline(dc: Dovecot, model: { url: string; pid?: number }, j
       imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword, maxSessions: MAILBOXES },
       ollama: { host: ollamaUrl },
       processing: { concurrentJobs: concurrency, batchSize: Math.max(10, concurrency * 2) },
+      privacy: {},
     });
     for (let i = 0; i < jobs.length; i += 500) await enqueueMany(db, jobs.slice(i, i + 500));
     const imap = new ImapSessions(config.imap, logger);
@@ -98,7 +100,7 @@ async function timePipeline(dc: Dovecot, model: { url: string; pid?: number }, j
     const pool = new WorkerPool({
       db,
       logger,
-      handler: createPipeline({ db, source: imap, llm, config, logger }),
+      handler: createPipeline({ db, source: imap, llm, config, logger, protection: protectionFor(config) }),
       concurrency,
       batchSize: config.processing.batchSize,
       leaseMs: 60_000,

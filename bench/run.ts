@@ -1,10 +1,14 @@
 // `npm run bench [name...]`: runs the named benchmarks (default: all) and writes bench/results/*.json.
+import { runApiBench } from './api.js';
 import { runPipelineBench } from './pipeline.js';
 import { runPushBench } from './push.js';
+import { runSignalsBench } from './signals.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   push: runPushBench,
   pipeline: runPipelineBench,
+  api: runApiBench,
+  signals: runSignalsBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,13 +1,21 @@
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { requestId } from 'hono/request-id';
+import type { FolderStatusSource } from './api/request-analysis.js';
 import type { Config } from './config.js';
 import type { Db } from './db/client.js';
 import { ping } from './db/client.js';
 import type { ReadinessCheck } from './health/readiness.js';
+import { AuthFailureLimiter } from './http/auth-failures.js';
 import { notFound, onError } from './http/errors.js';
 import type { Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { protectionFor, type ContentProtection } from './privacy/protection.js';
 import { PUSH_PATH, type PushCredentials } from './push/credentials.js';
+import { API_BASE, apiRoutes } from './routes/api.js';
+import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsRoutes } from './routes/metrics.js';
+import { documentOtherRoutes } from './routes/openapi-extra.js';
 import { pushRoutes } from './routes/push.js';
 
 export interface AppDeps {
@@ -19,13 +27,24 @@ export interface AppDeps {
   pushCredentials: PushCredentials | null;
   /** Readiness checks beyond the database (IMAP, Ollama) added by the caller. */
   readiness?: ReadinessCheck[];
-  /** Wakes local workers when a push queued a new job. */
+  /** Wakes local workers when a push or an API request queued a new job. */
   onQueued?: () => void;
+  /** IMAP sessions (analyze requests learn a folder's UIDVALIDITY there). */
+  imap?: FolderStatusSource;
+  /** Shared with the workers; a fresh registry when absent. */
+  metrics?: Metrics;
+  /** How message content is stored (sealed, plaintext, headers dropped); from the config when absent. */
+  protection?: ContentProtection;
 }
+
+const OPENAPI_VERSION = '1.0.0';
 
 /** The HTTP surface. No listening, no timers: main.ts and tests decide how it runs. */
 export function createApp(deps: AppDeps) {
-  const app = new Hono();
+  const app = new OpenAPIHono();
+  const metrics = deps.metrics ?? new Metrics({ db: deps.db });
+  const protection = deps.protection ?? protectionFor(deps.config);
+  const limits = { maxFailures: deps.config.authMaxFailures, windowMs: 60_000, blockMs: deps.config.authBlockSec * 1000 };
   app.use(requestId());
   app.use(async (c, next) => {
     const started = performance.now();
@@ -54,7 +73,38 @@ export function createApp(deps: AppDeps) {
       credentials: deps.pushCredentials,
       dbTimeoutMs: deps.config.push.dbTimeoutMs,
       onQueued: deps.onQueued,
+      metrics,
+      authFailures: new AuthFailureLimiter('push auth', deps.logger, limits),
+      protection,
     }),
+  );
+  app.route(
+    API_BASE,
+    apiRoutes({
+      db: deps.db,
+      logger: deps.logger,
+      adminKey: deps.config.apiKey,
+      imap: deps.imap,
+      readiness,
+      onQueued: deps.onQueued,
+      authFailures: new AuthFailureLimiter('API key', deps.logger, limits),
+      protection,
+    }),
+  );
+  app.route('/', metricsRoutes(metrics));
+  app.route('/', docsRoutes());
+  documentOtherRoutes(app.openAPIRegistry);
+  app.get('/openapi.json', (c) =>
+    c.json(
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: {
+          title: 'mailsight',
+          version: OPENAPI_VERSION,
+          description: 'Private AI analysis of incoming mail on a Dovecot server. Paths under /api/v1 follow the Mailcow convention.',
+        },
+      }),
+    ),
   );
   return app;
 }

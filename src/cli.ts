@@ -1,32 +1,46 @@
 import { ConfigError, loadConfig } from './config.js';
-import { openDb } from './db/client.js';
+import { DatabaseInUseError, openDb } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { createLogger } from './logger.js';
+import { KeyMismatchError } from './privacy/keys.js';
+import { analyzeCommand } from './cli/analyze.js';
+import { apikeyCommand } from './cli/apikey.js';
+import { backfillCommand } from './cli/backfill.js';
+import { checkCommand } from './cli/check.js';
+import { out, UsageError } from './cli/common.js';
+import { dovecotConfigCommand } from './cli/dovecot-config.js';
+import { rotateKeyCommand } from './cli/rotate-key.js';
 
-/** `mailsight <command>`: the commands that exist so far; later issues add analyze, backfill, ... */
-const HELP = `usage: mailsight <command>
+/** `mailsight <command>`: dispatch; each command lives in src/cli/. */
+const HELP = `usage: mailsight <command> [options]
 
 commands:
-  serve     run the service (HTTP push receiver + workers); same as \`npm start\`
-  migrate   apply database migrations and exit (DATABASE_URL, or the embedded database in DATA_DIR)
+  serve           run the service (HTTP push receiver + workers); same as \`npm start\`
+  migrate         apply database migrations and exit (DATABASE_URL, or the embedded database in DATA_DIR)
+  analyze         analyse one message file (or - for stdin) as the service would
+  backfill        queue a mailbox's existing mail for analysis
+  dovecot-config  print ready-to-paste Dovecot config for the push
+  check           diagnose a deployment: configuration, database, IMAP, Ollama, push
+  apikey          create, list and revoke per-mailbox API keys
+  rotate-key      re-seal stored content with ENCRYPTION_KEY
+
+\`mailsight <command> --help\` shows a command's options.
 
 Configuration comes from the environment (see README.md).`;
 
 async function run(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
-    process.stdout.write(`${HELP}\n`);
+    out(HELP);
     return command ? 0 : 2;
-  }
-  if (rest.includes('--help')) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
   }
   switch (command) {
     case 'serve':
+      if (rest.includes('--help')) break;
       await import('./main.js');
       return -1; // main.ts owns the process from here
     case 'migrate': {
+      if (rest.includes('--help')) break;
       const config = loadConfig();
       const logger = createLogger(config.logLevel);
       const db = await openDb(config);
@@ -38,10 +52,23 @@ async function run(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'apikey':
+      return apikeyCommand(rest);
+    case 'rotate-key':
+      return rotateKeyCommand(rest);
+    case 'dovecot-config':
+      return dovecotConfigCommand(rest);
+    case 'analyze':
+      return analyzeCommand(rest);
+    case 'backfill':
+      return backfillCommand(rest);
+    case 'check':
+      return checkCommand(rest);
     default:
-      process.stderr.write(`mailsight: unknown command "${command}"\n\n${HELP}\n`);
-      return 2;
+      throw new UsageError(`unknown command "${command}"\n\n${HELP}`);
   }
+  out(HELP);
+  return 0;
 }
 
 run(process.argv.slice(2)).then(
@@ -49,8 +76,9 @@ run(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err) => {
-    if (err instanceof ConfigError) process.stderr.write(`mailsight: ${err.message}\n`);
-    else process.stderr.write(`mailsight: ${(err as Error).stack ?? err}\n`);
-    process.exit(1);
+    const known = err instanceof ConfigError || err instanceof UsageError || err instanceof DatabaseInUseError || err instanceof KeyMismatchError;
+    const code = err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ? 2 : 1;
+    process.stderr.write(`mailsight: ${known || code === 2 ? (err as Error).message : ((err as Error).stack ?? err)}\n`);
+    process.exit(code);
   },
 );

@@ -2,6 +2,8 @@ import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { rulesSchema } from './analysis/rules.js';
+import { parseKey } from './privacy/sealer.js';
 
 /**
  * Settings come from the environment and an optional YAML file (the seed's layout);
@@ -16,17 +18,34 @@ const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const nonEmpty = z.string().trim().min(1);
 
-/** `host:port` (as the seed writes it) or a full URL; normalised to an origin URL. */
-const ollamaHost = nonEmpty.transform((v, ctx) => {
-  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`;
+/** An AES-256 key (64 hex characters or base64 of 32 bytes), checked here so a bad one stops start-up. */
+const encryptionKey = z.string().transform((v, ctx) => {
   try {
-    const url = new URL(withScheme);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
-    return url.origin;
-  } catch {
-    ctx.addIssue({ code: 'custom', message: `not a host:port or http(s) URL: ${v}` });
+    return parseKey(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
     return z.NEVER;
   }
+});
+
+/**
+ * `host:port` (as the seed writes it) or a full URL, normalised to an origin URL; several hosts,
+ * comma-separated, share the work (the LLM client sends each call to the least busy healthy one).
+ */
+const ollamaHost = nonEmpty.transform((v, ctx) => {
+  const origins: string[] = [];
+  for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(part) ? part : `http://${part}`;
+    try {
+      const url = new URL(withScheme);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+      origins.push(url.origin);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not a host:port or http(s) URL: ${part}` });
+      return z.NEVER;
+    }
+  }
+  return origins.join(',');
 });
 
 export const configSchema = z
@@ -53,6 +72,10 @@ export const configSchema = z
       synchronousCommit: bool.default(false),
     }),
     apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Failed push-auth or API-key attempts from one address per minute before it is refused (429). */
+    authMaxFailures: int(1, 100_000).default(20),
+    /** How long such an address is refused. */
+    authBlockSec: int(1, 86_400).default(300),
     imap: z.object({
       host: nonEmpty.default('127.0.0.1'),
       port: int(1, 65535).default(143),
@@ -72,6 +95,8 @@ export const configSchema = z
       model: nonEmpty.default('llama3.2:3b'),
       /** One chat call may take this long (a cold model load on CPU takes tens of seconds). */
       timeoutMs: int(100, 3_600_000).default(180_000),
+      /** Pull the model at start-up when the server lacks it; off: mailsight fetches nothing by itself. */
+      autoPull: bool.default(false),
     }),
     processing: z.object({
       intervalSec: int(1, 86_400).default(60),
@@ -87,11 +112,42 @@ export const configSchema = z
       /** Retry delay after the first failure; doubles each attempt, with jitter, up to retryMaxMs. */
       retryBaseMs: int(10, 86_400_000).default(30_000),
       retryMaxMs: int(10, 86_400_000).default(3_600_000),
+      /** Analyses (and finished queue rows and audit entries) older than this many days are deleted; 0 keeps them. */
+      retentionDays: int(0, 36_500).default(0),
+    }),
+    privacy: z.object({
+      /** AES-256-GCM key for message content at rest; unset: plaintext (with a warning at start-up). */
+      encryptionKey: encryptionKey.optional(),
+      /** Earlier keys, comma-separated: rows sealed with them stay readable until `mailsight rotate-key`. */
+      previousKeys: z
+        .string()
+        .transform((v) => v.split(',').map((k) => k.trim()).filter(Boolean))
+        .pipe(z.array(encryptionKey))
+        .default([]),
+      /** false: subjects and senders are not stored at all. */
+      keepHeaders: bool.default(true),
+      /** Summaries, reasons and reply suggestions are deleted after this many days; verdicts stay (0: kept). */
+      summaryDays: int(0, 36_500).default(0),
     }),
     dryRun: bool.default(true),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    rules: z.array(z.unknown()).default([]),
-    actions: z.record(z.string(), z.unknown()).default({}),
+    rules: rulesSchema,
+    actions: z
+      .object({
+        /** IMAP keywords: $Phishing, $Junk and one per category (per the user's preferences). */
+        keywords: bool.default(true),
+        /** Spam, scam and phishing at or above junk_threshold go to the Junk folder. */
+        move_to_junk: bool.default(true),
+        junk_threshold: z.coerce.number().min(0).max(1).default(0.8),
+        /** Used when the mailbox has no SPECIAL-USE \\Junk folder; created when missing. */
+        junk_folder: z.string().trim().min(1).max(200).default('Junk'),
+        /** Mark what is moved to Junk as read. */
+        mark_seen: bool.default(true),
+      })
+      .strict()
+      .default({ keywords: true, move_to_junk: true, junk_threshold: 0.8, junk_folder: 'Junk', mark_seen: true }),
+    /** Also append every audit entry as a JSON line to this file (Mailwarden's audit.jsonl). */
+    auditFile: z.string().trim().min(1).optional(),
   })
   .superRefine((c, ctx) => {
     if ((c.imap.masterUser === undefined) !== (c.imap.masterPassword === undefined)) {
@@ -129,7 +185,7 @@ function secret(env: Env, name: string, problems: string[]): string | undefined 
 }
 
 /** Maps an environment variable to its place in the config object, so errors name the variable. */
-const ENV_PATHS: Record<string, string[]> = {
+export const ENV_PATHS: Record<string, string[]> = {
   PORT: ['port'],
   HOST: ['host'],
   DATABASE_URL: ['databaseUrl'],
@@ -141,6 +197,8 @@ const ENV_PATHS: Record<string, string[]> = {
   PUSH_DB_TIMEOUT_MS: ['push', 'dbTimeoutMs'],
   PUSH_SYNCHRONOUS_COMMIT: ['push', 'synchronousCommit'],
   API_KEY: ['apiKey'],
+  AUTH_MAX_FAILURES: ['authMaxFailures'],
+  AUTH_BLOCK_SEC: ['authBlockSec'],
   IMAP_HOST: ['imap', 'host'],
   IMAP_PORT: ['imap', 'port'],
   IMAP_SECURE: ['imap', 'secure'],
@@ -162,15 +220,22 @@ const ENV_PATHS: Record<string, string[]> = {
   LLM_LEASE_SEC: ['processing', 'leaseSec'],
   LLM_RETRY_BASE_MS: ['processing', 'retryBaseMs'],
   LLM_RETRY_MAX_MS: ['processing', 'retryMaxMs'],
+  LLM_RETENTION_DAYS: ['processing', 'retentionDays'],
+  ENCRYPTION_KEY: ['privacy', 'encryptionKey'],
+  ENCRYPTION_KEY_PREVIOUS: ['privacy', 'previousKeys'],
+  PRIVACY_KEEP_HEADERS: ['privacy', 'keepHeaders'],
+  PRIVACY_SUMMARY_DAYS: ['privacy', 'summaryDays'],
+  OLLAMA_AUTO_PULL: ['ollama', 'autoPull'],
   DRY_RUN: ['dryRun'],
+  AUDIT_FILE: ['auditFile'],
   LOG_LEVEL: ['logLevel'],
 };
-const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL']);
+const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS']);
 const PATH_TO_ENV = new Map(Object.entries(ENV_PATHS).map(([k, v]) => [v.join('.'), k]));
 
 /** The seed's YAML layout, mapped onto the config object. */
 function fromYaml(doc: any): Record<string, any> {
-  const out: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {} };
+  const out: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {}, privacy: {} };
   if (!doc || typeof doc !== 'object') return out;
   const o = doc.ollama ?? {};
   if (o.host !== undefined) out.ollama.host = String(o.host);
@@ -200,7 +265,7 @@ export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const explicitFile = env.CONFIG_FILE;
   const file = explicitFile || (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
-  let raw: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {} };
+  let raw: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {}, privacy: {} };
   if (file) {
     try {
       raw = fromYaml(parseYaml(readFileSync(resolve(file), 'utf8')));

@@ -1,5 +1,7 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { DatabaseInUseError } from './db/client.js';
 import { createLogger } from './logger.js';
+import { KeyMismatchError } from './privacy/keys.js';
 import { startService } from './service.js';
 
 /** The process entry: config -> logger -> service; signals and fatal errors. */
@@ -23,7 +25,9 @@ async function main() {
   try {
     service = await startService(config, logger);
   } catch (err) {
-    logger.fatal({ err }, 'start-up failed');
+    // A refusal we explain (wrong key, database in use) needs no stack trace.
+    if (err instanceof KeyMismatchError || err instanceof DatabaseInUseError) logger.fatal(`start-up refused: ${err.message}`);
+    else logger.fatal({ err }, 'start-up failed');
     process.exit(1);
   }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

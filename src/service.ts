@@ -1,5 +1,6 @@
 import { serve } from '@hono/node-server';
 import { desc } from 'drizzle-orm';
+import { AuditSink } from './analysis/audit.js';
 import { createPipeline } from './analysis/pipeline.js';
 import { LlmClient } from './analysis/llm.js';
 import { createApp } from './app.js';
@@ -8,7 +9,10 @@ import { openDb, openPostgres, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
 import { processingQueue } from './db/schema.js';
 import type { ReadinessCheck } from './health/readiness.js';
-import type { Logger } from './logger.js';
+import { errorText, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { checkKeys } from './privacy/keys.js';
+import { protectionFor, type ContentProtection } from './privacy/protection.js';
 import { ImapSessions } from './mail/imap.js';
 import { localBaseUrl, oxDriverLine, resolvePushCredentials } from './push/credentials.js';
 import { Reconciler } from './queue/reconcile.js';
@@ -41,8 +45,28 @@ async function someMailbox(db: Db): Promise<string | undefined> {
   return row?.mailbox;
 }
 
+/**
+ * OLLAMA_AUTO_PULL=true: the model is pulled at start-up when the server lacks it. Otherwise
+ * mailsight never asks Ollama to fetch anything. A failed pull is logged; /ready keeps reporting it.
+ */
+async function pullModelIfMissing(llm: LlmClient, config: Config, logger: Logger) {
+  try {
+    await llm.check();
+    return;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'LLM_MODEL_NOT_FOUND') return;
+  }
+  logger.info({ model: config.ollama.model, host: config.ollama.host }, 'OLLAMA_AUTO_PULL: pulling the model');
+  try {
+    await llm.pull();
+    logger.info({ model: config.ollama.model }, 'model pulled');
+  } catch (err) {
+    logger.error({ model: config.ollama.model, err: errorText(err) }, 'model pull failed');
+  }
+}
+
 /** The analysis side: IMAP sessions, the model, the pipeline, workers and the sweep. */
-function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWaker) {
+function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWaker, metrics: Metrics, protection: ContentProtection) {
   const imap = new ImapSessions(config.imap, logger.child({ component: 'imap' }));
   const llm = new LlmClient({ host: config.ollama.host, model: config.ollama.model, timeoutMs: config.ollama.timeoutMs });
   const readiness: ReadinessCheck[] = [
@@ -58,6 +82,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
   ];
   const p = config.processing;
   const workerId = newWorkerId();
+  const audit = new AuditSink(config.auditFile, logger);
   const enabled = p.workers && imap.configured;
   if (p.workers && !imap.configured) {
     logger.warn('IMAP_MASTER_USER/IMAP_MASTER_PASSWORD not set: pushes are queued but not analysed until they are');
@@ -66,7 +91,9 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
     ? new WorkerPool({
         db,
         logger: logger.child({ component: 'worker' }),
-        handler: createPipeline({ db, source: imap, llm, config, logger }),
+        handler: createPipeline({ db, source: imap, llm, config, logger, metrics, protection, audit }),
+        onOutcome: (outcome) => metrics.jobs.inc({ outcome }),
+        onAudited: (entries) => audit.appendToFile(entries),
         concurrency: p.concurrentJobs,
         batchSize: p.batchSize,
         leaseMs: p.leaseSec * 1000,
@@ -88,6 +115,8 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
           // Held across sweeps by renewing; a crashed leader's lease lapses after two periods.
           leaderLeaseMs: p.intervalSec * 2000,
           onQueued: () => waker.signal(),
+          retentionDays: p.retentionDays,
+          summaryDays: config.privacy.summaryDays,
         },
         p.intervalSec * 1000,
       )
@@ -99,6 +128,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
     reconciler,
     readiness,
     async start() {
+      if (config.ollama.autoPull) await pullModelIfMissing(llm, config, logger);
       if (!pool || !reconciler) return;
       await waker.subscribe(() => pool.wake());
       pool.start();
@@ -118,6 +148,13 @@ export async function startService(config: Config, logger: Logger) {
   const db = await openDb(config);
   await migrate(db, config.databaseUrl);
   logger.info({ driver: db.kind, dataDir: db.kind === 'pglite' ? config.dataDir : undefined }, 'database ready');
+  const protection = protectionFor(config);
+  try {
+    await checkKeys(db, protection.sealer, logger);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
 
   const pushCredentials = logPushCredentials(config, logger);
   // Pushes get their own connections: Dovecot holds each delivery until we answer, so a push must
@@ -130,9 +167,21 @@ export async function startService(config: Config, logger: Logger) {
       })
     : db;
   const waker = new QueueWaker(db, logger);
-  const processing = startProcessing(config, db, logger, waker);
+  const metrics = new Metrics({ db });
+  const processing = startProcessing(config, db, logger, waker, metrics, protection);
 
-  const app = createApp({ config, db, pushDb, logger, pushCredentials, readiness: processing.readiness, onQueued: () => waker.signal() });
+  const app = createApp({
+    config,
+    db,
+    pushDb,
+    logger,
+    pushCredentials,
+    readiness: processing.readiness,
+    onQueued: () => waker.signal(),
+    imap: processing.imap,
+    metrics,
+    protection,
+  });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);

@@ -25,15 +25,32 @@ export interface LlmUsage {
 }
 
 export interface LlmClientOptions {
+  /** One Ollama origin, or several comma-separated (OLLAMA_HOST). */
   host: string;
   model: string;
   timeoutMs: number;
+  /** How long a failed host rests before it is tried again (doubling per failure in a row). */
+  hostRetryBaseMs?: number;
   /** Smallest and largest context window to ask for; the prompt's size decides between them. */
   minCtx?: number;
   maxCtx?: number;
 }
 
 const OUTPUT_TOKENS_BUDGET = 700;
+/** A host that failed is left alone this long, doubling per failure in a row, up to the maximum. */
+const HOST_RETRY_BASE_MS = 5_000;
+const HOST_RETRY_MAX_MS = 300_000;
+
+interface Host {
+  url: string;
+  ollama: Ollama;
+  inFlight: number;
+  failures: number;
+  downUntil: number;
+}
+
+/** Errors that say the host (not the request) is the problem: try another one, and rest this one. */
+const HOST_FAILURES = new Set(['LLM_UNREACHABLE', 'LLM_TIMEOUT', 'LLM_SERVER_ERROR', 'LLM_MODEL_NOT_FOUND']);
 
 /** Classifies whatever the ollama client threw. */
 export function classifyLlmError(err: unknown): LlmError {
@@ -55,8 +72,9 @@ function validate(content: string): { ok: true; result: AnalysisResult } | { ok:
   let json: unknown;
   try {
     json = JSON.parse(content);
-  } catch (err) {
-    return { ok: false, problem: `not JSON (${(err as Error).message})` };
+  } catch {
+    // Not the parser's message: it quotes the model's output, which may echo the email.
+    return { ok: false, problem: `not JSON (${content.length} characters)` };
   }
   const r = analysisResultSchema.safeParse(json);
   if (r.success) return { ok: true, result: r.data };
@@ -64,17 +82,40 @@ function validate(content: string): { ok: true; result: AnalysisResult } | { ok:
 }
 
 export class LlmClient {
-  private readonly ollama: Ollama;
+  private readonly hosts: Host[];
   constructor(private readonly opts: LlmClientOptions) {
     const timeoutMs = opts.timeoutMs;
-    this.ollama = new Ollama({
-      host: opts.host,
-      fetch: (input, init) =>
-        fetch(input, {
-          ...init,
-          signal: init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
-        }),
-    });
+    const timedFetch: typeof fetch = (input, init) =>
+      fetch(input, {
+        ...init,
+        signal: init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+      });
+    this.hosts = opts.host
+      .split(',')
+      .map((h) => h.trim())
+      .filter(Boolean)
+      .map((url) => ({ url, ollama: new Ollama({ host: url, fetch: timedFetch }), inFlight: 0, failures: 0, downUntil: 0 }));
+  }
+
+  /** Each host's state, for /ready and the health endpoint. */
+  get hostStates() {
+    const now = Date.now();
+    return this.hosts.map((h) => ({ host: h.url, inFlight: h.inFlight, healthy: h.downUntil <= now, failures: h.failures }));
+  }
+
+  /** The least busy healthy host not tried yet for this call; a resting one only when no other is left. */
+  private pick(tried: Set<Host>): Host | undefined {
+    const now = Date.now();
+    const candidates = this.hosts.filter((h) => !tried.has(h));
+    const healthy = candidates.filter((h) => h.downUntil <= now);
+    const pool = healthy.length ? healthy : candidates.sort((a, b) => a.downUntil - b.downUntil).slice(0, 1);
+    return pool.sort((a, b) => a.inFlight - b.inFlight)[0];
+  }
+
+  private failed(h: Host) {
+    h.failures++;
+    const base = this.opts.hostRetryBaseMs ?? HOST_RETRY_BASE_MS;
+    h.downUntil = Date.now() + Math.min(HOST_RETRY_MAX_MS, base * 2 ** (h.failures - 1));
   }
 
   get model() {
@@ -89,18 +130,37 @@ export class LlmClient {
     return ctx;
   }
 
+  /**
+   * One chat call on the least busy healthy host. A host that is down, overloaded or lacks the model
+   * is rested (with backoff) and the call goes to the next one; when every host failed, the last
+   * error is thrown (transient: the job retries later).
+   */
   private async chat(messages: Message[], numCtx: number): Promise<ChatResponse> {
-    try {
-      return await this.ollama.chat({
-        model: this.opts.model,
-        messages,
-        format: analysisJsonSchema as object,
-        stream: false,
-        options: { temperature: 0, num_ctx: numCtx },
-      });
-    } catch (err) {
-      throw classifyLlmError(err);
+    const tried = new Set<Host>();
+    let last: LlmError | undefined;
+    for (let h = this.pick(tried); h; h = this.pick(tried)) {
+      tried.add(h);
+      h.inFlight++;
+      try {
+        const res = await h.ollama.chat({
+          model: this.opts.model,
+          messages,
+          format: analysisJsonSchema as object,
+          stream: false,
+          options: { temperature: 0, num_ctx: numCtx },
+        });
+        h.failures = 0;
+        h.downUntil = 0;
+        return res;
+      } catch (err) {
+        last = classifyLlmError(err);
+        if (!HOST_FAILURES.has(last.code)) throw last;
+        this.failed(h);
+      } finally {
+        h.inFlight--;
+      }
     }
+    throw last ?? new LlmError('LLM_UNREACHABLE', 'no Ollama host configured', false);
   }
 
   /**
@@ -137,17 +197,41 @@ export class LlmClient {
   }
 
   /** For /ready: Ollama reachable and the model pulled. */
-  async check(): Promise<{ model: string; version?: string }> {
-    let models;
-    try {
-      models = await this.ollama.list();
-    } catch (err) {
-      throw classifyLlmError(err);
+  /** Pulls the model onto the Ollama server (OLLAMA_AUTO_PULL); waits until it is there. */
+  async pull(): Promise<void> {
+    for (const h of this.hosts) {
+      try {
+        const models = await h.ollama.list();
+        const want = this.wanted();
+        if (models.models.some((m) => m.name === want || m.model === want)) continue;
+        await h.ollama.pull({ model: this.opts.model, stream: false });
+      } catch (err) {
+        throw classifyLlmError(err);
+      }
     }
-    const want = this.opts.model.includes(':') ? this.opts.model : `${this.opts.model}:latest`;
-    if (!models.models.some((m) => m.name === want || m.model === want)) {
-      throw new LlmError('LLM_MODEL_NOT_FOUND', `model ${this.opts.model} is not pulled on ${this.opts.host}`, true);
+  }
+
+  private wanted() {
+    return this.opts.model.includes(':') ? this.opts.model : `${this.opts.model}:latest`;
+  }
+
+  /**
+   * For /ready: every host reachable with the model pulled. With several hosts the first failure is
+   * reported (the others' states are in `hosts`).
+   */
+  async check(): Promise<{ model: string; hosts?: ReturnType<LlmClient['hostStates']['slice']> }> {
+    for (const h of this.hosts) {
+      let models;
+      try {
+        models = await h.ollama.list();
+      } catch (err) {
+        const e = classifyLlmError(err);
+        throw this.hosts.length > 1 ? new LlmError(e.code, `${h.url}: ${e.message}`, e.transient, { cause: err }) : e;
+      }
+      if (!models.models.some((m) => m.name === this.wanted() || m.model === this.wanted())) {
+        throw new LlmError('LLM_MODEL_NOT_FOUND', `model ${this.opts.model} is not pulled on ${h.url}`, true);
+      }
     }
-    return { model: this.opts.model };
+    return { model: this.opts.model, ...(this.hosts.length > 1 ? { hosts: this.hostStates } : {}) };
   }
 }

@@ -1,31 +1,48 @@
 import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import type { userPreferences } from '../db/schema.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { ContentProtection } from '../privacy/protection.js';
 import type { FetchOutcome } from '../mail/imap.js';
 import { parseMessage, type ParsedMessage } from '../mail/parse.js';
 import type { FinalState, Job } from '../queue/lifecycle.js';
 import type { LlmClient, LlmUsage } from './llm.js';
 import { buildPrompt, PROMPT_VERSION } from './prompt.js';
 import type { AnalysisResult } from './result.js';
+import { errorText } from '../logger.js';
+import { planActions, type ActionPlan, type ActOutcome } from '../mail/actions.js';
+import { archiveAnalysis, AuditSink, type AuditEntry } from './audit.js';
+import { compileRules } from './rules.js';
+import { computeSignals, evidence, promptSignals, SENSITIVE_TYPE, type Evidence, type Signals } from './signals/index.js';
+import { decideVerdict, type Decision } from './verdict.js';
+import { forgetPushedHeaders } from '../queue/jobs.js';
 import { findByContentHash, upsertAnalysis, type NewAnalysis } from './store.js';
 
-/** Where the pipeline gets messages from: the IMAP sessions in production. */
+/** Where the pipeline gets messages from, and acts on them: the IMAP sessions in production. */
 export interface MessageSource {
   fetchMessage(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>): Promise<FetchOutcome>;
+  act?(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>, plan: ActionPlan): Promise<ActOutcome>;
 }
 
 export interface PipelineDeps {
   db: Db;
   source: MessageSource;
   llm: Pick<LlmClient, 'analyse' | 'model'>;
-  config: Pick<Config, 'processing'>;
+  config: Pick<Config, 'processing' | 'rules' | 'actions' | 'dryRun'>;
   logger: Logger;
+  metrics?: Metrics;
+  protection: ContentProtection;
+  /** Where decisions and actions are recorded (the table, and AUDIT_FILE). */
+  audit?: AuditSink;
 }
 
 export interface JobOutcome {
   state: FinalState;
+  /** Decisions to record with the job's end. */
+  audit?: AuditEntry[];
   /** Why it ended so (skipped, gone, stale, failed), for the queue's last_error. */
   detail?: string;
   llmCalls: number;
@@ -34,7 +51,7 @@ export interface JobOutcome {
 
 export type Preferences = Pick<
   typeof userPreferences.$inferSelect,
-  'autoAnalysis' | 'autoCategorize' | 'phishingAlerts' | 'summaryEnabled' | 'replySuggestions' | 'summaryLanguage'
+  'autoAnalysis' | 'autoCategorize' | 'phishingAlerts' | 'summaryEnabled' | 'replySuggestions' | 'summaryLanguage' | 'optOut'
 >;
 
 export const DEFAULT_PREFERENCES: Preferences = {
@@ -44,6 +61,7 @@ export const DEFAULT_PREFERENCES: Preferences = {
   summaryEnabled: true,
   replySuggestions: false,
   summaryLanguage: null,
+  optOut: false,
 };
 
 type ResultColumns = Pick<
@@ -91,18 +109,19 @@ export function contentHash(inputHash: string, model: string, prefs: Preferences
   return createHash('sha256').update(`${inputHash}\0${model}\0${PROMPT_VERSION}\0${profile}`).digest('hex');
 }
 
-function headerColumns(job: Job, parsed?: ParsedMessage): Partial<NewAnalysis> {
+function headerColumns(job: Job, protection: ContentProtection, parsed?: ParsedMessage): Partial<NewAnalysis> {
   if (!parsed) {
     // Not fetched: what the push said (already decoded on receipt).
-    const from = job.fromHeader ?? undefined;
+    const pushed = protection.revealQueueHeaders(job);
+    const from = pushed.fromHeader ?? undefined;
     const address = from ? (/<([^>]+)>/.exec(from)?.[1] ?? from) : undefined;
-    return { messageId: job.messageId, fromAddress: address, subject: job.subject };
+    return { messageId: job.messageId, fromAddress: address, subject: pushed.subject };
   }
   return {
     messageId: parsed.messageId ?? job.messageId,
     fromAddress: parsed.from?.address,
     fromName: parsed.from?.name,
-    subject: parsed.subject ?? job.subject,
+    subject: parsed.subject ?? protection.revealQueueHeaders(job).subject,
     sentAt: parsed.date,
     sizeBytes: parsed.sizeBytes,
     parseWarnings: parsed.warnings,
@@ -117,13 +136,16 @@ type LlmAnswer = { result: AnalysisResult; usage: LlmUsage | null };
  * are thrown (the worker retries them); everything else ends in an outcome.
  */
 export function createPipeline(deps: PipelineDeps) {
-  const { db, source, llm, config, logger } = deps;
+  const { db, source, llm, config, logger, metrics, protection } = deps;
+  const audit = deps.audit ?? new AuditSink();
+  const ruleFor = compileRules(config.rules);
   /** Identical content being analysed right now: later copies wait for the first call. */
   const inFlight = new Map<string, Promise<LlmAnswer>>();
 
   async function cached(hash: string): Promise<LlmAnswer | null> {
-    const row = await findByContentHash(db, hash);
-    if (!row) return null;
+    const found = await findByContentHash(db, hash);
+    if (!found) return null;
+    const row = protection.revealAnalysis(found);
     // The row holds what its preferences kept; the hash includes those preferences, so it is complete.
     const result = {
       summary: row.summary ?? '',
@@ -175,37 +197,79 @@ export function createPipeline(deps: PipelineDeps) {
     const log = logger.child({ jobId: job.id, mailbox: job.mailbox, folder: job.folder, uid: job.uid });
 
     // Read by the claim, in the same statement: the message's stored analysis and the mailbox's preferences.
-    if (!job.force && job.analysisStatus && job.analysisStatus !== 'failed') return { state: 'done', detail: 'already analysed', llmCalls: 0 };
+    // A person asking through the API (source `api`) overrides a skip; `force` overrides an analysis.
+    const requested = job.source === 'api';
+    const decided = job.analysisStatus === 'analyzed' || (job.analysisStatus === 'skipped' && !requested);
+    if (!job.force && decided) return { state: 'done', detail: 'already analysed', llmCalls: 0 };
     const prefs = (job.preferences as Preferences | null) ?? DEFAULT_PREFERENCES;
     const base = { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid };
-    if (!prefs.autoAnalysis) {
+    /** Writes the row; a forced re-analysis first copies the result it replaces into the audit trail. */
+    const store = async (row: NewAnalysis) => {
+      if (job.force && job.analysisStatus) await archiveAnalysis(db, base, 'forced re-analysis');
+      await upsertAnalysis(db, protection.protectAnalysis(row));
+    };
+    if (prefs.optOut) {
+      await forgetPushedHeaders(db, job.id);
+      return { state: 'skipped', detail: 'the user opted out', llmCalls: 0 };
+    }
+    if (!prefs.autoAnalysis && !requested) {
       const reason = 'auto_analysis is off for this mailbox';
-      await upsertAnalysis(db, { ...base, ...headerColumns(job), status: 'skipped', skipReason: reason, totalMs: 0 });
+      await store({ ...base, ...headerColumns(job, protection), status: 'skipped', skipReason: reason, totalMs: 0 });
       return { state: 'skipped', detail: reason, llmCalls: 0 };
     }
 
     const fetched = await source.fetchMessage(job);
+    if (fetched.status === 'ok') metrics?.imapFetchSeconds.observe(fetched.ms / 1000);
     if (fetched.status === 'gone') return { state: 'gone', detail: 'message no longer in the folder', llmCalls: 0 };
     if (fetched.status === 'stale') {
       return { state: 'stale', detail: `UIDVALIDITY of ${job.folder} is now ${fetched.uidvalidity}, was ${job.uidvalidity}`, llmCalls: 0 };
     }
 
     const parsed = await parseMessage(fetched.raw, { truncatedFrom: fetched.truncated ? fetched.size : undefined });
+    const signals = computeSignals(parsed);
+    const ev = evidence(signals);
+    const row: NewAnalysis = {
+      ...base,
+      ...headerColumns(job, protection, parsed),
+      sizeBytes: fetched.size,
+      model: llm.model,
+      promptVersion: PROMPT_VERSION,
+      fetchMs: fetched.ms,
+      signals: signals as unknown as Record<string, unknown>,
+      signalReasons: ev.reasons,
+    };
+
+    // Escalation rules: a matching `skip` settles the message on its signals, with no LLM call.
+    // A person asking through the API always gets the model's analysis.
+    const ruled = requested ? { action: 'analyze' as const } : ruleFor(parsed, signals);
+    if (ruled.action === 'skip' && ruled.rule) {
+      const rule = ruled.rule;
+      const d: Decision = rule.verdict
+        ? { ...decideVerdict({ verdict: rule.verdict, confidence: 1 }, { ...ev, phishing: 0, spam: 0 }), verdictSource: 'rule' }
+        : decideVerdict(null, ev);
+      const detail = `rule ${rule.name}`;
+      await store({
+        ...row,
+        status: 'skipped',
+        skipReason: detail,
+        rule: rule.name,
+        ...verdictColumns(d),
+        sensitive: sensitiveTypes(signals),
+        totalMs: Math.round(performance.now() - started),
+      });
+      const audit = await afterDecision(job, prefs, parsed.messageId, d, ev, { category: null, priority: null }, 'skipped', rule.name);
+      return { state: 'skipped', detail, llmCalls: 0, audit };
+    }
+
     const prompt = buildPrompt(parsed, {
       maxBodyChars: config.processing.maxEmailSize,
       replySuggestion: prefs.replySuggestions,
       summaryLanguage: prefs.summaryLanguage ?? undefined,
+      signals: promptSignals(signals, ev),
     });
     const hash = contentHash(prompt.inputHash, llm.model, prefs);
-    const row: NewAnalysis = {
-      ...base,
-      ...headerColumns(job, parsed),
-      sizeBytes: fetched.size,
-      model: llm.model,
-      promptVersion: PROMPT_VERSION,
-      contentHash: hash,
-      fetchMs: fetched.ms,
-    };
+    row.contentHash = hash;
+    row.rule = ruled.rule?.name ?? null;
 
     let answer: Awaited<ReturnType<typeof answerFor>>;
     try {
@@ -214,14 +278,20 @@ export function createPipeline(deps: PipelineDeps) {
       const e = err as { transient?: boolean; message?: string };
       if (e.transient !== false) throw err;
       // A permanent model failure (output unusable after the repair attempt): record it with the reason.
-      await upsertAnalysis(db, { ...row, status: 'failed', error: e.message, totalMs: Math.round(performance.now() - started) });
-      return { state: 'failed', detail: e.message, llmCalls: 1 };
+      // The signals still stand: the floor's verdict is stored, so strong evidence is not lost with the model.
+      const d = decideVerdict(null, ev);
+      await store({ ...row, status: 'failed', error: e.message, ...verdictColumns(d), totalMs: Math.round(performance.now() - started) });
+      const entries: AuditEntry[] = [{ ...base, messageId: parsed.messageId, verdict: d.verdict, confidence: d.confidence, action: 'error', reason: e.message }];
+      return { state: 'failed', detail: e.message, llmCalls: 1, audit: entries };
     }
 
+    const d = decideVerdict(answer.result, ev);
     try {
-      await upsertAnalysis(db, {
+      await store({
         ...row,
         ...resultColumns(answer.result, prefs),
+        ...verdictColumns(d),
+        sensitive: [...new Set([...answer.result.sensitive, ...sensitiveTypes(signals)])],
         status: 'analyzed',
         error: null,
         cacheHit: answer.shared,
@@ -233,9 +303,95 @@ export function createPipeline(deps: PipelineDeps) {
     } finally {
       answer.stored();
     }
-    log.debug({ verdict: answer.result.verdict, cacheHit: answer.shared }, 'analysed');
-    return { state: 'done', llmCalls: answer.shared ? 0 : (answer.usage?.attempts ?? 1), cacheHit: answer.shared };
+    if (metrics) {
+      metrics.cache.inc({ result: answer.shared ? 'hit' : 'miss' });
+      if (!answer.shared && answer.usage) {
+        metrics.llmSeconds.observe(answer.usage.ms / 1000);
+        metrics.tokens.inc({ kind: 'prompt' }, answer.usage.promptTokens);
+        metrics.tokens.inc({ kind: 'completion' }, answer.usage.completionTokens);
+      }
+    }
+    const entries = await afterDecision(job, prefs, parsed.messageId, d, ev, answer.result, 'analyzed', ruled.rule?.name);
+    log.debug({ verdict: d.verdict, verdictSource: d.verdictSource, cacheHit: answer.shared }, 'analysed');
+    return { state: 'done', llmCalls: answer.shared ? 0 : (answer.usage?.attempts ?? 1), cacheHit: answer.shared, audit: entries };
   };
+
+  /**
+   * Carries out (or, with DRY_RUN, only plans) the mailbox actions a decision calls for, and returns
+   * the audit entries for the job's end. When a mailbox was changed, its entries are written at
+   * once instead: that record must not depend on the job's end. An action that fails is recorded;
+   * the analysis stands and the job still ends.
+   */
+  async function afterDecision(
+    job: Job,
+    prefs: Preferences,
+    messageId: string | undefined,
+    d: Decision,
+    ev: Evidence,
+    result: { category?: string | null; priority?: number | null },
+    decided: 'analyzed' | 'skipped',
+    rule: string | undefined,
+  ): Promise<AuditEntry[]> {
+    const key = { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid };
+    const common = { ...key, messageId, verdict: d.verdict, confidence: d.confidence, rule };
+    // Reasons from the signals only: the model's reasons may quote the message, and the trail is not sealed.
+    const why = d.verdictSource === 'model' ? 'verdict by the model' : `verdict by ${d.verdictSource}${ev.reasons.length ? `: ${ev.reasons.slice(0, 3).join('; ')}` : ''}`;
+    const entries: AuditEntry[] = [{ ...common, action: decided, reason: why }];
+    const plan = planActions(d, result, prefs, config.actions, job.folder);
+    let acted = false;
+    if (plan.keywords.length === 0 && !plan.moveToJunk) {
+      entries.push({ ...common, action: 'kept', reason: 'no action for this verdict' });
+    } else if (config.dryRun || !source.act) {
+      if (plan.keywords.length) entries.push({ ...common, action: 'would_flag', reason: `DRY_RUN: keywords ${plan.keywords.join(' ')}` });
+      if (plan.moveToJunk) entries.push({ ...common, action: 'would_move', reason: `DRY_RUN: to the Junk folder${plan.markSeen ? ', marked read' : ''}` });
+    } else {
+      acted = true;
+      try {
+        const out = await source.act(key, plan);
+        if (out.status === 'done') {
+          if (out.keywords.length) entries.push({ ...common, action: 'flagged', reason: `keywords ${out.keywords.join(' ')}` });
+          if (out.movedTo) {
+            entries.push({ ...common, action: 'moved', reason: `to ${out.movedTo.folder}${out.movedTo.uid ? ` as UID ${out.movedTo.uid}` : ''}`, details: { folder: out.movedTo.folder, uid: out.movedTo.uid ?? null } });
+          }
+          await recordActions(db, key, out.keywords, out.movedTo);
+        } else {
+          const reason = out.status === 'gone' ? 'the message is no longer in the folder' : `UIDVALIDITY of ${job.folder} changed`;
+          entries.push({ ...common, action: plan.moveToJunk ? 'move_failed' : 'error', reason });
+        }
+      } catch (err) {
+        entries.push({ ...common, action: plan.moveToJunk ? 'move_failed' : 'error', reason: errorText(err) });
+      }
+    }
+    if (!acted) return entries;
+    await audit.write(db, entries);
+    return [];
+  }
+}
+
+function verdictColumns(d: Decision): Partial<NewAnalysis> {
+  return {
+    verdict: d.verdict,
+    confidence: d.confidence,
+    isSpam: d.isSpam,
+    isPhishing: d.isPhishing,
+    phishingScore: d.phishingScore,
+    verdictSource: d.verdictSource,
+  };
+}
+
+/** The sensitive-data detectors' findings as the result's sensitive types. */
+function sensitiveTypes(s: Signals): string[] {
+  return Object.keys(s.sensitive).map((k) => SENSITIVE_TYPE[k as keyof typeof SENSITIVE_TYPE]);
+}
+
+/** Where the message went and which keywords it got, on its analysis row. */
+async function recordActions(db: Db, key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, keywords: string[], movedTo?: { folder: string; uid?: number }) {
+  await db.rows(sql`
+    update llm_email_analysis
+       set keywords = array(select jsonb_array_elements_text(${JSON.stringify(keywords)}::jsonb)),
+           moved_to_folder = ${movedTo?.folder ?? null}, moved_to_uid = ${movedTo?.uid ?? null}, updated_at = now()
+     where mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}
+    returning id`);
 }
 
 export type AnalyseJob = ReturnType<typeof createPipeline>;

@@ -4,12 +4,14 @@ import { cutAtWord, trimQuotesAndSignature } from '../mail/text.js';
 import { CATEGORIES } from './result.js';
 
 /** Stored with every result: a change to the prompt's wording or shape bumps it. */
-export const PROMPT_VERSION = '2026-11-21.1';
+export const PROMPT_VERSION = '2026-11-21.2';
 
 export interface PromptOptions {
   maxBodyChars: number;
   replySuggestion: boolean;
   summaryLanguage?: string;
+  /** mailsight's deterministic findings, a few lines (promptSignals). */
+  signals?: string;
 }
 
 export interface Prompt {
@@ -80,7 +82,9 @@ export function buildPrompt(p: ParsedMessage, opts: PromptOptions): Prompt {
       ? 'reply_suggestion: a short, polite reply the recipient could send, or null when no reply is needed or the email is not legit.'
       : 'reply_suggestion: null.',
   ].join('\n');
-  const user = `${asks}\n\nEMAIL-BEGIN-${token}\n${content}\nEMAIL-END-${token}`;
+  // mailsight's own findings sit outside the markers: they are not the sender's words.
+  const checks = opts.signals ? `\n\nChecks mailsight ran on this email (reliable; weigh them in verdict and reasons):\n${opts.signals}` : '';
+  const user = `${asks}${checks}\n\nEMAIL-BEGIN-${token}\n${content}\nEMAIL-END-${token}`;
   const inputHash = createHash('sha256').update(SYSTEM).update('\0').update(user).digest('hex');
   return { system: SYSTEM, user, inputHash, bodyCut: body.cut };
 }

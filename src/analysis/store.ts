@@ -17,6 +17,8 @@ const DEFAULTS: Partial<Record<Written, unknown>> = {
   reasons: [],
   sensitive: [],
   signals: {},
+  signalReasons: [],
+  keywords: [],
   parseWarnings: [],
   cacheHit: false,
 };

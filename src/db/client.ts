@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql, type SQL } from 'drizzle-orm';
@@ -64,10 +64,59 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
   };
 }
 
+export class DatabaseInUseError extends Error {
+  constructor(dataDir: string, pid: number) {
+    super(
+      `the embedded database in ${dataDir} is in use by process ${pid} (a running mailsight?); ` +
+        'stop it first, or run mailsight on PostgreSQL (DATABASE_URL) to use the CLI beside the service ' +
+        `(if no mailsight runs, delete ${dataDir}.lock)`,
+    );
+    this.name = 'DatabaseInUseError';
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * PGlite is one process's database: a second process opening the same directory would corrupt it.
+ * A lock file with the owner's PID keeps the second one out; a dead owner's lock is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  const file = `${dataDir}.lock`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      const owner = Number(readFileSync(file, 'utf8').trim());
+      if (owner && owner !== process.pid && processAlive(owner)) throw new DatabaseInUseError(dataDir, owner);
+      rmSync(file, { force: true });
+    }
+  }
+}
+
 /** Embedded Postgres (WASM) in `dataDir`, or in memory when dataDir is undefined. */
 export async function openPglite(dataDir: string | undefined): Promise<Db> {
-  if (dataDir) mkdirSync(dataDir, { recursive: true });
-  const pg = await PGlite.create(dataDir, { parsers: { [INT8_OID]: (v: string) => Number(v) } });
+  let unlock = () => {};
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+    unlock = lockDataDir(dataDir);
+  }
+  let pg: PGlite;
+  try {
+    pg = await PGlite.create(dataDir, { parsers: { [INT8_OID]: (v: string) => Number(v) } });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const orm = drizzlePglite(pg, { schema }) as unknown as Orm;
   return {
     kind: 'pglite',
@@ -80,7 +129,13 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
       const unlisten = await pg.listen(channel, () => onNotify());
       return () => unlisten();
     },
-    close: () => pg.close(),
+    async close() {
+      try {
+        await pg.close();
+      } finally {
+        unlock();
+      }
+    },
   };
 }
 

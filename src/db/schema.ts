@@ -38,6 +38,9 @@ export const processingQueue = pgTable(
     messageId: text('message_id'),
     fromHeader: text('from_header'),
     subject: text('subject'),
+    /** With ENCRYPTION_KEY: From and Subject sealed here (the two columns above stay empty). */
+    sealedHeaders: text('sealed_headers'),
+    keyId: text('key_id'),
     attempts: integer('attempts').notNull().default(0),
     runAt: ts('run_at').notNull().defaultNow(),
     leaseUntil: ts('lease_until'),
@@ -94,7 +97,27 @@ export const emailAnalysis = pgTable(
     language: text('language'),
     replySuggestion: text('reply_suggestion'),
     signals: jsonb('signals').$type<Record<string, unknown>>().notNull().default({}),
+    /** What the deterministic signals found, in words (the model's reasons are in `reasons`). */
+    signalReasons: jsonb('signal_reasons').$type<string[]>().notNull().default([]),
+    /** Model and signals combined (noisy OR), 0..1. */
+    phishingScore: real('phishing_score'),
+    /** Who decided the verdict: model | signals (the floor overrode the model) | rule (no LLM call). */
+    verdictSource: text('verdict_source'),
+    /** The escalation rule that matched, if any. */
+    rule: text('rule'),
+    /** Where a mailbox action moved the message (folder and UID there), and the keywords it set. */
+    movedToFolder: text('moved_to_folder'),
+    movedToUid: u32('moved_to_uid'),
+    keywords: text('keywords').array().notNull().default(sql`'{}'::text[]`),
     parseWarnings: jsonb('parse_warnings').$type<string[]>().notNull().default([]),
+    /**
+     * With ENCRYPTION_KEY the message content lives here, sealed (AES-256-GCM), and its plaintext
+     * columns stay empty: headers (subject, from) and content (summary, tags, reasons, priority
+     * reason, reply suggestion). Filters use the metadata columns, which are never sealed.
+     */
+    sealedHeaders: text('sealed_headers'),
+    sealedContent: text('sealed_content'),
+    keyId: text('key_id'),
     model: text('model'),
     promptVersion: text('prompt_version'),
     contentHash: text('content_hash'),
@@ -109,7 +132,9 @@ export const emailAnalysis = pgTable(
   },
   (t) => [
     uniqueIndex('llm_email_analysis_message_key').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
-    index('llm_email_analysis_mailbox_recent_idx').on(t.mailbox, t.createdAt, t.id),
+    // The API lists a mailbox newest first with an id keyset cursor; retention deletes by age.
+    index('llm_email_analysis_mailbox_id_idx').on(t.mailbox, t.id),
+    index('llm_email_analysis_created_idx').on(t.createdAt),
     index('llm_email_analysis_content_idx').on(t.contentHash),
   ],
 );
@@ -122,6 +147,8 @@ export const userPreferences = pgTable('llm_user_preferences', {
   summaryEnabled: boolean('summary_enabled').notNull().default(true),
   replySuggestions: boolean('reply_suggestions').notNull().default(false),
   summaryLanguage: text('summary_language'),
+  /** The user opted out: everything about the mailbox was erased and nothing is stored from now on. */
+  optOut: boolean('opt_out').notNull().default(false),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
@@ -152,4 +179,22 @@ export const auditLog = pgTable(
   (t) => [index('llm_audit_log_mailbox_idx').on(t.mailbox, t.at)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog };
+/**
+ * Per-mailbox API keys. The key is shown once at creation; only its SHA-256 is kept. The key carries
+ * its row id (`msk_<id>_<secret>`), so a lookup is by primary key and the hash comparison constant-time.
+ */
+export const apiKeys = pgTable(
+  'llm_api_keys',
+  {
+    id: text('id').primaryKey(),
+    mailbox: text('mailbox').notNull(),
+    name: text('name'),
+    hash: text('hash').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    lastUsedAt: ts('last_used_at'),
+    revokedAt: ts('revoked_at'),
+  },
+  (t) => [index('llm_api_keys_mailbox_idx').on(t.mailbox)],
+);
+
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys };

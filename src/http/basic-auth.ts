@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import { clientAddress, type AuthFailureLimiter } from './auth-failures.js';
 import { AppError, errorResponse } from './errors.js';
 
 /** Equal-length digests make the comparison constant-time whatever the inputs' lengths. */
@@ -20,15 +21,18 @@ export function parseBasic(header: string | undefined): { user: string; pass: st
 }
 
 /** HTTP Basic auth; `credentials` null means auth is off (PUSH_AUTH=none). */
-export function basicAuth(credentials: { username: string; password: string } | null): MiddlewareHandler {
+export function basicAuth(credentials: { username: string; password: string } | null, failures?: AuthFailureLimiter): MiddlewareHandler {
   return async (c, next) => {
     if (credentials) {
+      const address = clientAddress(c);
+      failures?.check(address);
       const given = parseBasic(c.req.header('authorization'));
       // Both comparisons always run, so timing does not reveal which part was wrong.
       const userOk = safeEqual(given?.user ?? '', credentials.username);
       const passOk = safeEqual(given?.pass ?? '', credentials.password);
       if (!given || !userOk || !passOk) {
         const err = new AppError('UNAUTHORIZED', given ? 'wrong push credentials' : 'push credentials required (HTTP Basic)');
+        failures?.failed(address, err.message, c.req.path);
         return errorResponse(c, err, { 'WWW-Authenticate': 'Basic realm="mailsight push"' });
       }
     }

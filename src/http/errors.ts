@@ -13,23 +13,28 @@ export const ERROR_STATUS = {
   METHOD_NOT_ALLOWED: 405,
   CONFLICT: 409,
   PAYLOAD_TOO_LARGE: 413,
+  TOO_MANY_REQUESTS: 429,
   INTERNAL: 500,
   DATABASE_UNAVAILABLE: 503,
   NOT_READY: 503,
+  IMAP_UNAVAILABLE: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
 export class AppError extends Error {
   readonly status: ContentfulStatusCode;
+  /** For 429 and 503: when the client may try again (Retry-After). */
+  readonly retryAfterSec?: number;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSec?: number },
   ) {
     super(message, options);
     this.name = 'AppError';
     this.status = ERROR_STATUS[code];
+    this.retryAfterSec = options?.retryAfterSec;
   }
 }
 
@@ -43,10 +48,14 @@ export function errorResponse(c: Context, err: AppError, headers?: Record<string
 
 export function onError(logger: Logger): ErrorHandler {
   return (err, c) => {
-    if (err instanceof AppError) return errorResponse(c, err);
+    if (err instanceof AppError) {
+      return errorResponse(c, err, err.retryAfterSec ? { 'Retry-After': String(err.retryAfterSec) } : undefined);
+    }
     if (err instanceof HTTPException) {
+      // Hono's own refusals: an oversized body, or a JSON body its validator could not parse.
       const status = err.status as ContentfulStatusCode;
-      return c.json(errorBody(status === 413 ? 'PAYLOAD_TOO_LARGE' : 'HTTP_ERROR', err.message), status);
+      const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 400 && /json/i.test(err.message) ? 'INVALID_JSON' : 'HTTP_ERROR';
+      return c.json(errorBody(code, err.message), status);
     }
     logger.error({ err, path: c.req.path, requestId: c.get('requestId') }, 'unhandled error');
     return c.json(errorBody('INTERNAL', 'internal error'), 500);

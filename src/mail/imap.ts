@@ -1,6 +1,7 @@
 import { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.js';
 import { JobError } from '../queue/job-error.js';
+import type { ActionPlan, ActOutcome } from './actions.js';
 
 export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_UNAVAILABLE' | 'IMAP_NOT_YET_VISIBLE' | 'IMAP_ERROR';
 
@@ -76,6 +77,11 @@ export function classifyImapError(err: unknown, login: string): ImapError {
  * busy, callers wait). Every folder is opened read-only and every fetch is BODY.PEEK, so analysis
  * never changes a message's flags.
  */
+function isNoSuchFolder(err: unknown): boolean {
+  const e = err as { code?: string; serverResponseCode?: string; responseText?: string };
+  return e.code === 'NotFound' || e.serverResponseCode === 'NONEXISTENT' || /doesn't exist|not found|nonexistent/i.test(e.responseText ?? '');
+}
+
 export class ImapSessions {
   readonly stats = { logins: 0, fetches: 0, bytesFetched: 0 };
   private readonly sessions = new Map<string, Session>();
@@ -198,15 +204,20 @@ export class ImapSessions {
   }
 
   /** Runs `fn` with `folder` open read-only in the mailbox's session. */
-  private async withFolder<T>(mailbox: string, folder: string, fn: (client: ImapFlow, uidValidity: number) => Promise<T>): Promise<T | 'no-folder'> {
+  private async withFolder<T>(
+    mailbox: string,
+    folder: string,
+    fn: (client: ImapFlow, uidValidity: number) => Promise<T>,
+    opts: { writable?: boolean } = {},
+  ): Promise<T | 'no-folder'> {
     const session = await this.acquire(mailbox);
     try {
       let lock;
       try {
-        lock = await session.client.getMailboxLock(folder, { readOnly: true });
+        // Read-only unless a mailbox action needs to write: analysis never changes a flag.
+        lock = await session.client.getMailboxLock(folder, { readOnly: !opts.writable });
       } catch (err) {
-        const e = err as { serverResponseCode?: string; responseText?: string };
-        if (e.serverResponseCode === 'NONEXISTENT' || /doesn't exist|not found|nonexistent/i.test(e.responseText ?? '')) return 'no-folder';
+        if (isNoSuchFolder(err)) return 'no-folder';
         throw err;
       }
       try {
@@ -284,6 +295,70 @@ export class ImapSessions {
       return { uidValidity, uidNext, afterUid, uids };
     });
     return out === 'no-folder' ? null : out;
+  }
+
+  /**
+   * Carries out a mailbox action plan on one message: keywords, then (for Junk) \Seen and MOVE to
+   * the SPECIAL-USE \Junk folder, else to `plan.junkFolder`, created when missing. Reports the
+   * message's UID in the new folder (COPYUID) when the server gives it.
+   */
+  async act(key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, plan: ActionPlan): Promise<ActOutcome> {
+    const out = await this.withFolder(
+      key.mailbox,
+      key.folder,
+      async (client, uidValidity): Promise<ActOutcome> => {
+        if (uidValidity !== key.uidvalidity) return { status: 'stale', uidvalidity: uidValidity };
+        const uid = String(key.uid);
+        const present = await client.fetchOne(uid, { uid: true }, { uid: true });
+        if (!present) return { status: 'gone' };
+        if (plan.keywords.length) await client.messageFlagsAdd(uid, plan.keywords, { uid: true });
+        if (!plan.moveToJunk) return { status: 'done', keywords: plan.keywords };
+        const target = await this.junkFolder(client, plan.junkFolder);
+        if (target === key.folder) return { status: 'done', keywords: plan.keywords };
+        if (plan.markSeen) await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
+        const moved = await client.messageMove(uid, target, { uid: true });
+        const newUid = moved && moved.uidMap ? moved.uidMap.get(key.uid) : undefined;
+        return { status: 'done', keywords: plan.keywords, movedTo: { folder: target, uid: newUid } };
+      },
+      { writable: true },
+    );
+    return out === 'no-folder' ? { status: 'gone' } : out;
+  }
+
+  /** UIDVALIDITY and the UIDs in `folder` (received since `since`, if given), oldest first; null when there is no such folder. */
+  async uidsSince(mailbox: string, folder: string, since?: Date): Promise<{ uidValidity: number; uids: number[] } | null> {
+    const out = await this.withFolder(mailbox, folder, async (client, uidValidity) => {
+      const found = await client.search(since ? { since } : { all: true }, { uid: true });
+      return { uidValidity, uids: (found || []).sort((a, b) => a - b) };
+    });
+    return out === 'no-folder' ? null : out;
+  }
+
+  /** The mailbox's Junk folder: SPECIAL-USE \Junk, else `name` (any case), created when missing. */
+  private async junkFolder(client: ImapFlow, name: string): Promise<string> {
+    const folders = await client.list();
+    const special = folders.find((f) => f.specialUse === '\\Junk');
+    if (special) return special.path;
+    const named = folders.find((f) => f.path.toLowerCase() === name.toLowerCase());
+    if (named) return named.path;
+    const created = await client.mailboxCreate(name);
+    return created.path;
+  }
+
+  /** The folder's current UIDVALIDITY and UIDNEXT (STATUS, no SELECT), or null when it does not exist. */
+  async folderStatus(mailbox: string, folder: string): Promise<{ uidValidity: number; uidNext: number } | null> {
+    const session = await this.acquire(mailbox);
+    try {
+      const st = await session.client.status(folder, { uidValidity: true, uidNext: true });
+      // imapflow answers false (not an error) when the command failed for another reason.
+      if (!st) throw new ImapError('IMAP_ERROR', `STATUS ${folder} failed`, true);
+      return { uidValidity: Number(st.uidValidity), uidNext: Number(st.uidNext) };
+    } catch (err) {
+      if (isNoSuchFolder(err)) return null;
+      throw classifyImapError(err, this.loginFor(mailbox));
+    } finally {
+      this.releaseSession(session);
+    }
   }
 
   /** For /ready: the server answers and, when a mailbox is named, the master login works. */

@@ -13,24 +13,30 @@ export interface PushCredentials {
   generated: boolean;
 }
 
+const passwordFile = (config: Config) => join(config.dataDir, 'push-password');
+
+/** The push credentials as they stand, without generating any (for diagnostics); undefined: none yet. */
+export function currentPushCredentials(config: Config): PushCredentials | null | undefined {
+  if (config.push.auth === 'none') return null;
+  if (config.push.password) return { username: config.push.username, password: config.push.password, generated: false };
+  const file = passwordFile(config);
+  const password = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+  return password ? { username: config.push.username, password, file, generated: false } : undefined;
+}
+
 /**
  * PUSH_PASSWORD if set; otherwise the one a previous start generated in DATA_DIR, or a new one.
  * null only when PUSH_AUTH=none says so explicitly: the endpoint is never open by accident.
  */
 export function resolvePushCredentials(config: Config): PushCredentials | null {
-  if (config.push.auth === 'none') return null;
-  const username = config.push.username;
-  if (config.push.password) return { username, password: config.push.password, generated: false };
-  const file = join(config.dataDir, 'push-password');
-  if (existsSync(file)) {
-    const password = readFileSync(file, 'utf8').trim();
-    if (password) return { username, password, file, generated: false };
-  }
+  const current = currentPushCredentials(config);
+  if (current !== undefined) return current;
+  const file = passwordFile(config);
   // base64url: safe inside a URL's userinfo and free of '%', which Dovecot's config would expand.
   const password = randomBytes(24).toString('base64url');
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, `${password}\n`, { mode: 0o600 });
-  return { username, password, file, generated: true };
+  return { username: config.push.username, password, file, generated: true };
 }
 
 /** Dovecot's config expands `%`: a literal percent sign is written `%%`. */

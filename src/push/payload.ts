@@ -68,7 +68,7 @@ export function decodeHeader(raw: string): string | undefined {
   return text.length > MAX_HEADER_CHARS ? text.slice(0, MAX_HEADER_CHARS) : text;
 }
 
-const oxBody = z.object({
+export const oxPushBody = z.object({
   user: name('user', 255),
   event: z.string().min(1).max(64).default('messageNew'),
   folder: name('folder', 1024),
@@ -80,7 +80,7 @@ const oxBody = z.object({
   unseen: z.number().optional(),
 });
 
-const luaBody = z.object({
+export const luaPushBody = z.object({
   driver: z.literal('lua'),
   event: z.string().min(1).max(64),
   user: name('user', 255),
@@ -114,7 +114,7 @@ export function parsePushBody(body: unknown): ParseResult {
     return { ok: false, problems: ['body must be a JSON object'] };
   }
   const isLua = (body as Record<string, unknown>).driver === 'lua';
-  const result = isLua ? luaBody.safeParse(body) : oxBody.safeParse(body);
+  const result = isLua ? luaPushBody.safeParse(body) : oxPushBody.safeParse(body);
   if (!result.success) {
     return {
       ok: false,

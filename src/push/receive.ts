@@ -1,14 +1,15 @@
 import type { Db } from '../db/client.js';
+import type { ContentProtection } from '../privacy/protection.js';
 import { enqueue, markExpunged } from '../queue/jobs.js';
 import type { PushEvent } from './payload.js';
 
 export type PushOutcome =
   | { status: 'queued'; new: boolean; id: number | null }
-  | { status: 'expunged'; dequeued: boolean }
+  | { status: 'expunged'; dequeued: boolean; analysisRemoved: boolean }
   | { status: 'ignored'; reason: string };
 
 /** Everything the push endpoint does after validation: one statement against the queue. */
-export async function receivePush(db: Db, ev: PushEvent): Promise<PushOutcome> {
+export async function receivePush(db: Db, ev: PushEvent, protection: ContentProtection): Promise<PushOutcome> {
   const key = { mailbox: ev.mailbox, folder: ev.folder, uidvalidity: ev.uidvalidity, uid: ev.uid };
   switch (ev.action) {
     case 'enqueue': {
@@ -17,13 +18,12 @@ export async function receivePush(db: Db, ev: PushEvent): Promise<PushOutcome> {
         source: 'push',
         event: ev.event,
         messageId: ev.messageId,
-        fromHeader: ev.from,
-        subject: ev.subject,
+        ...protection.protectQueueHeaders(ev.mailbox, { fromHeader: ev.from, subject: ev.subject }),
       });
       return { status: 'queued', new: r.created, id: r.id };
     }
     case 'expunge':
-      return { status: 'expunged', dequeued: await markExpunged(db, key) };
+      return { status: 'expunged', ...(await markExpunged(db, key)) };
     case 'ignore':
       return { status: 'ignored', reason: `event ${ev.event} is not analysed` };
   }

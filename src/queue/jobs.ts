@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { perDb, type Db } from '../db/client.js';
 import { processingQueue } from '../db/schema.js';
 
@@ -19,8 +19,11 @@ export interface NewJob extends MessageKey {
   source: JobSource;
   event?: string;
   messageId?: string;
-  fromHeader?: string;
-  subject?: string;
+  fromHeader?: string | null;
+  subject?: string | null;
+  /** From and Subject sealed under ENCRYPTION_KEY (then the two above are empty). */
+  sealedHeaders?: string | null;
+  keyId?: string | null;
 }
 
 /** The queue row for a new job: the columns both enqueue statements write. */
@@ -36,6 +39,8 @@ function queueRow(job: NewJob) {
     messageId: job.messageId ?? null,
     fromHeader: job.fromHeader ?? null,
     subject: job.subject ?? null,
+    sealedHeaders: job.sealedHeaders ?? null,
+    keyId: job.keyId ?? null,
   };
 }
 
@@ -81,25 +86,32 @@ function buildEnqueue(db: Db) {
 }
 const enqueueStatement = perDb(buildEnqueue);
 
-/** The message left its folder before we got to it: a queued job becomes `gone`. */
-export async function markExpunged(db: Db, key: MessageKey): Promise<boolean> {
-  const rows = await db.orm
-    .update(processingQueue)
-    .set({
-      state: 'gone',
-      lastError: 'expunged before processing',
-      finishedAt: sql`now()`,
-      updatedAt: sql`now()`,
-    })
-    .where(
-      and(
-        eq(processingQueue.mailbox, key.mailbox),
-        eq(processingQueue.folder, key.folder),
-        eq(processingQueue.uidvalidity, key.uidvalidity),
-        eq(processingQueue.uid, key.uid),
-        eq(processingQueue.state, 'queued'),
-      ),
+/**
+ * The message was expunged (Lua driver's MessageExpunge): its analysis is deleted (unless mailsight
+ * moved the message itself), and its queue row ends `gone` unless a worker holds it (that worker
+ * finds the message gone by itself).
+ */
+export async function markExpunged(db: Db, key: MessageKey): Promise<{ dequeued: boolean; analysisRemoved: boolean }> {
+  const [row] = await db.rows<{ dequeued: number; removed: number }>(sql`
+    with q as (
+      update llm_processing_queue set state = 'gone', last_error = 'expunged', finished_at = now(), updated_at = now()
+      where mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}
+        and state <> 'processing' and state <> 'gone'
+      returning state
+    ), a as (
+      -- A message mailsight moved itself (to Junk) keeps its analysis: the row says where it went.
+      delete from llm_email_analysis
+      where mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}
+        and moved_to_folder is null
+      returning id
     )
-    .returning({ id: processingQueue.id });
-  return rows.length > 0;
+    select (select count(*) from q)::int as dequeued, (select count(*) from a)::int as removed`);
+  return { dequeued: Number(row?.dequeued) > 0, analysisRemoved: Number(row?.removed) > 0 };
+}
+
+/** An opted-out user's job keeps only its key: the From and Subject the push carried are dropped. */
+export async function forgetPushedHeaders(db: Db, id: number): Promise<void> {
+  await db.rows(sql`
+    update llm_processing_queue set from_header = null, subject = null, sealed_headers = null, key_id = null
+    where id = ${id} returning id`);
 }

@@ -1,6 +1,7 @@
 import { and, asc, eq, getTableColumns, inArray, lt, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { processingQueue } from '../db/schema.js';
+import { auditRow, insertAuditRows, type AuditRecord } from '../analysis/audit.js';
 
 /** A claimed queue row, with what its handler needs first, read in the same statement. */
 export type Job = typeof processingQueue.$inferSelect & {
@@ -56,7 +57,8 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
       preferences: sql<Record<string, unknown> | null>`(
         select json_build_object(
                  'autoAnalysis', p.auto_analysis, 'autoCategorize', p.auto_categorize, 'phishingAlerts', p.phishing_alerts,
-                 'summaryEnabled', p.summary_enabled, 'replySuggestions', p.reply_suggestions, 'summaryLanguage', p.summary_language)
+                 'summaryEnabled', p.summary_enabled, 'replySuggestions', p.reply_suggestions, 'summaryLanguage', p.summary_language,
+                 'optOut', p.opt_out)
           from llm_user_preferences p where p.username = llm_processing_queue.mailbox)`,
     });
 }
@@ -68,22 +70,58 @@ export interface Ending {
   job: Job;
   state: FinalState;
   error: string | null;
+  /** Audit entries recorded with the ending, in the same statement: only if this worker still held the job. */
+  audit?: AuditRecord[];
 }
 
 /**
  * Ends many jobs in one statement (one round trip for a burst of finished jobs). Returns the ids
  * this worker still held; the others were taken over after their lease expired.
+ * A job whose row is gone was erased with its mailbox while it ran (GDPR): what it wrote about its
+ * message is deleted in the same statement. Run after the job's writes, so nothing is left behind
+ * whichever of the two transactions comes first. The endings' audit entries are inserted here too,
+ * for the jobs this worker still held (a job taken over is recorded by its new worker).
  */
 export async function finishMany(db: Db, workerId: string, endings: Ending[]): Promise<Set<number>> {
   if (endings.length === 0) return new Set();
-  const values = JSON.stringify(endings.map((e) => ({ id: e.job.id, state: e.state, error: e.error })));
+  const values = JSON.stringify(
+    endings.map((e) => ({
+      id: e.job.id,
+      state: e.state,
+      error: e.error,
+      mailbox: e.job.mailbox,
+      folder: e.job.folder,
+      uidvalidity: e.job.uidvalidity,
+      uid: e.job.uid,
+    })),
+  );
+  const auditRows = JSON.stringify(endings.flatMap((e) => (e.audit ?? []).map((a) => auditRow(a, e.job.id))));
   const rows = await db.rows<{ id: number }>(sql`
-    update llm_processing_queue q
-       set state = v.state, last_error = v.error, lease_until = null, locked_by = null,
-           finished_at = now(), updated_at = now()
-      from json_to_recordset(${values}::json) as v(id bigint, state text, error text)
-     where q.id = v.id and q.locked_by = ${workerId} and q.state = 'processing'
-    returning q.id`);
+    with v as (
+      select * from json_to_recordset(${values}::json)
+        as v(id bigint, state text, error text, mailbox text, folder text, uidvalidity bigint, uid bigint)
+    ), ended as (
+      update llm_processing_queue q
+         set state = v.state, last_error = v.error, lease_until = null, locked_by = null,
+             finished_at = now(), updated_at = now()
+        from v
+       where q.id = v.id and q.locked_by = ${workerId} and q.state = 'processing'
+      returning q.id
+    ), erased as (
+      select * from v where not exists (select 1 from llm_processing_queue q where q.id = v.id)
+    ), analyses as (
+      delete from llm_email_analysis a using erased e
+       where a.mailbox = e.mailbox and a.folder = e.folder and a.uidvalidity = e.uidvalidity and a.uid = e.uid
+      returning 1
+    ), audit as (
+      delete from llm_audit_log l using erased e
+       where l.mailbox = e.mailbox and l.folder = e.folder and l.uidvalidity = e.uidvalidity and l.uid = e.uid
+      returning 1
+    ), recorded as (
+      ${insertAuditRows(auditRows, { onlyEnded: true })}
+      returning 1
+    )
+    select id from ended`);
   return new Set(rows.map((r) => Number(r.id)));
 }
 

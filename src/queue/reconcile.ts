@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { config as configTable, processingQueue } from '../db/schema.js';
 import { errorText, type Logger } from '../logger.js';
 import { enqueueMany } from './jobs.js';
+import { expireContent, purgeExpired } from './retention.js';
 
 /** The sweep covers INBOX: the folder the OX driver pushes for and where new mail lands. */
 const SWEPT_FOLDER = 'INBOX';
@@ -27,6 +28,10 @@ export interface ReconcileDeps {
   /** The lease is held this long; the leader renews it every sweep. */
   leaderLeaseMs: number;
   onQueued?: () => void;
+  /** LLM_RETENTION_DAYS: the sweep's leader also purges what is older (0: keep everything). */
+  retentionDays?: number;
+  /** PRIVACY_SUMMARY_DAYS: the leader also strips content from older analyses (0: keep). */
+  summaryDays?: number;
 }
 
 export interface SweepReport {
@@ -135,6 +140,14 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<SweepReport> {
     }
   }
   if (report.enqueued > 0 || report.errors > 0) logger.info(report, 'reconcile sweep');
+  if (deps.retentionDays) {
+    const purged = await purgeExpired(db, deps.retentionDays);
+    if (purged.analyses + purged.queue + purged.audit > 0) logger.info({ purged, retentionDays: deps.retentionDays }, 'retention purge');
+  }
+  if (deps.summaryDays) {
+    const stripped = await expireContent(db, deps.summaryDays);
+    if (stripped > 0) logger.info({ stripped, summaryDays: deps.summaryDays }, 'content of older analyses deleted');
+  }
   return report;
 }
 

@@ -39,17 +39,23 @@ export class QueueWaker {
   signal() {
     this.fire();
     if (this.db.kind !== 'postgres' || this.pending) return;
-    this.pending = setTimeout(() => {
-      this.pending = undefined;
-      this.sending = this.db
-        .rows(sql`select pg_notify(${QUEUE_CHANNEL}, '')`)
-        .then(() => {})
-        .catch((err) => this.logger.warn({ err: errorText(err) }, 'queue NOTIFY failed; other instances find the job on their next poll'));
-    }, NOTIFY_COALESCE_MS);
+    this.pending = setTimeout(() => this.notify(), NOTIFY_COALESCE_MS);
+  }
+
+  private notify() {
+    this.pending = undefined;
+    this.sending = this.db
+      .rows(sql`select pg_notify(${QUEUE_CHANNEL}, '')`)
+      .then(() => {})
+      .catch((err) => this.logger.warn({ err: errorText(err) }, 'queue NOTIFY failed; other instances find the job on their next poll'));
   }
 
   async close(): Promise<void> {
-    clearTimeout(this.pending);
+    // A wake-up still waiting out its coalescing delay is sent now, not dropped (a CLI run ends here).
+    if (this.pending) {
+      clearTimeout(this.pending);
+      this.notify();
+    }
     await this.sending;
     await this.unlisten?.().catch(() => {});
     this.listeners.clear();

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { errorText, type Logger } from '../logger.js';
 import { backoffMs } from './backoff.js';
+import type { AuditRecord } from '../analysis/audit.js';
 import type { JobError } from './job-error.js';
 import { claim, extendLeases, finishMany, nextDueAt, release, retry, type Ending, type FinalState, type Job } from './lifecycle.js';
 
@@ -10,6 +11,8 @@ export interface HandlerOutcome {
   state: FinalState;
   detail?: string;
   llmCalls?: number;
+  /** Audit entries to record with the job's end (same statement). */
+  audit?: AuditRecord[];
 }
 
 export interface WorkerPoolOptions {
@@ -25,6 +28,10 @@ export interface WorkerPoolOptions {
   /** Longest idle sleep: a safety net for wake-ups that never came (another instance's retry). */
   idlePollMs?: number;
   workerId?: string;
+  /** Counts job outcomes (mailsight_jobs_total). */
+  onOutcome?: (outcome: FinalState | 'retried') => void;
+  /** Called with the audit entries recorded with a job's end (AUDIT_FILE). */
+  onAudited?: (entries: AuditRecord[]) => Promise<void>;
 }
 
 /** After a failed claim (database down), try again in this long. */
@@ -171,13 +178,16 @@ export class WorkerPool {
             const delay = backoffMs(job.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs);
             await retry(db, job, reason, delay);
             this.stats.retried++;
+            this.opts.onOutcome?.('retried');
             log.warn({ err: reason, retryInMs: delay }, 'job failed; will retry');
             return;
           }
         }
       }
-      const held = await this.end(job, outcome.state, outcome.detail ?? null);
+      const held = await this.end(job, outcome.state, outcome.detail ?? null, outcome.audit);
+      if (held && outcome.audit?.length) await this.opts.onAudited?.(outcome.audit);
       this.stats[outcome.state]++;
+      this.opts.onOutcome?.(outcome.state);
       this.stats.llmCalls += outcome.llmCalls ?? 0;
       const line = { state: outcome.state, detail: outcome.detail, ms: Math.round(performance.now() - started), held };
       if (outcome.state === 'failed' || outcome.state === 'dead') log.error(line, 'job finished');
@@ -192,9 +202,9 @@ export class WorkerPool {
    * Records a job's end. Ends that arrive while a write is in flight go together in the next one
    * (group commit): under load, one statement ends many jobs.
    */
-  private end(job: Job, state: FinalState, error: string | null): Promise<boolean> {
+  private end(job: Job, state: FinalState, error: string | null, audit?: AuditRecord[]): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.endings.push({ ending: { job, state, error }, settle: (err, held) => (err ? reject(err) : resolve(held!)) });
+      this.endings.push({ ending: { job, state, error, audit }, settle: (err, held) => (err ? reject(err) : resolve(held!)) });
       this.flushing ??= this.flushEndings();
     });
   }

@@ -1,9 +1,12 @@
 import { Hono } from 'hono';
 import type { Db } from '../db/client.js';
+import type { AuthFailureLimiter } from '../http/auth-failures.js';
 import { basicAuth } from '../http/basic-auth.js';
 import { readBodyText } from '../http/body.js';
 import { AppError, withDeadline } from '../http/errors.js';
 import { errorText, type Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { ContentProtection } from '../privacy/protection.js';
 import { parsePushBody } from '../push/payload.js';
 import { receivePush } from '../push/receive.js';
 
@@ -17,11 +20,29 @@ export interface PushRouteDeps {
   dbTimeoutMs: number;
   /** Called after a job was queued, so local workers wake at once. */
   onQueued?: () => void;
+  metrics?: Metrics;
+  authFailures?: AuthFailureLimiter;
+  protection: ContentProtection;
+}
+
+/** The mailsight_pushes_total label of a refused push. */
+function refusal(status: number): string {
+  if (status === 401) return 'unauthorized';
+  if (status === 429) return 'rate_limited';
+  if (status === 503) return 'db_unavailable';
+  return 'rejected';
 }
 
 export function pushRoutes(deps: PushRouteDeps) {
   const app = new Hono();
-  app.on(['PUT', 'POST'], '/', basicAuth(deps.credentials), async (c) => {
+  if (deps.metrics) {
+    const { pushes } = deps.metrics;
+    app.use(async (c, next) => {
+      await next();
+      if (c.res.status >= 400) pushes.inc({ outcome: refusal(c.res.status) });
+    });
+  }
+  app.on(['PUT', 'POST'], '/', basicAuth(deps.credentials, deps.authFailures), async (c) => {
     const text = await readBodyText(c, MAX_PUSH_BODY_BYTES);
     let body: unknown;
     try {
@@ -37,7 +58,7 @@ export function pushRoutes(deps: PushRouteDeps) {
     let outcome;
     try {
       outcome = await withDeadline(
-        receivePush(deps.db, ev),
+        receivePush(deps.db, ev, deps.protection),
         deps.dbTimeoutMs,
         () => new AppError('DATABASE_UNAVAILABLE', `database did not answer within ${deps.dbTimeoutMs} ms`),
       );
@@ -49,6 +70,7 @@ export function pushRoutes(deps: PushRouteDeps) {
       throw appErr;
     }
     if (outcome.status === 'queued' && outcome.new) deps.onQueued?.();
+    deps.metrics?.pushes.inc({ outcome: outcome.status === 'queued' && !outcome.new ? 'duplicate' : outcome.status });
     deps.logger.debug({ ...log, outcome: outcome.status }, 'push');
     return c.json(outcome, 202);
   });

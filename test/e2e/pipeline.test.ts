@@ -9,6 +9,7 @@ import { LmtpClient, deliver } from '../support/lmtp.js';
 import { describeWith, postgresAvailable } from '../support/services.js';
 import { startStack, type Stack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
+import { testMessage } from '../support/message.js';
 
 const ready = dovecotAvailable() && (await postgresAvailable());
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'ken', 'leo', 'mia', 'nina', 'oscar', 'peggy', 'quinn', 'rupert', 'sybil'].map((u) => `${u}@example.test`);
@@ -47,19 +48,11 @@ function spawnMailsight(stack: Stack, env: Record<string, string>) {
     cwd: new URL('../..', import.meta.url).pathname,
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {
-      ...process.env,
-      DATABASE_URL: stack.databaseUrl,
+      ...stack.env(),
       PORT: String(stack.port),
       HOST: '127.0.0.1',
       DATA_DIR: `${stack.dc.dir}/mailsight-child`,
-      PUSH_PASSWORD: 'push-secret',
-      IMAP_HOST: '127.0.0.1',
-      IMAP_PORT: String(stack.dc.imapPort),
-      IMAP_MASTER_USER: stack.dc.masterUser,
-      IMAP_MASTER_PASSWORD: stack.dc.masterPassword,
-      OLLAMA_HOST: stack.ollama!.url,
       OLLAMA_TIMEOUT_MS: '60000',
-      LOG_LEVEL: 'warn',
       ...env,
     },
   });
@@ -74,19 +67,6 @@ function pushBody(mailbox: string, uidvalidity: number, uid: number) {
   return JSON.stringify({ user: mailbox, event: 'messageNew', folder: 'INBOX', 'imap-uidvalidity': uidvalidity, 'imap-uid': uid });
 }
 
-function message(id: string, to: string, subject: string, body: string, extra: string[] = []) {
-  return [
-    'From: Sender <sender@example.net>',
-    `To: ${to}`,
-    `Subject: ${subject}`,
-    `Message-ID: <${id}@example.net>`,
-    'Date: Sat, 21 Nov 2026 10:00:00 +0000',
-    ...extra,
-    '',
-    body,
-    '',
-  ].join('\r\n');
-}
 
 describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> push -> IMAP fetch -> Ollama -> rows', () => {
   let stack: Stack;
@@ -134,7 +114,7 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
 
   it('a duplicate push, a retry and a restart leave one row and one LLM call', async () => {
     const mailbox = 'bob@example.test';
-    await deliver(stack.dc.lmtpPort, message('dup-1', mailbox, 'Quarterly numbers', 'Please find the quarterly numbers attached.'), [mailbox]);
+    await deliver(stack.dc.lmtpPort, testMessage('dup-1', mailbox, 'Quarterly numbers', 'Please find the quarterly numbers attached.'), [mailbox]);
     const [job] = await settled(stack, mailbox, 1);
     expect(job!.state).toBe('done');
     expect(callsAbout(stack, 'Quarterly numbers')).toBe(1);
@@ -173,7 +153,7 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
 
   it('one message delivered to 5 mailboxes: 5 rows, 1 LLM call', async () => {
     const to = ['carol', 'dave', 'erin', 'frank', 'grace'].map((u) => `${u}@example.test`);
-    await deliver(stack.dc.lmtpPort, message('all-hands', to.join(', '), 'All hands on Friday', 'The all hands meeting moves to Friday 10:00.'), to);
+    await deliver(stack.dc.lmtpPort, testMessage('all-hands', to.join(', '), 'All hands on Friday', 'The all hands meeting moves to Friday 10:00.'), to);
     for (const mailbox of to) expect((await settled(stack, mailbox, 1))[0]!.state).toBe('done');
     const rows = (await Promise.all(to.map((m) => analysesOf(stack, m)))).flat();
     expect(rows).toHaveLength(5);
@@ -190,7 +170,7 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     const watch = setInterval(() => (most = Math.max(most, stack.ms.imap.openSessions)), 2);
     try {
       const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
-      for (const [i, mailbox] of to.entries()) await lmtp.deliver(message(`cap-${i}`, mailbox, `Session cap ${i}`, `Note ${i}.`), [mailbox]);
+      for (const [i, mailbox] of to.entries()) await lmtp.deliver(testMessage(`cap-${i}`, mailbox, `Session cap ${i}`, `Note ${i}.`), [mailbox]);
       lmtp.close();
       for (const mailbox of to) expect((await settled(stack, mailbox, 1))[0]!.state).toBe('done');
     } finally {
@@ -206,7 +186,7 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     const mailbox = 'heidi@example.test';
     stack.ollama!.set({ mode: 'fail' });
     const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
-    for (let i = 1; i <= 4; i++) await lmtp.deliver(message(`outage-${i}`, mailbox, `Outage test ${i}`, `Message ${i} during the outage.`), [mailbox]);
+    for (let i = 1; i <= 4; i++) await lmtp.deliver(testMessage(`outage-${i}`, mailbox, `Outage test ${i}`, `Message ${i} during the outage.`), [mailbox]);
     lmtp.close();
     await waitFor(() => queueOf(stack, mailbox), (r) => r.length === 4 && r.every((j) => j.attempts >= 2));
     stack.ollama!.set({ mode: 'hang' });
@@ -226,8 +206,8 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     await stack.restart({ processing: { concurrentJobs: 1 } });
     stack.ollama!.set({ delayMs: 1_500 });
     try {
-      await deliver(stack.dc.lmtpPort, message('slow-1', mailbox, 'Slow first', 'First.'), [mailbox]);
-      await deliver(stack.dc.lmtpPort, message('doomed-1', mailbox, 'Doomed second', 'Second.'), [mailbox]);
+      await deliver(stack.dc.lmtpPort, testMessage('slow-1', mailbox, 'Slow first', 'First.'), [mailbox]);
+      await deliver(stack.dc.lmtpPort, testMessage('doomed-1', mailbox, 'Doomed second', 'Second.'), [mailbox]);
       const client = await imapSession(stack.dc, mailbox);
       try {
         await client.mailboxOpen('INBOX');
@@ -322,13 +302,13 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
   it('invalid model JSON is repaired once, or the message fails with the reason recorded', async () => {
     const mailbox = 'mia@example.test';
     stack.ollama!.set({ mode: 'invalid-once' });
-    await deliver(stack.dc.lmtpPort, message('repair-1', mailbox, 'Needs a repair', 'Lunch tomorrow?'), [mailbox]);
+    await deliver(stack.dc.lmtpPort, testMessage('repair-1', mailbox, 'Needs a repair', 'Lunch tomorrow?'), [mailbox]);
     let jobs = await settled(stack, mailbox, 2);
     expect(jobs[1]!.state).toBe('done');
     expect(callsAbout(stack, 'Needs a repair')).toBe(2);
 
     stack.ollama!.set({ mode: 'invalid-json' });
-    await deliver(stack.dc.lmtpPort, message('broken-1', mailbox, 'Model breaks', 'Dinner tonight?'), [mailbox]);
+    await deliver(stack.dc.lmtpPort, testMessage('broken-1', mailbox, 'Model breaks', 'Dinner tonight?'), [mailbox]);
     jobs = await settled(stack, mailbox, 3);
     stack.ollama!.set({ mode: 'ok' });
     expect(jobs[2]!.state).toBe('failed');
@@ -345,7 +325,7 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
       { username: 'judy@example.test', autoAnalysis: false },
       { username: 'ivan@example.test', summaryEnabled: false, replySuggestions: true },
     ]);
-    await deliver(stack.dc.lmtpPort, message('pref-1', 'judy, ivan', 'Preferences check', 'Can we meet on Monday?'), ['judy@example.test', 'ivan@example.test']);
+    await deliver(stack.dc.lmtpPort, testMessage('pref-1', 'judy, ivan', 'Preferences check', 'Can we meet on Monday?'), ['judy@example.test', 'ivan@example.test']);
     const [judyJob] = await settled(stack, 'judy@example.test', 1);
     const [ivanJob] = await settled(stack, 'ivan@example.test', 1);
     expect(judyJob).toMatchObject({ state: 'skipped', lastError: 'auto_analysis is off for this mailbox' });
@@ -374,7 +354,7 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
   it('mailsight stopped while 20 messages arrive: the sweep finds all 20 after restart', async () => {
     const mailbox = 'alice@example.test';
     // mailsight knows the mailbox from an earlier push.
-    await deliver(stack.dc.lmtpPort, message('known-1', mailbox, 'Before the outage', 'Hello.'), [mailbox]);
+    await deliver(stack.dc.lmtpPort, testMessage('known-1', mailbox, 'Before the outage', 'Hello.'), [mailbox]);
     const before = (await settled(stack, mailbox, 1)).length;
     await stack.stopMailsight();
     const corpus = loadCorpus(20, ['easy-ham-2', 'spam-2']);
@@ -409,7 +389,7 @@ describeWith('Dovecot and PostgreSQL', ready)('a worker process killed mid-job',
     try {
       await waitFor(() => fetch(`http://127.0.0.1:${stack.port}/health`).then((r) => r.ok, () => false), (ok) => ok, 20_000);
       stack.ollama!.set({ mode: 'hang' });
-      await deliver(stack.dc.lmtpPort, message('killed-1', mailbox, 'Killed mid-job', 'This one outlives its worker.'), [mailbox]);
+      await deliver(stack.dc.lmtpPort, testMessage('killed-1', mailbox, 'Killed mid-job', 'This one outlives its worker.'), [mailbox]);
       await waitFor(async () => callsAbout(stack, 'Killed mid-job'), (n) => n >= 1);
       const [held] = await queueOf(stack, mailbox);
       expect(held).toMatchObject({ state: 'processing', attempts: 1 });
@@ -450,7 +430,7 @@ describeWith('Dovecot', dovecotAvailable())('the pipeline on the embedded databa
 
     await stack.restart();
     expect(await analysesOf(stack, 'alice@example.test')).toHaveLength(corpus.length);
-    await deliver(stack.dc.lmtpPort, message('after-restart', 'alice@example.test', 'After the restart', 'Still here.'), ['alice@example.test']);
+    await deliver(stack.dc.lmtpPort, testMessage('after-restart', 'alice@example.test', 'After the restart', 'Still here.'), ['alice@example.test']);
     const jobs = await settled(stack, 'alice@example.test', corpus.length + 1);
     expect(jobs.at(-1)!.state).toBe('done');
   });

@@ -134,7 +134,7 @@ describeWith('Dovecot and PostgreSQL', ready)('Lua driver: other folders and IMA
       await client.mailboxOpen('Archive');
       await client.messageDelete(String(uid), { uid: true });
       const after = await waitFor(() => rowsOf(stack.ms, 'bob@example.test'), (r) => r[0]?.state === 'gone');
-      expect(after[0]).toMatchObject({ state: 'gone', lastError: 'expunged before processing' });
+      expect(after[0]).toMatchObject({ state: 'gone', lastError: 'expunged' });
     } finally {
       await client.logout();
     }

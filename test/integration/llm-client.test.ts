@@ -87,3 +87,74 @@ describe('LlmClient against the Ollama stand-in', () => {
     expect(await dead.analyse(await promptOf(HAM)).catch((e) => e)).toMatchObject({ code: 'LLM_UNREACHABLE', transient: true });
   });
 });
+
+describe('LlmClient with several Ollama hosts (OLLAMA_HOST=a,b)', () => {
+  let a: OllamaStandIn;
+  let b: OllamaStandIn;
+  beforeAll(async () => {
+    a = await startOllamaStandIn();
+    b = await startOllamaStandIn();
+  });
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+  });
+  beforeEach(() => {
+    for (const s of [a, b]) {
+      s.set({ mode: 'ok', delayMs: 0, models: ['llama3.2:3b'] });
+      s.state.chats.length = 0;
+    }
+  });
+  const client = (retryMs = 60_000) => new LlmClient({ host: `${a.url},${b.url}`, model: 'llama3.2:3b', timeoutMs: 2000, hostRetryBaseMs: retryMs });
+
+  it('spreads concurrent calls over the least busy hosts', async () => {
+    for (const s of [a, b]) s.set({ delayMs: 150 });
+    const c = client();
+    const prompt = await promptOf(HAM);
+    await Promise.all(Array.from({ length: 8 }, () => c.analyse(prompt)));
+    expect(a.state.chats.length + b.state.chats.length).toBe(8);
+    expect(a.state.chats).toHaveLength(4);
+    expect(b.state.chats).toHaveLength(4);
+  });
+
+  it('a failing host is taken out: every call succeeds on the other, and the failing one is not asked again while it rests', async () => {
+    a.set({ mode: 'fail' });
+    const c = client();
+    const prompt = await promptOf(HAM);
+    for (let i = 0; i < 6; i++) expect((await c.analyse(prompt)).result.verdict).toBe('legit');
+    expect(a.state.chats).toHaveLength(1);
+    expect(b.state.chats).toHaveLength(6);
+    expect(c.hostStates).toEqual([
+      { host: a.url, inFlight: 0, healthy: false, failures: 1 },
+      { host: b.url, inFlight: 0, healthy: true, failures: 0 },
+    ]);
+  });
+
+  it('a rested host is tried again later, and used once it works', async () => {
+    a.set({ mode: 'fail' });
+    const c = client(100);
+    const prompt = await promptOf(HAM);
+    await c.analyse(prompt);
+    a.set({ mode: 'ok' });
+    await new Promise((r) => setTimeout(r, 150));
+    b.set({ delayMs: 100 }); // b busy: the recovered a takes the next call
+    await Promise.all([c.analyse(prompt), c.analyse(prompt)]);
+    expect(a.state.chats.length).toBeGreaterThanOrEqual(2); // the failed call and at least one after recovery
+    expect(c.hostStates[0]).toMatchObject({ healthy: true, failures: 0 });
+  });
+
+  it('when every host fails, the error is transient (the job retries later)', async () => {
+    a.set({ mode: 'fail' });
+    b.set({ mode: 'fail' });
+    const err = await client().analyse(await promptOf(HAM)).catch((e) => e);
+    expect(err).toBeInstanceOf(LlmError);
+    expect(err.transient).toBe(true);
+  });
+
+  it('check() names the host that lacks the model', async () => {
+    b.set({ models: [] });
+    await expect(client().check()).rejects.toThrow(`model llama3.2:3b is not pulled on ${b.url}`);
+    b.set({ models: ['llama3.2:3b'] });
+    expect(await client().check()).toMatchObject({ model: 'llama3.2:3b', hosts: [{ host: a.url }, { host: b.url }] });
+  });
+});

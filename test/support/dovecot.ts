@@ -27,6 +27,8 @@ export interface PushTarget {
   url: string;
   username?: string;
   password?: string;
+  /** The driver setting line(s) verbatim (e.g. from `mailsight dovecot-config`), instead of building them. */
+  raw?: string;
 }
 
 export interface DovecotOptions {
@@ -64,6 +66,7 @@ export async function freePort(): Promise<number> {
 
 function pushSettings(push: PushTarget | undefined): string {
   if (!push) return '';
+  if (push.raw) return push.raw;
   const creds = push.username && push.password ? { username: push.username, password: push.password } : null;
   // The same line the service logs and the operator pastes.
   if (push.driver === 'ox') return oxDriverLine(new URL(push.url).origin, creds);

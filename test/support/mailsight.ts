@@ -11,16 +11,17 @@ export const PUSH_PASSWORD = 'push-secret';
  * The real service (startService, as main.ts runs it) on a free port and a fresh Postgres database;
  * or on `databaseUrl` when given (a restart: close() leaves the database alone); or on PGlite in
  * `dataDir` when that is given with `keepDataDir` (the caller owns and removes the directory).
+ * `logger` replaces the silent one (tests that read the logs).
  */
 export async function startMailsight(overrides: Record<string, any> = {}) {
-  const { keepDataDir, ...rest } = overrides;
+  const { keepDataDir, logger, ...rest } = overrides;
   const embedded = Boolean(keepDataDir);
   const own = overrides.databaseUrl || embedded ? undefined : await createTestDatabase();
   const url: string | undefined = embedded ? undefined : (overrides.databaseUrl ?? own!.url);
   const dataDir: string = embedded ? overrides.dataDir : mkdtempSync(join(tmpdir(), 'mailsight-'));
   const removeDataDir = () => (embedded ? undefined : rmSync(dataDir, { recursive: true, force: true }));
   const config = testConfig({ databaseUrl: url, dataDir, push: { password: PUSH_PASSWORD }, ...rest });
-  const service = await startService(config, silentLogger);
+  const service = await startService(config, logger ?? silentLogger);
   const port = (service.address as AddressInfo).port;
   const baseUrl = `http://127.0.0.1:${port}`;
   return {

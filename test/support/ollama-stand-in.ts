@@ -16,6 +16,8 @@ export interface StandInState {
   models: string[];
   /** Every /api/chat request body received, in order. */
   chats: any[];
+  /** Every /api/pull request body received. */
+  pulls: any[];
 }
 
 const SPAM_WORDS = /\b(free|click here|viagra|winner|won|cash|\$\$\$|limited time|act now|unsubscribe|100% guaranteed|earn money|credit|mortgage|lowest rates?)\b/gi;
@@ -61,12 +63,12 @@ function send(res: ServerResponse, status: number, body: unknown) {
 export interface OllamaStandIn {
   url: string;
   state: StandInState;
-  set(patch: Partial<Omit<StandInState, 'chats'>>): void;
+  set(patch: Partial<Omit<StandInState, 'chats' | 'pulls'>>): void;
   close(): Promise<void>;
 }
 
 export async function startOllamaStandIn(opts: { models?: string[]; port?: number; delayMs?: number } = {}): Promise<OllamaStandIn> {
-  const state: StandInState = { mode: 'ok', delayMs: opts.delayMs ?? 0, models: opts.models ?? ['llama3.2:3b'], chats: [] };
+  const state: StandInState = { mode: 'ok', delayMs: opts.delayMs ?? 0, models: opts.models ?? ['llama3.2:3b'], chats: [], pulls: [] };
   const hanging = new Set<ServerResponse>();
   let invalidServed = false;
 
@@ -85,6 +87,14 @@ export async function startOllamaStandIn(opts: { models?: string[]; port?: numbe
             details: { format: 'gguf', family: 'llama', parameter_size: '3.2B', quantization_level: 'Q4_K_M' },
           })),
         });
+      }
+      if (req.method === 'POST' && url === '/api/pull') {
+        // Ollama's pull, non-streaming: the model is there afterwards.
+        const body = await readJson(req);
+        state.pulls.push(body);
+        const name = String(body.model ?? body.name);
+        if (!state.models.includes(name)) state.models.push(name);
+        return send(res, 200, { status: 'success' });
       }
       if (req.method === 'POST' && url === '/api/show') {
         const body = await readJson(req);

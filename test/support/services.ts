@@ -91,13 +91,16 @@ export function testConfig(overrides: Record<string, any> = {}): Config {
     host: '127.0.0.1',
     dataDir: '/tmp/mailsight-test',
     push: { username: 'dovecot', password: 'push-secret' },
+    // The auth matrices fail on purpose, many times from one address; the rate limit has its own tests.
+    authMaxFailures: 100_000,
     imap: {},
     ollama: {},
     processing: {},
+    privacy: {},
     logLevel: 'silent',
   };
   const merged: Record<string, any> = { ...base, ...overrides };
-  for (const k of ['push', 'imap', 'ollama', 'processing'] as const)
+  for (const k of ['push', 'imap', 'ollama', 'processing', 'privacy'] as const)
     merged[k] = { ...(base as any)[k], ...(overrides[k] ?? {}) };
   return configSchema.parse(merged);
 }

@@ -70,6 +70,23 @@ export async function startStack(opts: StackOptions = {}) {
     ms: undefined as unknown as Mailsight,
     databaseUrl: db?.url,
     port,
+    /**
+     * The environment for another mailsight process (the CLI, `npm start`) on this stack: its
+     * database, the Dovecot master login, the Ollama stand-in and the push password.
+     */
+    env(): Record<string, string> {
+      return {
+        ...(process.env as Record<string, string>),
+        ...(db ? { DATABASE_URL: db.url } : {}),
+        IMAP_HOST: '127.0.0.1',
+        IMAP_PORT: String(dc.imapPort),
+        IMAP_MASTER_USER: dc.masterUser,
+        IMAP_MASTER_PASSWORD: dc.masterPassword,
+        ...(ollama ? { OLLAMA_HOST: ollama.url } : {}),
+        PUSH_PASSWORD,
+        LOG_LEVEL: 'warn',
+      };
+    },
     /** Stops mailsight (not Dovecot) and starts it again on the same database and port. */
     async restart(extra: Record<string, any> = {}) {
       await stack.ms.stopOnly();

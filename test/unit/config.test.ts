@@ -78,16 +78,47 @@ describe('loadConfig', () => {
         '  concurrent_jobs: 4',
         'rules:',
         '  - name: trust-internal',
+        '    match:',
+        '      from: ["*@example.org"]',
         '    action: skip',
+        '    verdict: legit',
         'actions:',
-        '  move_to_junk: true',
+        '  move_to_junk: false',
+        '  junk_threshold: 0.9',
       ].join('\n'),
     );
     const c = loadConfig({ CONFIG_FILE: file, LLM_BATCH_SIZE: '5' });
     expect(c.ollama).toMatchObject({ host: 'http://gpu-box:11434', model: 'qwen2.5:7b' });
     expect(c.processing).toMatchObject({ batchSize: 5, intervalSec: 30, maxEmailSize: 8000, concurrentJobs: 4 });
-    expect(c.rules).toHaveLength(1);
-    expect(c.actions).toEqual({ move_to_junk: true });
+    expect(c.rules).toEqual([{ name: 'trust-internal', match: { from: ['*@example.org'] }, action: 'skip', verdict: 'legit' }]);
+    expect(c.actions).toEqual({ keywords: true, move_to_junk: false, junk_threshold: 0.9, junk_folder: 'Junk', mark_seen: true });
+  });
+
+  it('lists every problem in the rules and actions with its place', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'config.yml');
+    writeFileSync(
+      file,
+      [
+        'rules:',
+        '  - name: no-conditions',
+        '    match: {}',
+        '    action: skip',
+        '  - name: bad-regex',
+        '    match:',
+        '      headers: { Subject: "([" }',
+        '    action: delete',
+        'actions:',
+        '  junk_threshold: 2',
+        '  colour: red',
+      ].join('\n'),
+    );
+    const message = configError({ CONFIG_FILE: file }).message;
+    expect(message).toMatch(/rules\.0\.match: a rule needs at least one condition/);
+    expect(message).toMatch(/rules\.1\.match\.headers\.Subject: must be a valid regular expression/);
+    expect(message).toMatch(/rules\.1\.action/);
+    expect(message).toMatch(/actions\.junk_threshold/);
+    expect(message).toMatch(/actions: Unrecognized key: "colour"/);
   });
 
   it('reports an unreadable or broken YAML file', () => {
@@ -100,5 +131,12 @@ describe('loadConfig', () => {
   it('turns auth off only when PUSH_AUTH=none says so', () => {
     expect(loadConfig({ PUSH_AUTH: 'none' }).push.auth).toBe('none');
     expect(configError({ PUSH_AUTH: 'off' }).message).toContain('PUSH_AUTH');
+  });
+});
+
+describe('OLLAMA_HOST with several hosts', () => {
+  it('takes a comma-separated list, each normalised; a bad one is named', () => {
+    expect(loadConfig({ OLLAMA_HOST: 'gpu1:11434, http://gpu2.example:11434/' }).ollama.host).toBe('http://gpu1:11434,http://gpu2.example:11434');
+    expect(() => loadConfig({ OLLAMA_HOST: 'gpu1:11434,ftp://x' })).toThrow(/OLLAMA_HOST: not a host:port or http\(s\) URL: ftp:\/\/x/);
   });
 });

@@ -1,0 +1,200 @@
+import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { auditLog, emailAnalysis, processingQueue } from '../db/schema.js';
+import { AppError } from '../http/errors.js';
+import type { ContentProtection } from '../privacy/protection.js';
+import type { CATEGORIES, VERDICTS } from '../analysis/result.js';
+
+/** Reading analyses for the API: one message with its state, or a page of a mailbox's analyses. */
+
+type AnalysisRow = typeof emailAnalysis.$inferSelect;
+type QueueRow = typeof processingQueue.$inferSelect;
+
+/** The API's view of an analysis row: the table's snake_case names, the UID as the seed's `email_id`. */
+export function analysisJson(r: AnalysisRow) {
+  return {
+    id: r.id,
+    mailbox: r.mailbox,
+    folder: r.folder,
+    uidvalidity: r.uidvalidity,
+    email_id: r.uid,
+    status: r.status as 'analyzed' | 'skipped' | 'failed',
+    skip_reason: r.skipReason,
+    error: r.error,
+    message_id: r.messageId,
+    from_address: r.fromAddress,
+    from_name: r.fromName,
+    subject: r.subject,
+    date: r.sentAt?.toISOString() ?? null,
+    size_bytes: r.sizeBytes,
+    summary: r.summary,
+    category: r.category as (typeof CATEGORIES)[number] | null,
+    tags: r.tags,
+    verdict: r.verdict as (typeof VERDICTS)[number] | null,
+    confidence: r.confidence,
+    is_spam: r.isSpam,
+    is_phishing: r.isPhishing,
+    reasons: r.reasons,
+    signal_reasons: r.signalReasons,
+    phishing_score: r.phishingScore,
+    verdict_source: r.verdictSource as 'model' | 'signals' | 'rule' | null,
+    rule: r.rule,
+    priority: r.priority,
+    priority_reason: r.priorityReason,
+    sensitive: r.sensitive,
+    language: r.language,
+    reply_suggestion: r.replySuggestion,
+    signals: r.signals,
+    keywords: r.keywords,
+    moved_to_folder: r.movedToFolder,
+    moved_to_uid: r.movedToUid,
+    parse_warnings: r.parseWarnings,
+    model: r.model,
+    prompt_version: r.promptVersion,
+    cache_hit: r.cacheHit,
+    prompt_tokens: r.promptTokens,
+    completion_tokens: r.completionTokens,
+    fetch_ms: r.fetchMs,
+    llm_ms: r.llmMs,
+    total_ms: r.totalMs,
+    created_at: r.createdAt.toISOString(),
+    updated_at: r.updatedAt.toISOString(),
+  };
+}
+
+function queueJson(q: QueueRow) {
+  return {
+    state: q.state,
+    source: q.source,
+    attempts: q.attempts,
+    last_error: q.lastError,
+    force: q.force,
+    next_run_at: q.state === 'queued' ? q.runAt.toISOString() : null,
+    queued_at: q.createdAt.toISOString(),
+    finished_at: q.finishedAt?.toISOString() ?? null,
+  };
+}
+
+/**
+ * The one state a caller wants to know: a job waiting or running wins (a forced re-analysis keeps
+ * the old result visible meanwhile), then the stored analysis, then how the job ended.
+ */
+export type MessageState = 'queued' | 'processing' | 'analyzed' | 'skipped' | 'failed' | 'dead' | 'gone' | 'stale' | 'done';
+
+function stateOf(q: QueueRow | undefined, a: AnalysisRow | undefined): MessageState {
+  if (q && (q.state === 'queued' || q.state === 'processing')) return q.state;
+  if (a) return a.status as MessageState;
+  return (q?.state ?? 'done') as MessageState;
+}
+
+export interface MessageRef {
+  mailbox: string;
+  folder: string;
+  uid: number;
+  /** Omitted: the folder's current UIDVALIDITY as mailsight knows it (the seed's (mailbox, uid) pair). */
+  uidvalidity?: number;
+}
+
+/**
+ * The folder's current UIDVALIDITY as far as mailsight knows: the highest one on record (RFC 3501
+ * makes a new UIDVALIDITY greater than the one before). Two index-only lookups on the message keys.
+ */
+export async function knownUidvalidity(db: Db, ref: Pick<MessageRef, 'mailbox' | 'folder'>): Promise<number | undefined> {
+  const [row] = await db.rows<{ uidvalidity: string | number | null }>(sql`
+    select greatest(
+      (select max(uidvalidity) from llm_processing_queue where mailbox = ${ref.mailbox} and folder = ${ref.folder}),
+      (select max(uidvalidity) from llm_email_analysis where mailbox = ${ref.mailbox} and folder = ${ref.folder})
+    ) as uidvalidity`);
+  return row?.uidvalidity == null ? undefined : Number(row.uidvalidity);
+}
+
+const keyOf = <T extends typeof processingQueue | typeof emailAnalysis | typeof auditLog>(t: T, k: Required<MessageRef>) =>
+  and(eq(t.mailbox, k.mailbox), eq(t.folder, k.folder), eq(t.uidvalidity, k.uidvalidity), eq(t.uid, k.uid));
+
+/** One message: its state, its analysis if any, its queue entry and its audit trail. 404 when never heard of. */
+export async function getMessage(db: Db, ref: MessageRef, protection: ContentProtection) {
+  const uidvalidity = ref.uidvalidity ?? (await knownUidvalidity(db, ref));
+  const notFound = () =>
+    new AppError('NOT_FOUND', `mailsight has no record of UID ${ref.uid} in ${ref.folder} of ${ref.mailbox}`);
+  if (uidvalidity === undefined) throw notFound();
+  const key = { ...ref, uidvalidity };
+  const [[q], [a], audit] = await Promise.all([
+    db.orm.select().from(processingQueue).where(keyOf(processingQueue, key)),
+    db.orm.select().from(emailAnalysis).where(keyOf(emailAnalysis, key)),
+    db.orm.select().from(auditLog).where(keyOf(auditLog, key)).orderBy(asc(auditLog.id)),
+  ]);
+  if (!q && !a) throw notFound();
+  return {
+    mailbox: key.mailbox,
+    folder: key.folder,
+    uidvalidity,
+    email_id: key.uid,
+    state: stateOf(q, a),
+    analysis: a ? analysisJson(protection.revealAnalysis(a)) : null,
+    queue: q ? queueJson(q) : null,
+    audit: audit.map((e) => ({
+      at: e.at.toISOString(),
+      action: e.action,
+      verdict: e.verdict,
+      confidence: e.confidence,
+      rule: e.rule,
+      reason: e.reason,
+      details: protection.revealAuditDetails(e.mailbox, e.details ?? null),
+    })),
+  };
+}
+
+export interface ListFilter {
+  mailbox: string;
+  folder?: string;
+  category?: string;
+  verdict?: string;
+  isPhishing?: boolean;
+  minPriority?: number;
+  sensitive?: boolean;
+  since?: Date;
+  until?: Date;
+  limit: number;
+  cursor?: string;
+}
+
+/**
+ * The cursor is the last row's id: ids only grow, so rows inserted while a caller pages through
+ * land before its cursor and never shift a page; every row present at the start is seen once.
+ */
+export const encodeCursor = (id: number) => Buffer.from(`a:${id}`).toString('base64url');
+
+export function decodeCursor(cursor: string): number | null {
+  const m = /^a:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  return m ? Number(m[1]) : null;
+}
+
+/** A page of a mailbox's analyses, newest first. */
+export async function listAnalyses(db: Db, f: ListFilter, protection: ContentProtection) {
+  const t = emailAnalysis;
+  const where: (SQL | undefined)[] = [eq(t.mailbox, f.mailbox)];
+  if (f.cursor !== undefined) {
+    const before = decodeCursor(f.cursor);
+    if (before === null) throw new AppError('VALIDATION_FAILED', 'cursor: not a cursor this API returned');
+    where.push(lt(t.id, before));
+  }
+  if (f.folder !== undefined) where.push(eq(t.folder, f.folder));
+  if (f.category !== undefined) where.push(eq(t.category, f.category));
+  if (f.verdict !== undefined) where.push(eq(t.verdict, f.verdict));
+  if (f.isPhishing !== undefined) where.push(eq(t.isPhishing, f.isPhishing));
+  if (f.minPriority !== undefined) where.push(gte(t.priority, f.minPriority));
+  if (f.sensitive !== undefined) where.push(f.sensitive ? gt(sql`jsonb_array_length(${t.sensitive})`, 0) : eq(sql`jsonb_array_length(${t.sensitive})`, 0));
+  if (f.since !== undefined) where.push(gte(t.createdAt, f.since));
+  if (f.until !== undefined) where.push(lte(t.createdAt, f.until));
+  const rows = await db.orm
+    .select()
+    .from(t)
+    .where(and(...where))
+    .orderBy(desc(t.id))
+    .limit(f.limit + 1);
+  const page = rows.slice(0, f.limit);
+  return {
+    items: page.map((r) => analysisJson(protection.revealAnalysis(r))),
+    next_cursor: rows.length > f.limit ? encodeCursor(page[page.length - 1]!.id) : null,
+  };
+}

@@ -1,0 +1,158 @@
+import { z } from '@hono/zod-openapi';
+import { CATEGORIES, VERDICTS } from '../analysis/result.js';
+
+/** Response shapes of /api/v1, for the OpenAPI document. */
+
+const nullable = <T extends z.ZodType>(t: T) => t.nullable();
+
+export const analysisSchema = z
+  .object({
+    id: z.number().int(),
+    mailbox: z.string(),
+    folder: z.string(),
+    uidvalidity: z.number().int(),
+    email_id: z.number().int().openapi({ description: 'IMAP UID' }),
+    status: z.enum(['analyzed', 'skipped', 'failed']),
+    skip_reason: nullable(z.string()),
+    error: nullable(z.string()),
+    message_id: nullable(z.string()),
+    from_address: nullable(z.string()),
+    from_name: nullable(z.string()),
+    subject: nullable(z.string()),
+    date: nullable(z.string().openapi({ format: 'date-time' })),
+    size_bytes: nullable(z.number().int()),
+    summary: nullable(z.string()),
+    category: nullable(z.enum(CATEGORIES)),
+    tags: z.array(z.string()),
+    verdict: nullable(z.enum(VERDICTS)),
+    confidence: nullable(z.number()),
+    is_spam: nullable(z.boolean()),
+    is_phishing: nullable(z.boolean()),
+    reasons: z.array(z.string()).openapi({ description: "The model's reasons" }),
+    signal_reasons: z.array(z.string()).openapi({ description: "What mailsight's deterministic checks found" }),
+    phishing_score: nullable(z.number().openapi({ description: 'Model and signals combined, 0..1' })),
+    verdict_source: nullable(z.enum(['model', 'signals', 'rule'])),
+    rule: nullable(z.string().openapi({ description: 'The escalation rule that matched' })),
+    priority: nullable(z.number().int().openapi({ description: '1 (lowest) to 10' })),
+    priority_reason: nullable(z.string()),
+    sensitive: z.array(z.string()).openapi({ description: 'Kinds of sensitive data found (never the values)' }),
+    language: nullable(z.string()),
+    reply_suggestion: nullable(z.string()),
+    signals: z.record(z.string(), z.unknown()),
+    keywords: z.array(z.string()).openapi({ description: 'IMAP keywords mailsight set' }),
+    moved_to_folder: nullable(z.string()),
+    moved_to_uid: nullable(z.number().int()),
+    parse_warnings: z.array(z.string()),
+    model: nullable(z.string()),
+    prompt_version: nullable(z.string()),
+    cache_hit: z.boolean(),
+    prompt_tokens: nullable(z.number().int()),
+    completion_tokens: nullable(z.number().int()),
+    fetch_ms: nullable(z.number().int()),
+    llm_ms: nullable(z.number().int()),
+    total_ms: nullable(z.number().int()),
+    created_at: z.string().openapi({ format: 'date-time' }),
+    updated_at: z.string().openapi({ format: 'date-time' }),
+  })
+  .openapi('Analysis');
+
+export const MESSAGE_STATES = ['queued', 'processing', 'analyzed', 'skipped', 'failed', 'dead', 'gone', 'stale', 'done'] as const;
+
+export const messageSchema = z
+  .object({
+    mailbox: z.string(),
+    folder: z.string(),
+    uidvalidity: z.number().int(),
+    email_id: z.number().int(),
+    state: z.enum(MESSAGE_STATES),
+    analysis: analysisSchema.nullable(),
+    queue: z
+      .object({
+        state: z.string(),
+        source: z.string(),
+        attempts: z.number().int(),
+        last_error: z.string().nullable(),
+        force: z.boolean(),
+        next_run_at: z.string().nullable(),
+        queued_at: z.string(),
+        finished_at: z.string().nullable(),
+      })
+      .nullable(),
+    audit: z.array(
+      z.object({
+        at: z.string(),
+        action: z.string(),
+        verdict: z.string().nullable(),
+        confidence: z.number().nullable(),
+        rule: z.string().nullable(),
+        reason: z.string().nullable(),
+        details: z.record(z.string(), z.unknown()).nullable(),
+      }),
+    ),
+  })
+  .openapi('Message');
+
+export const pageSchema = z
+  .object({
+    items: z.array(analysisSchema),
+    next_cursor: z.string().nullable().openapi({ description: 'Pass as `cursor` for the next page; null on the last page' }),
+  })
+  .openapi('AnalysisPage');
+
+export const analyzeResultSchema = z
+  .object({
+    mailbox: z.string(),
+    folder: z.string(),
+    uidvalidity: z.number().int(),
+    email_id: z.number().int(),
+    force: z.boolean(),
+    state: z.enum(['queued', 'processing', 'analyzed']),
+    queued: z.boolean(),
+    new: z.boolean().optional(),
+    reason: z.string().optional(),
+  })
+  .openapi('AnalyzeRequested');
+
+const counts = z.record(z.string(), z.number().int());
+const percentiles = z.object({ p50: z.number().nullable(), p95: z.number().nullable() });
+
+export const statsSchema = z
+  .object({
+    mailbox: z.string().nullable(),
+    since: z.string().nullable(),
+    queue: z.object({ by_state: counts, depth: z.number().int(), oldest_age_sec: z.number().nullable() }),
+    analyses: z.object({ by_status: counts, by_verdict: counts, by_category: counts }),
+    timings_ms: z.object({ processing: percentiles, llm: percentiles }),
+    content_cache: z.object({ llm_calls_saved: z.number().nullable() }),
+    tokens: z.object({ prompt: z.number().nullable(), completion: z.number().nullable(), total: z.number() }),
+  })
+  .openapi('Stats');
+
+export const preferencesSchema = z
+  .object({
+    username: z.string(),
+    auto_analysis: z.boolean(),
+    auto_categorize: z.boolean(),
+    phishing_alerts: z.boolean(),
+    summary_enabled: z.boolean(),
+    reply_suggestions: z.boolean(),
+    summary_language: z.string().nullable(),
+    opt_out: z.boolean(),
+    stored: z.boolean().openapi({ description: 'false: never changed, these are the defaults' }),
+    updated_at: z.string().nullable(),
+  })
+  .openapi('Preferences');
+
+export const healthSchema = z
+  .object({
+    status: z.enum(['ok', 'degraded']),
+    components: z.record(
+      z.string(),
+      z.object({ ok: z.boolean(), latencyMs: z.number(), error: z.string().optional() }).catchall(z.unknown()),
+    ),
+  })
+  .openapi('Health');
+
+export const eraseSchema = z
+  .object({ mailbox: z.string(), deleted: z.record(z.string(), z.number().int()) })
+  .openapi('Erased');

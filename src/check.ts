@@ -1,0 +1,116 @@
+import { LlmClient } from './analysis/llm.js';
+import type { Config } from './config.js';
+import { DatabaseInUseError, openDb, ping } from './db/client.js';
+import type { Logger } from './logger.js';
+import { errorText } from './logger.js';
+import { ImapSessions } from './mail/imap.js';
+import { currentPushCredentials, localBaseUrl, PUSH_PATH } from './push/credentials.js';
+
+/** `mailsight check`: each part of a deployment tried once, with the fix for what fails. */
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+  fix?: string;
+}
+
+export interface CheckOptions {
+  /** A mailbox to try the IMAP master login with. */
+  mailbox?: string;
+  /** Where the running service listens (default: this configuration's own address). */
+  url?: string;
+}
+
+async function attempt(name: string, run: () => Promise<string>, fix: (err: unknown) => string): Promise<CheckResult> {
+  try {
+    return { name, ok: true, detail: await run() };
+  } catch (err) {
+    return { name, ok: false, detail: errorText(err), fix: fix(err) };
+  }
+}
+
+export async function checkDeployment(config: Config, logger: Logger, o: CheckOptions): Promise<CheckResult[]> {
+  const results: CheckResult[] = [{ name: 'configuration', ok: true, detail: config.configFile ? `valid (${config.configFile} and the environment)` : 'valid (environment)' }];
+
+  results.push(
+    await attempt(
+      'database',
+      async () => {
+        let db;
+        try {
+          db = await openDb(config);
+        } catch (err) {
+          if (err instanceof DatabaseInUseError) return 'embedded database in use by the running service';
+          throw err;
+        }
+        try {
+          await ping(db);
+          return db.kind === 'postgres' ? 'PostgreSQL answers' : `embedded database in ${config.dataDir}`;
+        } finally {
+          await db.close();
+        }
+      },
+      () => (config.databaseUrl ? 'check DATABASE_URL (host, port, user, password, database) and that PostgreSQL runs' : 'check that DATA_DIR is writable'),
+    ),
+  );
+
+  const imap = new ImapSessions(config.imap, logger);
+  results.push(
+    await attempt(
+      'IMAP',
+      async () => {
+        await imap.check(o.mailbox);
+        return o.mailbox ? `master login as ${imap.loginFor(o.mailbox)} on ${config.imap.host}:${config.imap.port} works` : `${config.imap.host}:${config.imap.port} answers (name a mailbox with --mailbox to try the master login)`;
+      },
+      (err) => {
+        const code = (err as { code?: string }).code;
+        if (code === 'IMAP_NOT_CONFIGURED') return 'set IMAP_MASTER_USER and IMAP_MASTER_PASSWORD (see dovecot/2.3/91-mailsight-master.conf)';
+        if (code === 'IMAP_AUTH_FAILED') return `Dovecot refused ${o.mailbox ? imap.loginFor(o.mailbox) : 'the master user'}: check IMAP_MASTER_PASSWORD, the master passdb, and auth_master_user_separator (${config.imap.masterSeparator})`;
+        return `check IMAP_HOST/IMAP_PORT (${config.imap.host}:${config.imap.port}) and that Dovecot's imap listener runs`;
+      },
+    ),
+  );
+  await imap.close();
+
+  const llm = new LlmClient({ host: config.ollama.host, model: config.ollama.model, timeoutMs: 10_000 });
+  results.push(
+    await attempt(
+      'Ollama',
+      async () => {
+        await llm.check();
+        return `${config.ollama.host} has ${config.ollama.model}`;
+      },
+      (err) =>
+        (err as { code?: string }).code === 'LLM_MODEL_NOT_FOUND'
+          ? `run: ollama pull ${config.ollama.model} (on ${config.ollama.host}), or set OLLAMA_AUTO_PULL=true`
+          : `check OLLAMA_HOST (${config.ollama.host}) and that Ollama runs (curl ${config.ollama.host}/api/version)`,
+    ),
+  );
+
+  const base = o.url ?? localBaseUrl(config);
+  const creds = currentPushCredentials(config);
+  results.push(
+    await attempt(
+      'push endpoint',
+      async () => {
+        if (creds === undefined) throw new Error('no push password yet: PUSH_PASSWORD is unset and the service has not generated one');
+        const headers: Record<string, string> = { 'content-type': 'application/json' };
+        if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+        // An event mailsight ignores: the endpoint answers 202 and stores nothing.
+        const body = JSON.stringify({ driver: 'lua', event: 'MailsightCheck', user: 'check@mailsight.invalid', folder: 'INBOX', uidvalidity: 1, uid: 1 });
+        const res = await fetch(new URL(PUSH_PATH, base), { method: 'POST', headers, body, signal: AbortSignal.timeout(5_000) });
+        if (res.status === 401) throw new Error('401: the push credentials were refused');
+        if (res.status !== 202) throw new Error(`answered ${res.status}`);
+        return `${new URL(PUSH_PATH, base)} accepts the push credentials`;
+      },
+      (err) =>
+        creds === undefined
+          ? 'start the service once (it generates a password in DATA_DIR and prints the Dovecot line), or set PUSH_PASSWORD'
+          : /401/.test(errorText(err))
+          ? 'PUSH_USERNAME/PUSH_PASSWORD here differ from the running service\'s; print the driver line with: mailsight dovecot-config --url ...'
+          : `start the service (npm start), or pass --url with the address Dovecot uses (now ${base})`,
+    ),
+  );
+  return results;
+}

@@ -1,0 +1,49 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config.js';
+import { resolvePushCredentials } from '../push/credentials.js';
+import { dovecotConfig } from '../push/dovecot-config.js';
+import { out, UsageError } from './common.js';
+
+const DOVECOT_HELP = `usage: mailsight dovecot-config --url <http://host:port> [--driver ox|lua] [--dovecot 2.3|2.4]
+                                [--user <name>] [--password <secret>]
+
+Prints the Dovecot snippet (dovecot/<version>/90-mailsight*.conf) with the push URL and the
+credentials filled in, '%' written '%%' as Dovecot's config needs. --url is where Dovecot reaches
+mailsight. Credentials default to PUSH_USERNAME / PUSH_PASSWORD, or the password the service
+generated in DATA_DIR; with PUSH_AUTH=none there are none.
+  --driver ox   (default) one push per delivery into INBOX; needs the per-user METADATA opt-in
+  --driver lua  every folder, IMAP APPEND and expunges too; needs dovecot/push.lua installed`;
+
+export function dovecotConfigCommand(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: {
+      url: { type: 'string' },
+      driver: { type: 'string', default: 'ox' },
+      dovecot: { type: 'string', default: '2.3' },
+      user: { type: 'string' },
+      password: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+  });
+  if (values.help) {
+    out(DOVECOT_HELP);
+    return 0;
+  }
+  if (!values.url) throw new UsageError('dovecot-config needs --url <http://host:port> (where Dovecot reaches mailsight)');
+  if (values.driver !== 'ox' && values.driver !== 'lua') throw new UsageError('--driver must be ox or lua');
+  if (values.dovecot !== '2.3' && values.dovecot !== '2.4') throw new UsageError('--dovecot must be 2.3 or 2.4');
+  let credentials: { username: string; password: string } | null;
+  if (values.password !== undefined) credentials = { username: values.user ?? 'dovecot', password: values.password };
+  else {
+    const config = loadConfig();
+    credentials = resolvePushCredentials(config);
+    if (credentials && values.user) credentials = { ...credentials, username: values.user };
+  }
+  try {
+    out(dovecotConfig({ url: values.url, driver: values.driver, version: values.dovecot, credentials }).trimEnd());
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return 0;
+}

@@ -1,0 +1,93 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { sql } from 'drizzle-orm';
+import type { Db } from './db/client.js';
+
+/**
+ * Prometheus metrics for one service instance (own registry: several instances in one test process
+ * must not share counters). Labels never carry mailbox names or content: low cardinality, no data.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly pushes: Counter<'outcome'>;
+  readonly jobs: Counter<'outcome'>;
+  readonly llmSeconds: Histogram;
+  readonly tokens: Counter<'kind'>;
+  readonly imapFetchSeconds: Histogram;
+  readonly cache: Counter<'result'>;
+
+  constructor(opts: { db?: Db; processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.pushes = new Counter({
+      name: 'mailsight_pushes_total',
+      help: 'Push notifications received, by outcome (queued, duplicate, expunged, ignored, rejected, unauthorized, rate_limited, db_unavailable)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.jobs = new Counter({
+      name: 'mailsight_jobs_total',
+      help: 'Jobs finished by the workers, by outcome (done, skipped, failed, dead, gone, stale, retried)',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.llmSeconds = new Histogram({
+      name: 'mailsight_llm_request_seconds',
+      help: 'Wall time of one LLM analysis (including a repair attempt)',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300],
+      registers,
+    });
+    this.tokens = new Counter({
+      name: 'mailsight_llm_tokens_total',
+      help: 'Tokens the model read (prompt) and wrote (completion)',
+      labelNames: ['kind'],
+      registers,
+    });
+    this.imapFetchSeconds = new Histogram({
+      name: 'mailsight_imap_fetch_seconds',
+      help: 'Time to fetch one message over IMAP (session reuse included)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    });
+    this.cache = new Counter({
+      name: 'mailsight_content_cache_total',
+      help: 'Content-cache lookups by analysed messages: hit (no LLM call) or miss',
+      labelNames: ['result'],
+      registers,
+    });
+    if (opts.db) {
+      const db = opts.db;
+      new Gauge({
+        name: 'mailsight_queue_jobs',
+        help: 'Queue rows by state, read from the database at scrape time',
+        labelNames: ['state'],
+        registers,
+        async collect() {
+          this.reset();
+          const rows = await db
+            .rows<{ state: string; n: number }>(sql`select state, count(*)::int as n from llm_processing_queue group by state`)
+            .catch(() => []); // database down: the scrape still shows everything else
+          for (const r of rows) this.set({ state: r.state }, Number(r.n));
+        },
+      });
+      new Gauge({
+        name: 'mailsight_queue_oldest_age_seconds',
+        help: 'Age of the oldest job waiting or running (0 when the queue is empty)',
+        registers,
+        async collect() {
+          this.reset();
+          const [row] = await db
+            .rows<{ age: number | null }>(sql`
+              select extract(epoch from now() - min(created_at))::float8 as age
+              from llm_processing_queue where state in ('queued', 'processing')`)
+            .catch(() => []);
+          if (row) this.set(Number(row.age ?? 0));
+        },
+      });
+    }
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'mailsight_' });
+  }
+
+  /** The exposition text; a failing database read leaves the queue gauges empty and hides nothing else. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

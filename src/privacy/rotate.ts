@@ -1,0 +1,140 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { setRegisteredKeyIds } from './keys.js';
+import type { ContentProtection } from './protection.js';
+
+/**
+ * `mailsight rotate-key`: re-seals every row not sealed with the current key (rows under an earlier
+ * key, and plaintext rows from before a key was set) in batches, each its own transaction. Stopping
+ * it at any point loses nothing: a row is either still readable with the old key or already
+ * re-sealed, and the next run picks up what is left. When nothing is left, only the current key is
+ * recorded as in use, so the old one can be dropped from ENCRYPTION_KEY_PREVIOUS.
+ */
+
+export interface RotationProgress {
+  table: string;
+  done: number;
+}
+
+export interface RotateOptions {
+  batchSize: number;
+  onBatch?: (p: RotationProgress) => void;
+  /** Stops after the current batch (SIGINT); the run can be resumed. */
+  signal?: AbortSignal;
+}
+
+export interface RotationReport {
+  analyses: number;
+  queue: number;
+  audit: number;
+  complete: boolean;
+}
+
+type Row = Record<string, any>;
+
+interface Step {
+  table: 'analyses' | 'queue' | 'audit';
+  /** Rows still to re-seal, locked against a concurrent run. */
+  select: (kid: string, limit: number) => ReturnType<typeof sql>;
+  reseal: (row: Row, p: ContentProtection) => ReturnType<typeof sql>;
+}
+
+const STEPS: Step[] = [
+  {
+    table: 'analyses',
+    select: (kid, limit) => sql`
+      select id, mailbox, subject, from_address, from_name, summary, tags, reasons, priority_reason, reply_suggestion,
+             sealed_headers, sealed_content
+      from llm_email_analysis where key_id is distinct from ${kid} order by id limit ${limit} for update skip locked`,
+    reseal: (r, p) => {
+      const open = p.revealAnalysis({
+        mailbox: r.mailbox,
+        sealedHeaders: r.sealed_headers,
+        sealedContent: r.sealed_content,
+        subject: r.subject,
+        fromAddress: r.from_address,
+        fromName: r.from_name,
+        summary: r.summary,
+        tags: r.tags,
+        reasons: r.reasons,
+        priorityReason: r.priority_reason,
+        replySuggestion: r.reply_suggestion,
+      });
+      const s = p.protectAnalysis({ ...open, folder: '', uidvalidity: 0, uid: 0 });
+      return sql`
+        update llm_email_analysis set subject = ${s.subject ?? null}, from_address = ${s.fromAddress ?? null}, from_name = ${s.fromName ?? null},
+          summary = ${s.summary ?? null}, tags = array(select jsonb_array_elements_text(${JSON.stringify(s.tags ?? [])}::jsonb)), reasons = ${JSON.stringify(s.reasons ?? [])}::jsonb,
+          priority_reason = ${s.priorityReason ?? null}, reply_suggestion = ${s.replySuggestion ?? null},
+          sealed_headers = ${s.sealedHeaders ?? null}, sealed_content = ${s.sealedContent ?? null}, key_id = ${s.keyId ?? null}
+        where id = ${r.id}`;
+    },
+  },
+  {
+    table: 'queue',
+    select: (kid, limit) => sql`
+      select id, mailbox, from_header, subject, sealed_headers from llm_processing_queue
+      where key_id is distinct from ${kid} and (from_header is not null or subject is not null or sealed_headers is not null)
+      order by id limit ${limit} for update skip locked`,
+    reseal: (r, p) => {
+      const open = p.revealQueueHeaders({ mailbox: r.mailbox, fromHeader: r.from_header, subject: r.subject, sealedHeaders: r.sealed_headers });
+      const s = p.protectQueueHeaders(r.mailbox, open);
+      return sql`
+        update llm_processing_queue set from_header = ${s.fromHeader}, subject = ${s.subject}, sealed_headers = ${s.sealedHeaders}, key_id = ${s.keyId}
+        where id = ${r.id}`;
+    },
+  },
+  {
+    table: 'audit',
+    // Replaced analyses archived in the trail carry their sealed parts (or plaintext summary) in details.
+    select: (kid, limit) => sql`
+      select id, mailbox, details from llm_audit_log
+      where action = 'analysis_replaced' and coalesce(details->>'key_id', '') <> ${kid}
+      order by id limit ${limit} for update skip locked`,
+    reseal: (r, p) => {
+      const d = (r.details ?? {}) as Row;
+      const open = p.revealAnalysis({
+        mailbox: r.mailbox,
+        sealedHeaders: d.sealed_headers ?? null,
+        sealedContent: d.sealed_content ?? null,
+        summary: d.summary ?? null,
+        tags: d.tags ?? [],
+        reasons: d.reasons ?? [],
+      });
+      const s = p.protectAnalysis({ ...open, folder: '', uidvalidity: 0, uid: 0 });
+      const details = {
+        ...d,
+        summary: s.summary ?? null,
+        tags: s.tags ?? [],
+        reasons: s.reasons ?? [],
+        sealed_headers: s.sealedHeaders ?? null,
+        sealed_content: s.sealedContent ?? null,
+        key_id: s.keyId ?? null,
+      };
+      return sql`update llm_audit_log set details = ${JSON.stringify(details)}::jsonb where id = ${r.id}`;
+    },
+  },
+];
+
+export async function rotateKeys(db: Db, protection: ContentProtection, opts: RotateOptions): Promise<RotationReport> {
+  const sealer = protection.sealer;
+  if (!sealer) throw new Error('rotate-key needs ENCRYPTION_KEY (the new key); the old one goes in ENCRYPTION_KEY_PREVIOUS');
+  const report: RotationReport = { analyses: 0, queue: 0, audit: 0, complete: false };
+  for (const step of STEPS) {
+    for (;;) {
+      if (opts.signal?.aborted) return report;
+      const n = await db.orm.transaction(async (tx) => {
+        const run = (q: ReturnType<typeof sql>) => tx.execute(q) as unknown as Promise<{ rows?: Row[] } | Row[]>;
+        const res = await run(step.select(sealer.currentId, opts.batchSize));
+        const rows = (Array.isArray(res) ? res : (res.rows ?? [])) as Row[];
+        for (const r of rows) await run(step.reseal(r, protection));
+        return rows.length;
+      });
+      report[step.table] += n;
+      opts.onBatch?.({ table: step.table, done: report[step.table] });
+      if (n < opts.batchSize) break;
+    }
+  }
+  report.complete = true;
+  await setRegisteredKeyIds(db, [sealer.currentId]);
+  return report;
+}

@@ -1,0 +1,73 @@
+import { createRoute } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import type { FolderStatusSource } from '../api/request-analysis.js';
+import { healthSchema } from '../api/schemas.js';
+import type { Db } from '../db/client.js';
+import { checkReadiness, type ReadinessCheck } from '../health/readiness.js';
+import { API_KEY_HEADER, apiKeyAuth } from '../http/api-auth.js';
+import type { AuthFailureLimiter } from '../http/auth-failures.js';
+import { AppError } from '../http/errors.js';
+import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
+import type { Logger } from '../logger.js';
+import type { ContentProtection } from '../privacy/protection.js';
+import { analysisRoutes } from './analysis.js';
+import { mailboxRoutes } from './mailbox.js';
+import { preferencesRoutes } from './preferences.js';
+import { statsRoutes } from './stats.js';
+
+export const API_BASE = '/api/v1';
+const MAX_API_BODY_BYTES = 64 * 1024;
+
+export interface ApiDeps {
+  db: Db;
+  logger: Logger;
+  adminKey: string | undefined;
+  /** IMAP, to learn a folder's current UIDVALIDITY for an analyze request; absent: what the database knows. */
+  imap?: FolderStatusSource;
+  /** Database, IMAP and Ollama checks, as /ready runs them. */
+  readiness: ReadinessCheck[];
+  /** Wakes local workers after a job was queued. */
+  onQueued?: () => void;
+  /** Failed key attempts per source address (429 past the limit). */
+  authFailures?: AuthFailureLimiter;
+  /** Opens sealed content for the replies. */
+  protection: ContentProtection;
+}
+
+const health = createRoute({
+  method: 'get',
+  path: '/get/llm/health',
+  summary: 'Each component (database, IMAP, Ollama and the model) with its state',
+  security: API_SECURITY,
+  responses: { 200: json(healthSchema, 'Component states; status is degraded when any is not ok'), ...API_ERRORS },
+});
+
+/** The seed's /api/v1 (Mailcow's path convention), every route behind X-API-Key. */
+export function apiRoutes(deps: ApiDeps) {
+  const app = openApiApp();
+  app.openAPIRegistry.registerComponent('securitySchemes', 'ApiKey', {
+    type: 'apiKey',
+    in: 'header',
+    name: API_KEY_HEADER,
+    description: 'The admin key (API_KEY) or a mailbox key from `mailsight apikey create`',
+  });
+  app.use('*', apiKeyAuth(deps.db, deps.adminKey, deps.authFailures));
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_API_BODY_BYTES,
+      onError: () => {
+        throw new AppError('PAYLOAD_TOO_LARGE', `request body over ${MAX_API_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+  app.openapi(health, async (c) => {
+    const report = await checkReadiness(deps.readiness);
+    return c.json({ status: report.status === 'ready' ? ('ok' as const) : ('degraded' as const), components: report.components }, 200);
+  });
+  app.route('/', analysisRoutes(deps));
+  app.route('/', statsRoutes(deps));
+  app.route('/', preferencesRoutes(deps));
+  app.route('/', mailboxRoutes(deps));
+  return app;
+}
