@@ -113,9 +113,9 @@ for (const driver of DRIVERS) {
       const lua = { driver: 'lua', user: 'carol@example.test', folder: 'Work', uidvalidity: 5, uid: 3 };
       await push(app, { ...lua, event: 'MessageAppend' });
       const res = await push(app, { ...lua, event: 'MessageExpunge' });
-      expect(await json(res)).toEqual({ status: 'expunged', dequeued: true });
+      expect(await json(res)).toEqual({ status: 'expunged', dequeued: true, analysisRemoved: false });
       const [row] = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, 'carol@example.test'));
-      expect(row).toMatchObject({ state: 'gone', lastError: 'expunged before processing' });
+      expect(row).toMatchObject({ state: 'gone', lastError: 'expunged' });
     });
 
     describe('bad input', () => {
@@ -146,11 +146,15 @@ for (const driver of DRIVERS) {
     });
 
     it('500 concurrent pushes of 250 distinct messages give exactly 250 rows', async () => {
+      // This checks exactly-once under contention, not Dovecot's deadline (tested under 'database down'):
+      // on a loaded 2-core CI machine 500 inserts at once can queue past the default 400 ms and get a 503.
+      const patient = appFor(t.db, { push: { dbTimeoutMs: 10_000 } });
       const base = 100_000;
       const bodies = Array.from({ length: 500 }, (_, i) => ox(base + (i % 250), { user: 'load@example.test' }));
-      const responses = await Promise.all(bodies.map((b, i) => push(app, b, { method: i % 2 ? 'POST' : 'PUT' })));
+      const responses = await Promise.all(bodies.map((b, i) => push(patient, b, { method: i % 2 ? 'POST' : 'PUT' })));
       const results = await Promise.all(responses.map(json));
-      expect(responses.every((r) => r.status === 202)).toBe(true);
+      const refused = responses.flatMap((r, i) => (r.status === 202 ? [] : [`${r.status} ${JSON.stringify(results[i])}`]));
+      expect(refused).toEqual([]);
       expect(results.filter((r: any) => r.new).length).toBe(250);
       const [{ n }] = await t.db.orm
         .select({ n: count() })
