@@ -52,14 +52,33 @@ export interface Dovecot {
   stop(): Promise<void>;
 }
 
+/**
+ * A port that is free now, for a server that must be named before it starts (Dovecot's listeners,
+ * mailsight's port in Dovecot's driver line). Picked below the kernel's ephemeral range: a port
+ * the kernel hands out with listen(0) is in that range, where any outgoing connection of the
+ * parallel test files (Postgres, IMAP) can take it as its source port before our server binds it.
+ */
 export async function freePort(): Promise<number> {
+  const [ephemeralLow] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const low = 10_000;
+  const high = Math.min(ephemeralLow ?? 32_768, 32_768);
+  for (let tries = 0; tries < 50 && high - low > 1_000; tries++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (await canListen(port)) return port;
+  }
+  return listenOn(0);
+}
+
+const canListen = (port: number) => listenOn(port).then(() => true, () => false);
+
+function listenOn(port: number): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const srv = createServer();
     srv.unref();
     srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolvePort(port));
+    srv.listen(port, '127.0.0.1', () => {
+      const bound = (srv.address() as { port: number }).port;
+      srv.close(() => resolvePort(bound));
     });
   });
 }
