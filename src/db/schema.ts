@@ -53,9 +53,15 @@ export const processingQueue = pgTable(
   },
   (t) => [
     uniqueIndex('llm_processing_queue_message_key').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
-    index('llm_processing_queue_claim_idx')
-      .on(t.priority, t.runAt)
+    // The fair claim walks queued work mailbox by mailbox within each priority (src/queue/lifecycle.ts).
+    index('llm_processing_queue_fair_claim_idx')
+      .on(t.priority, t.mailbox, t.runAt, t.id)
       .where(sql`${t.state} = 'queued'`),
+    // When each mailbox was last served (its newest claim or end), for the fair claim's turns.
+    // Not on queued rows, so a push does not pay for it.
+    index('llm_processing_queue_served_idx')
+      .on(t.mailbox, t.updatedAt)
+      .where(sql`${t.state} <> 'queued'`),
     index('llm_processing_queue_lease_idx')
       .on(t.leaseUntil)
       .where(sql`${t.state} = 'processing'`),

@@ -108,7 +108,10 @@ export class WorkerPool {
     try {
       while (!this.stopping && this.running.size < this.opts.concurrency) {
         if (this.buffer.length === 0) {
-          const jobs = await claim(this.opts.db, { workerId: this.workerId, limit: this.opts.batchSize, leaseMs: this.opts.leaseMs });
+          // Only as many as there are free slots: a job held in a buffer here would wait behind
+          // the running ones while another mailbox's newer message could have had its turn.
+          const free = this.opts.concurrency - this.running.size;
+          const jobs = await claim(this.opts.db, { workerId: this.workerId, limit: Math.min(this.opts.batchSize, free), leaseMs: this.opts.leaseMs });
           if (jobs.length === 0) break;
           this.stats.claimed += jobs.length;
           this.buffer.push(...jobs);

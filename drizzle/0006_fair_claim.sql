@@ -1,0 +1,3 @@
+DROP INDEX "llm_processing_queue_claim_idx";--> statement-breakpoint
+CREATE INDEX "llm_processing_queue_fair_claim_idx" ON "llm_processing_queue" USING btree ("priority","mailbox","run_at","id") WHERE "llm_processing_queue"."state" = 'queued';--> statement-breakpoint
+CREATE INDEX "llm_processing_queue_served_idx" ON "llm_processing_queue" USING btree ("mailbox","updated_at") WHERE "llm_processing_queue"."state" <> 'queued';
