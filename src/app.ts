@@ -12,6 +12,8 @@ import { Metrics } from './metrics.js';
 import { protectionFor, type ContentProtection } from './privacy/protection.js';
 import { PUSH_PATH, type PushCredentials } from './push/credentials.js';
 import { API_BASE, apiRoutes } from './routes/api.js';
+import { dashboardRoutes } from './dashboard/routes.js';
+import { DASHBOARD } from './dashboard/views/layout.js';
 import { docsRoutes } from './routes/docs.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
@@ -78,19 +80,19 @@ export function createApp(deps: AppDeps) {
       protection,
     }),
   );
-  app.route(
-    API_BASE,
-    apiRoutes({
-      db: deps.db,
-      logger: deps.logger,
-      adminKey: deps.config.apiKey,
-      imap: deps.imap,
-      readiness,
-      onQueued: deps.onQueued,
-      authFailures: new AuthFailureLimiter('API key', deps.logger, limits),
-      protection,
-    }),
-  );
+  const services = {
+    db: deps.db,
+    logger: deps.logger,
+    adminKey: deps.config.apiKey,
+    imap: deps.imap,
+    readiness,
+    onQueued: deps.onQueued,
+    authFailures: new AuthFailureLimiter('API key', deps.logger, limits),
+    protection,
+  };
+  app.route(API_BASE, apiRoutes(services));
+  app.route(DASHBOARD, dashboardRoutes(services));
+  app.get('/', (c) => c.redirect(DASHBOARD, 302));
   app.route('/', metricsRoutes(metrics));
   app.route('/', docsRoutes());
   documentOtherRoutes(app.openAPIRegistry);

@@ -125,6 +125,23 @@ export const statsSchema = z
     timings_ms: z.object({ processing: percentiles, llm: percentiles }),
     content_cache: z.object({ llm_calls_saved: z.number().nullable() }),
     tokens: z.object({ prompt: z.number().nullable(), completion: z.number().nullable(), total: z.number() }),
+    timeline: z
+      .object({
+        minutes: z.number().int(),
+        bucket_sec: z.number().int(),
+        points: z.array(
+          z.object({
+            at: z.string().openapi({ format: 'date-time', description: 'Start of the bucket' }),
+            analyzed: z.number().int(),
+            failed: z.number().int(),
+            by_verdict: counts,
+            by_category: counts,
+            llm_ms: percentiles,
+          }),
+        ),
+      })
+      .optional()
+      .openapi({ description: 'With timeline_minutes: analyses per bucket over that window, oldest first' }),
   })
   .openapi('Stats');
 

@@ -203,4 +203,22 @@ export const apiKeys = pgTable(
   (t) => [index('llm_api_keys_mailbox_idx').on(t.mailbox)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys };
+/** Dashboard sign-ins: the cookie holds a random token, this table its SHA-256 (a leaked table opens nothing). */
+export const dashboardSessions = pgTable(
+  'llm_dashboard_sessions',
+  {
+    id: text('id').primaryKey(),
+    /** 'admin', or 'mailbox' with the key it was opened with (revoking the key ends the session). */
+    kind: text('kind').notNull(),
+    mailbox: text('mailbox'),
+    keyId: text('key_id'),
+    /** Fingerprint of the admin key it was opened with: a changed API_KEY ends admin sessions. */
+    adminFingerprint: text('admin_fingerprint'),
+    csrf: text('csrf').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
+);
+
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions };

@@ -29,7 +29,7 @@ export function apiKeyAuth(db: Db, adminKey: string | undefined, failures?: Auth
   };
 }
 
-const sameMailbox = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+export const sameMailbox = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 /** A mailbox key reads and writes only its own mailbox. */
 export function assertMailboxAccess(c: Context, mailbox: string): void {

@@ -64,3 +64,11 @@ export function describeIssues(error: z.ZodError): string {
     })
     .join('; ');
 }
+
+/** A summary language: a name or code such as de or German. */
+export const summaryLanguage = z
+  .string()
+  .trim()
+  .min(2, 'must be a language name or code')
+  .max(35, 'must be a language name or code')
+  .regex(/^[\p{L}][\p{L} -]*$/u, 'must be a language name or code, such as de or German');

@@ -24,12 +24,7 @@ const editBody = z
     phishing_alerts: p.bodyBool.optional().openapi({ description: 'Flag phishing in the mailbox (when actions are on)' }),
     summary_enabled: p.bodyBool.optional().openapi({ description: 'Store a summary' }),
     reply_suggestions: p.bodyBool.optional().openapi({ description: 'Ask the model for a reply suggestion' }),
-    summary_language: z
-      .string()
-      .trim()
-      .min(2, 'must be a language name or code')
-      .max(35, 'must be a language name or code')
-      .regex(/^[\p{L}][\p{L} -]*$/u, 'must be a language name or code, such as de or German')
+    summary_language: p.summaryLanguage
       .nullable()
       .optional()
       .openapi({ description: "Language of summaries (null: the message's own)", example: 'de' }),

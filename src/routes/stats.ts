@@ -1,10 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { getStats } from '../api/stats.js';
+import { getStats, getTimeline } from '../api/stats.js';
 import { statsSchema } from '../api/schemas.js';
 import { scopeMailbox } from '../http/api-auth.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
 import * as p from '../http/params.js';
 import type { ApiDeps } from './api.js';
+
+export const MAX_TIMELINE_MINUTES = 7 * 24 * 60;
 
 const stats = createRoute({
   method: 'get',
@@ -12,13 +14,32 @@ const stats = createRoute({
   summary: 'Counts by state, verdict and category; queue depth and oldest job; p50/p95 timings; cache savings; tokens',
   description: 'Without `mailbox`: every mailbox (admin key) or the key\'s own mailbox (mailbox key). `since` limits the analyses counted; queue figures are always current.',
   security: API_SECURITY,
-  request: { query: z.object({ mailbox: p.mailbox.optional(), since: p.instant.optional() }).strict() },
+  request: {
+    query: z
+      .object({
+        mailbox: p.mailbox.optional(),
+        since: p.instant.optional(),
+        timeline_minutes: z.coerce
+          .number()
+          .int()
+          .min(1)
+          .max(MAX_TIMELINE_MINUTES)
+          .optional()
+          .openapi({ description: `Also return analyses over time for this many minutes (at most ${MAX_TIMELINE_MINUTES}), in about 30 buckets` }),
+      })
+      .strict(),
+  },
   responses: { 200: json(statsSchema, 'Statistics'), ...API_ERRORS },
 });
 
 export function statsRoutes(deps: ApiDeps) {
   return openApiApp().openapi(stats, async (c) => {
     const q = c.req.valid('query');
-    return c.json(await getStats(deps.db, { mailbox: scopeMailbox(c, q.mailbox), since: q.since }), 200);
+    const mailbox = scopeMailbox(c, q.mailbox);
+    const [stats, timeline] = await Promise.all([
+      getStats(deps.db, { mailbox, since: q.since }),
+      q.timeline_minutes === undefined ? undefined : getTimeline(deps.db, { mailbox, minutes: q.timeline_minutes }),
+    ]);
+    return c.json({ ...stats, ...(timeline ? { timeline } : {}) }, 200);
   });
 }

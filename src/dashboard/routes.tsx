@@ -1,0 +1,317 @@
+import { readFileSync } from 'node:fs';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import type { JSX } from 'hono/jsx/jsx-runtime';
+import { z } from '@hono/zod-openapi';
+import { getMessage, listAnalyses, type ListFilter } from '../api/analyses.js';
+import { authenticate, type Principal } from '../api/keys.js';
+import { getPreferences, updatePreferences } from '../api/preferences.js';
+import { requestAnalysis } from '../api/request-analysis.js';
+import { getStats, getTimeline, mailboxSummaries, recentFailures } from '../api/stats.js';
+import { checkReadiness } from '../health/readiness.js';
+import { sameMailbox } from '../http/api-auth.js';
+import { clientAddress } from '../http/auth-failures.js';
+import { safeEqual } from '../http/basic-auth.js';
+import { AppError } from '../http/errors.js';
+import * as params from '../http/params.js';
+import { errorText } from '../logger.js';
+import type { ApiDeps } from '../routes/api.js';
+import { closeSession, findSession, newToken, openSession, SESSION_HOURS, type Session } from './session.js';
+import { LoginPage } from './views/login.js';
+import { DASHBOARD, Problem, urls, type PageContext } from './views/layout.js';
+import { MailboxPage, type MailboxFilters } from './views/mailbox.js';
+import { MessagePage } from './views/message.js';
+import { Overview, WINDOWS } from './views/overview.js';
+import { PreferencesPage, SWITCHES } from './views/preferences.js';
+
+/**
+ * The dashboard: server-rendered pages (Hono JSX) over the same services as /api/v1, no client
+ * script at all (charts are SVG drawn here), one stylesheet shipped in the package.
+ * Sign-in turns an API key into a session cookie; every form carries the session's CSRF token.
+ */
+
+const SESSION_COOKIE = 'mailsight_session';
+const LOGIN_CSRF_COOKIE = 'mailsight_login_csrf';
+const MAX_FORM_BYTES = 16 * 1024;
+const PAGE_SIZE = 25;
+
+/** No script at all, no framing, forms only to ourselves. */
+export const DASHBOARD_CSP =
+  "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const CSS = readFileSync(new URL('./assets/dashboard.css', import.meta.url), 'utf8');
+
+/** Fixed notices a redirect may ask for (never text from the query string). */
+const NOTICES = {
+  signed_out: 'You are signed out.',
+  reanalysis_queued: 'Queued for analysis ahead of new mail; reload in a moment to see the result.',
+  reanalysis_running: 'This message is being analysed right now.',
+  saved: 'Preferences saved.',
+  opted_out: 'Preferences saved. Everything stored about this mailbox’s mail has been erased.',
+} as const;
+
+declare module 'hono' {
+  interface ContextVariableMap {
+    dashboard: { session: Session | null; token: string | null };
+  }
+}
+
+const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
+
+function render(c: Context, node: JSX.Element, status: 200 | 400 | 401 | 403 | 404 | 429 | 500 | 503 = 200) {
+  return c.html(`<!DOCTYPE html>${String(node)}`, status);
+}
+
+function pageOf(c: Context): PageContext {
+  const d = c.get('dashboard');
+  return { principal: d?.session?.principal ?? null, csrf: d?.session?.csrf ?? null, path: c.req.path };
+}
+
+const notice = (c: Context) => NOTICES[c.req.query('notice') as keyof typeof NOTICES] ?? null;
+
+
+const filtersSchema = z.object({
+  verdict: z.string().max(40).optional(),
+  category: z.string().max(40).optional(),
+  min_priority: z.coerce.number().int().min(1).max(10).optional(),
+  sensitive: z.enum(['yes', 'no']).optional(),
+  folder: params.folder.optional(),
+  since: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'since must be a date').optional(),
+  until: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'until must be a date').optional(),
+  cursor: z.string().max(40).optional(),
+});
+
+/** Query parameters with empty values dropped (an untouched form field means "any"). */
+function queryOf(c: Context): Record<string, string> {
+  return Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ''));
+}
+
+export function dashboardRoutes(deps: ApiDeps) {
+  const app = new Hono();
+
+  app.use('*', async (c, next) => {
+    await next();
+    c.header('Content-Security-Policy', DASHBOARD_CSP);
+    c.header('X-Frame-Options', 'DENY');
+    c.header('X-Content-Type-Options', 'nosniff');
+    c.header('Referrer-Policy', 'same-origin');
+    c.header('Cross-Origin-Opener-Policy', 'same-origin');
+    if (!c.req.path.startsWith(`${DASHBOARD}/assets/`)) c.header('Cache-Control', 'no-store');
+  });
+
+  app.onError((err, c) => {
+    const page = pageOf(c);
+    if (err instanceof AppError) {
+      const status = err.status === 400 || err.status === 401 || err.status === 403 || err.status === 404 || err.status === 429 ? err.status : 503;
+      if (err.retryAfterSec) c.header('Retry-After', String(err.retryAfterSec));
+      return render(c, <Problem page={page} title={err.status === 403 ? 'Not allowed' : err.status === 404 ? 'Not found' : 'Cannot do that'} message={err.message} />, status);
+    }
+    deps.logger.error({ err: errorText(err), path: c.req.path }, 'dashboard error');
+    return render(c, <Problem page={page} title="Something went wrong" message="mailsight could not show this page; the log has the details." />, 500);
+  });
+
+  app.get('/assets/dashboard.css', (c) => {
+    c.header('Content-Type', 'text/css; charset=utf-8');
+    c.header('Cache-Control', 'public, max-age=3600');
+    return c.body(CSS);
+  });
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_FORM_BYTES,
+      onError: () => {
+        throw new AppError('PAYLOAD_TOO_LARGE', `form over ${MAX_FORM_BYTES} bytes`);
+      },
+    }),
+  );
+
+  // Who is signed in (every page looks the session up again, so revocation takes effect at once).
+  app.use('*', async (c, next) => {
+    const token = getCookie(c, SESSION_COOKIE) ?? null;
+    const session = token ? await findSession(deps.db, token, deps.adminKey) : null;
+    c.set('dashboard', { session, token: session ? token : null });
+    await next();
+  });
+
+  // Forms are posted from our own pages only: same origin, and the session's CSRF token.
+  app.use('*', async (c, next) => {
+    if (c.req.method !== 'POST') return next();
+    const origin = c.req.header('origin');
+    if (origin && origin !== new URL(c.req.url).origin && origin !== `${isHttps(c) ? 'https' : 'http'}://${c.req.header('host')}`) {
+      throw new AppError('FORBIDDEN', 'this form was sent from another site');
+    }
+    const form = await c.req.parseBody();
+    const sent = typeof form._csrf === 'string' ? form._csrf : '';
+    const expected = c.req.path === urls.login ? getCookie(c, LOGIN_CSRF_COOKIE) : c.get('dashboard').session?.csrf;
+    if (!expected || !sent || !safeEqual(sent, expected)) {
+      throw new AppError('FORBIDDEN', 'the form was out of date or not from this dashboard; reload the page and try again');
+    }
+    await next();
+  });
+
+  const signIn = (c: Context, error?: string, status: 200 | 401 | 429 = 200) => {
+    const csrf = newToken();
+    setCookie(c, LOGIN_CSRF_COOKIE, csrf, { path: urls.login, httpOnly: true, sameSite: 'Strict', secure: isHttps(c), maxAge: 3600 });
+    return render(c, <LoginPage page={pageOf(c)} csrf={csrf} error={error} notice={notice(c)} />, status);
+  };
+
+  /** The signed-in principal, or a redirect to the sign-in page. */
+  const principal = (c: Context): Principal | null => c.get('dashboard').session?.principal ?? null;
+  const toLogin = (c: Context) => c.redirect(urls.login, 303);
+  const assertCanSee = (p: Principal, mailbox: string) => {
+    if (p.kind === 'mailbox' && !sameMailbox(p.mailbox, mailbox)) throw new AppError('FORBIDDEN', 'you are signed in for another mailbox');
+  };
+
+  app.get('/login', (c) => {
+    const p = principal(c);
+    if (p) return c.redirect(p.kind === 'admin' ? urls.home : urls.mailbox(p.mailbox), 303);
+    return signIn(c);
+  });
+
+  app.post('/login', async (c) => {
+    const address = clientAddress(c);
+    try {
+      deps.authFailures?.check(address);
+    } catch (err) {
+      if (err instanceof AppError) return signIn(c, err.message, 429);
+      throw err;
+    }
+    const form = await c.req.parseBody();
+    const key = typeof form.key === 'string' ? form.key.trim() : '';
+    const found = key ? await authenticate(deps.db, deps.adminKey, key) : null;
+    if (!found) {
+      deps.authFailures?.failed(address, 'unknown or revoked API key', c.req.path);
+      return signIn(c, 'That key is not valid: unknown, revoked, or not an API key.', 401);
+    }
+    const { token } = await openSession(deps.db, found, deps.adminKey);
+    setCookie(c, SESSION_COOKIE, token, { path: DASHBOARD, httpOnly: true, sameSite: 'Strict', secure: isHttps(c), maxAge: SESSION_HOURS * 3600 });
+    deleteCookie(c, LOGIN_CSRF_COOKIE, { path: urls.login });
+    deps.logger.info({ who: found.kind === 'admin' ? 'admin' : `key:${found.keyId}` }, 'dashboard sign-in');
+    return c.redirect(found.kind === 'admin' ? urls.home : urls.mailbox(found.mailbox), 303);
+  });
+
+  app.post('/logout', async (c) => {
+    const { token } = c.get('dashboard');
+    if (token) await closeSession(deps.db, token);
+    deleteCookie(c, SESSION_COOKIE, { path: DASHBOARD });
+    return c.redirect(`${urls.login}?notice=signed_out`, 303);
+  });
+
+  app.get('/', async (c) => {
+    const p = principal(c);
+    if (!p) return toLogin(c);
+    if (p.kind === 'mailbox') return c.redirect(urls.mailbox(p.mailbox), 303);
+    const asked = Number(c.req.query('minutes'));
+    const minutes = WINDOWS.find((w) => w.minutes === asked)?.minutes ?? WINDOWS[0].minutes;
+    const [health, stats, timeline, failures, mailboxes] = await Promise.all([
+      checkReadiness(deps.readiness),
+      getStats(deps.db, { mailbox: null }),
+      getTimeline(deps.db, { mailbox: null, minutes }),
+      recentFailures(deps.db, null),
+      mailboxSummaries(deps.db),
+    ]);
+    return render(c, <Overview page={pageOf(c)} minutes={minutes} data={{ health: health.components, stats, timeline, failures, mailboxes }} />);
+  });
+
+  app.get('/mailbox/:mailbox', async (c) => {
+    const p = principal(c);
+    if (!p) return toLogin(c);
+    const mailbox = c.req.param('mailbox');
+    assertCanSee(p, mailbox);
+    const query = queryOf(c);
+    const parsed = filtersSchema.safeParse(query);
+    const f = parsed.success ? parsed.data : {};
+    const error = parsed.success ? null : `Filters ignored: ${parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`;
+    const filter: ListFilter = {
+      mailbox,
+      limit: PAGE_SIZE,
+      folder: f.folder,
+      category: f.category,
+      verdict: f.verdict,
+      minPriority: f.min_priority,
+      sensitive: f.sensitive === undefined ? undefined : f.sensitive === 'yes',
+      since: f.since ? new Date(`${f.since}T00:00:00Z`) : undefined,
+      until: f.until ? new Date(`${f.until}T23:59:59.999Z`) : undefined,
+      cursor: f.cursor,
+    };
+    const page = await listAnalyses(deps.db, filter, deps.protection);
+    const { cursor, ...filters }: MailboxFilters & { cursor?: string } = f;
+    const { cursor: _, ...kept } = parsed.success ? query : {};
+    const qs = (extra: Record<string, string>) => `?${new URLSearchParams({ ...kept, ...extra })}`;
+    return render(
+      c,
+      <MailboxPage
+        page={pageOf(c)}
+        mailbox={mailbox}
+        filters={filters}
+        items={page.items}
+        error={error}
+        nextUrl={page.next_cursor ? urls.mailbox(mailbox, qs({ cursor: page.next_cursor })) : null}
+        firstUrl={cursor ? urls.mailbox(mailbox, qs({})) : null}
+      />,
+    );
+  });
+
+  const messageRef = (c: Context) => {
+    const ref = z
+      .object({ mailbox: params.mailbox, folder: params.folder, uidvalidity: z.coerce.number().int().min(1).max(0xffffffff), uid: z.coerce.number().int().min(1).max(0xffffffff) })
+      .safeParse(c.req.param());
+    if (!ref.success) throw new AppError('NOT_FOUND', 'no such message');
+    return ref.data;
+  };
+
+  app.get('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid', async (c) => {
+    const p = principal(c);
+    if (!p) return toLogin(c);
+    const ref = messageRef(c);
+    assertCanSee(p, ref.mailbox);
+    const m = await getMessage(deps.db, ref, deps.protection);
+    return render(c, <MessagePage page={pageOf(c)} m={m} notice={notice(c)} />);
+  });
+
+  app.post('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid/reanalyse', async (c) => {
+    const p = principal(c);
+    if (!p) return toLogin(c);
+    const ref = messageRef(c);
+    assertCanSee(p, ref.mailbox);
+    const actor = p.kind === 'admin' ? 'admin (dashboard)' : `key:${p.keyId} (dashboard)`;
+    const r = await requestAnalysis(deps.db, deps.imap, { mailbox: ref.mailbox, folder: ref.folder, uid: ref.uid, force: true, actor }, deps.logger);
+    if (r.queued) deps.onQueued?.();
+    // The request goes to the folder's current UIDVALIDITY, which is where the result will be.
+    const target = urls.message({ mailbox: ref.mailbox, folder: ref.folder, uidvalidity: r.uidvalidity, uid: ref.uid });
+    return c.redirect(`${target}?notice=${r.queued ? 'reanalysis_queued' : 'reanalysis_running'}`, 303);
+  });
+
+  app.get('/mailbox/:mailbox/preferences', async (c) => {
+    const p = principal(c);
+    if (!p) return toLogin(c);
+    const mailbox = c.req.param('mailbox');
+    assertCanSee(p, mailbox);
+    return render(c, <PreferencesPage page={pageOf(c)} prefs={await getPreferences(deps.db, mailbox)} notice={notice(c)} />);
+  });
+
+  app.post('/mailbox/:mailbox/preferences', async (c) => {
+    const p = principal(c);
+    if (!p) return toLogin(c);
+    const mailbox = c.req.param('mailbox');
+    assertCanSee(p, mailbox);
+    const form = await c.req.parseBody();
+    // A checkbox left unticked is not sent at all: every switch is set, on or off.
+    const switches = Object.fromEntries(SWITCHES.map(([name]) => [name, form[name] === 'on']));
+    const rawLanguage = typeof form.summary_language === 'string' ? form.summary_language.trim() : '';
+    const language = rawLanguage === '' ? { success: true as const, data: null } : params.summaryLanguage.safeParse(rawLanguage);
+    if (!language.success) {
+      const prefs = await getPreferences(deps.db, mailbox);
+      return render(c, <PreferencesPage page={pageOf(c)} prefs={prefs} error={`Summary language ${language.error.issues[0]?.message ?? 'is not valid'}; nothing was saved.`} />, 400);
+    }
+    const before = await getPreferences(deps.db, mailbox);
+    await updatePreferences(deps.db, mailbox, { ...switches, summary_language: language.data });
+    const erased = switches.opt_out && !before.opt_out;
+    return c.redirect(`${urls.preferences(mailbox)}?notice=${erased ? 'opted_out' : 'saved'}`, 303);
+  });
+
+  return app;
+}
+
