@@ -148,6 +148,18 @@ for (const driver of DRIVERS) {
       expect(await forged.text()).toContain('reload the page');
     });
 
+    it('failed sign-ins are limited per address with the API keys (429), and the limit holds for a right key too', async () => {
+      const strict = createApp({ config: testConfig({ apiKey: ADMIN, authMaxFailures: 2 }), db: t.db, logger: silentLogger, pushCredentials: null });
+      const b = new Browser(strict);
+      expect((await b.signIn('wrong-1')).status).toBe(401);
+      expect((await b.signIn('wrong-2')).status).toBe(401);
+      const blocked = await b.signIn(ADMIN);
+      expect(blocked.status).toBe(429);
+      expect(await blocked.text()).toContain('too many failed API key attempts');
+      expect(b.cookies.has('mailsight_session')).toBe(false);
+      expect((await strict.request('/api/v1/get/llm/health', { headers: { 'x-api-key': ADMIN } })).status).toBe(429);
+    });
+
     it('the admin key opens an HttpOnly, SameSite=Strict session (Secure behind TLS) and the overview', async () => {
       const b = new Browser(app);
       const res = await b.signIn(ADMIN);
