@@ -1,4 +1,4 @@
-import { LlmClient } from './analysis/llm.js';
+import { llmClientFor, llmHostOf } from './analysis/llm.js';
 import type { Config } from './config.js';
 import { DatabaseInUseError, openDb, ping } from './db/client.js';
 import type { Logger } from './logger.js';
@@ -73,18 +73,27 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
   );
   await imap.close();
 
-  const llm = new LlmClient({ host: config.ollama.host, model: config.ollama.model, timeoutMs: 10_000 });
+  const llm = llmClientFor(config, 10_000);
+  const llmHost = llmHostOf(config);
+  const openai = config.ollama.provider === 'openai';
   results.push(
     await attempt(
-      'Ollama',
+      openai ? 'LLM server' : 'Ollama',
       async () => {
         await llm.check();
-        return `${config.ollama.host} has ${config.ollama.model}`;
+        return `${llmHost} has ${config.ollama.model}`;
       },
-      (err) =>
-        (err as { code?: string }).code === 'LLM_MODEL_NOT_FOUND'
-          ? `run: ollama pull ${config.ollama.model} (on ${config.ollama.host}), or set OLLAMA_AUTO_PULL=true`
-          : `check OLLAMA_HOST (${config.ollama.host}) and that Ollama runs (curl ${config.ollama.host}/api/version)`,
+      (err) => {
+        const missing = (err as { code?: string }).code === 'LLM_MODEL_NOT_FOUND';
+        if (openai) {
+          return missing
+            ? `load ${config.ollama.model} on the server, or set OLLAMA_MODEL to a model it lists (curl ${llmHost}/models)`
+            : `check LLM_BASE_URL (${llmHost}), LLM_API_KEY, and that the server runs (curl ${llmHost}/models)`;
+        }
+        return missing
+          ? `run: ollama pull ${config.ollama.model} (on ${llmHost}), or set OLLAMA_AUTO_PULL=true`
+          : `check OLLAMA_HOST (${llmHost}) and that Ollama runs (curl ${llmHost}/api/version)`;
+      },
     ),
   );
 

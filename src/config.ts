@@ -48,6 +48,22 @@ const ollamaHost = nonEmpty.transform((v, ctx) => {
   return origins.join(',');
 });
 
+/** http(s) base URLs of an OpenAI-compatible API, comma-separated; the path is kept (…/v1), a trailing slash dropped. */
+const llmBaseUrl = nonEmpty.transform((v, ctx) => {
+  const urls: string[] = [];
+  for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+    try {
+      const url = new URL(part);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
+      urls.push(`${url.origin}${url.pathname.replace(/\/+$/, '')}`);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not an http(s) URL: ${part}` });
+      return z.NEVER;
+    }
+  }
+  return urls.join(',');
+});
+
 export const configSchema = z
   .object({
     port: int(0, 65535).default(8080),
@@ -97,6 +113,12 @@ export const configSchema = z
       timeoutMs: int(100, 3_600_000).default(180_000),
       /** Pull the model at start-up when the server lacks it; off: mailsight fetches nothing by itself. */
       autoPull: bool.default(false),
+      /** `openai`: an OpenAI-compatible server (vLLM, llama.cpp's server, LM Studio) at `baseUrl` instead of Ollama. */
+      provider: z.enum(['ollama', 'openai']).default('ollama'),
+      /** The OpenAI-compatible API's base URL(s), e.g. http://vllm:8000/v1; comma-separated for several. */
+      baseUrl: llmBaseUrl.optional(),
+      /** Bearer key for the OpenAI-compatible server, when it wants one. */
+      apiKey: z.string().min(1).optional(),
     }),
     processing: z.object({
       intervalSec: int(1, 86_400).default(60),
@@ -150,6 +172,9 @@ export const configSchema = z
     auditFile: z.string().trim().min(1).optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.ollama.provider === 'openai' && !c.ollama.baseUrl) {
+      ctx.addIssue({ code: 'custom', path: ['ollama', 'baseUrl'], message: 'is required with LLM_PROVIDER=openai (e.g. http://vllm:8000/v1)' });
+    }
     if ((c.imap.masterUser === undefined) !== (c.imap.masterPassword === undefined)) {
       ctx.addIssue({
         code: 'custom',
@@ -226,11 +251,14 @@ export const ENV_PATHS: Record<string, string[]> = {
   PRIVACY_KEEP_HEADERS: ['privacy', 'keepHeaders'],
   PRIVACY_SUMMARY_DAYS: ['privacy', 'summaryDays'],
   OLLAMA_AUTO_PULL: ['ollama', 'autoPull'],
+  LLM_PROVIDER: ['ollama', 'provider'],
+  LLM_BASE_URL: ['ollama', 'baseUrl'],
+  LLM_API_KEY: ['ollama', 'apiKey'],
   DRY_RUN: ['dryRun'],
   AUDIT_FILE: ['auditFile'],
   LOG_LEVEL: ['logLevel'],
 };
-const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS']);
+const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'LLM_API_KEY']);
 const PATH_TO_ENV = new Map(Object.entries(ENV_PATHS).map(([k, v]) => [v.join('.'), k]));
 
 /** The seed's YAML layout, mapped onto the config object. */

@@ -2,7 +2,7 @@ import { serve } from '@hono/node-server';
 import { desc } from 'drizzle-orm';
 import { AuditSink } from './analysis/audit.js';
 import { createPipeline } from './analysis/pipeline.js';
-import { LlmClient } from './analysis/llm.js';
+import { llmClientFor, llmHostOf, type LlmClient } from './analysis/llm.js';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { openDb, openPostgres, type Db } from './db/client.js';
@@ -56,7 +56,7 @@ async function pullModelIfMissing(llm: LlmClient, config: Config, logger: Logger
   } catch (err) {
     if ((err as { code?: string }).code !== 'LLM_MODEL_NOT_FOUND') return;
   }
-  logger.info({ model: config.ollama.model, host: config.ollama.host }, 'OLLAMA_AUTO_PULL: pulling the model');
+  logger.info({ model: config.ollama.model, host: llmHostOf(config) }, 'OLLAMA_AUTO_PULL: pulling the model');
   try {
     await llm.pull();
     logger.info({ model: config.ollama.model }, 'model pulled');
@@ -68,7 +68,7 @@ async function pullModelIfMissing(llm: LlmClient, config: Config, logger: Logger
 /** The analysis side: IMAP sessions, the model, the pipeline, workers and the sweep. */
 function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWaker, metrics: Metrics, protection: ContentProtection) {
   const imap = new ImapSessions(config.imap, logger.child({ component: 'imap' }));
-  const llm = new LlmClient({ host: config.ollama.host, model: config.ollama.model, timeoutMs: config.ollama.timeoutMs });
+  const llm = llmClientFor(config);
   const readiness: ReadinessCheck[] = [
     {
       name: 'imap',
@@ -78,7 +78,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
         return { host: `${config.imap.host}:${config.imap.port}`, login: mailbox ? imap.loginFor(mailbox) : undefined, sessions: imap.openSessions };
       },
     },
-    { name: 'ollama', run: async () => ({ host: config.ollama.host, ...(await llm.check()) }) },
+    { name: 'ollama', run: async () => ({ host: llmHostOf(config), ...(await llm.check()) }) },
   ];
   const p = config.processing;
   const workerId = newWorkerId();

@@ -1,18 +1,11 @@
-import { Ollama, type ChatResponse, type Message } from 'ollama';
-import { JobError } from '../queue/job-error.js';
+import type { Message } from 'ollama';
+import { backendFor, type ChatAnswer, type ChatBackend, type LlmProvider } from './llm-backends.js';
+import { LlmError } from './llm-error.js';
 import { analysisJsonSchema, analysisResultSchema, type AnalysisResult } from './result.js';
+import type { Config } from '../config.js';
 import { estimateTokens, type Prompt } from './prompt.js';
 
-export type LlmErrorCode =
-  | 'LLM_UNREACHABLE'
-  | 'LLM_TIMEOUT'
-  | 'LLM_SERVER_ERROR'
-  | 'LLM_MODEL_NOT_FOUND'
-  | 'LLM_BAD_REQUEST'
-  | 'LLM_INVALID_OUTPUT';
-
-/** Transient errors retry later; permanent ones fail the job with their reason at once. */
-export class LlmError extends JobError<LlmErrorCode> {}
+export { LlmError, type LlmErrorCode } from './llm-error.js';
 
 export interface LlmUsage {
   promptTokens: number;
@@ -25,8 +18,12 @@ export interface LlmUsage {
 }
 
 export interface LlmClientOptions {
-  /** One Ollama origin, or several comma-separated (OLLAMA_HOST). */
+  /** One server, or several comma-separated (OLLAMA_HOST; LLM_BASE_URL for the OpenAI API). */
   host: string;
+  /** Ollama's API (default) or an OpenAI-compatible server's. */
+  provider?: LlmProvider;
+  /** Bearer key for an OpenAI-compatible server (LLM_API_KEY). */
+  apiKey?: string;
   model: string;
   timeoutMs: number;
   /** How long a failed host rests before it is tried again (doubling per failure in a row). */
@@ -43,7 +40,7 @@ const HOST_RETRY_MAX_MS = 300_000;
 
 interface Host {
   url: string;
-  ollama: Ollama;
+  backend: ChatBackend;
   inFlight: number;
   failures: number;
   downUntil: number;
@@ -51,22 +48,6 @@ interface Host {
 
 /** Errors that say the host (not the request) is the problem: try another one, and rest this one. */
 const HOST_FAILURES = new Set(['LLM_UNREACHABLE', 'LLM_TIMEOUT', 'LLM_SERVER_ERROR', 'LLM_MODEL_NOT_FOUND']);
-
-/** Classifies whatever the ollama client threw. */
-export function classifyLlmError(err: unknown): LlmError {
-  if (err instanceof LlmError) return err;
-  const e = err as { name?: string; status_code?: number; message?: string; cause?: { code?: string } };
-  const message = e?.message ?? String(err);
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new LlmError('LLM_TIMEOUT', 'Ollama did not answer in time', true, { cause: err });
-  if (e?.name === 'ResponseError' && typeof e.status_code === 'number') {
-    if (e.status_code === 404 && /model/i.test(message))
-      return new LlmError('LLM_MODEL_NOT_FOUND', `model not available on Ollama (${message}); run \`ollama pull\``, true, { cause: err });
-    if (e.status_code >= 500 || e.status_code === 429 || e.status_code === 503)
-      return new LlmError('LLM_SERVER_ERROR', `Ollama answered ${e.status_code}: ${message}`, true, { cause: err });
-    return new LlmError('LLM_BAD_REQUEST', `Ollama answered ${e.status_code}: ${message}`, false, { cause: err });
-  }
-  return new LlmError('LLM_UNREACHABLE', `cannot reach Ollama: ${e?.cause?.code ?? message}`, true, { cause: err });
-}
 
 function validate(content: string): { ok: true; result: AnalysisResult } | { ok: false; problem: string } {
   let json: unknown;
@@ -84,17 +65,11 @@ function validate(content: string): { ok: true; result: AnalysisResult } | { ok:
 export class LlmClient {
   private readonly hosts: Host[];
   constructor(private readonly opts: LlmClientOptions) {
-    const timeoutMs = opts.timeoutMs;
-    const timedFetch: typeof fetch = (input, init) =>
-      fetch(input, {
-        ...init,
-        signal: init?.signal ? AbortSignal.any([init.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
-      });
     this.hosts = opts.host
       .split(',')
       .map((h) => h.trim())
       .filter(Boolean)
-      .map((url) => ({ url, ollama: new Ollama({ host: url, fetch: timedFetch }), inFlight: 0, failures: 0, downUntil: 0 }));
+      .map((url) => ({ url, backend: backendFor(opts.provider ?? 'ollama', url, opts.timeoutMs, opts.apiKey), inFlight: 0, failures: 0, downUntil: 0 }));
   }
 
   /** Each host's state, for /ready and the health endpoint. */
@@ -135,32 +110,26 @@ export class LlmClient {
    * is rested (with backoff) and the call goes to the next one; when every host failed, the last
    * error is thrown (transient: the job retries later).
    */
-  private async chat(messages: Message[], numCtx: number): Promise<ChatResponse> {
+  private async chat(messages: Message[], numCtx: number): Promise<ChatAnswer> {
     const tried = new Set<Host>();
     let last: LlmError | undefined;
     for (let h = this.pick(tried); h; h = this.pick(tried)) {
       tried.add(h);
       h.inFlight++;
       try {
-        const res = await h.ollama.chat({
-          model: this.opts.model,
-          messages,
-          format: analysisJsonSchema as object,
-          stream: false,
-          options: { temperature: 0, num_ctx: numCtx },
-        });
+        const res = await h.backend.chat({ model: this.opts.model, messages, schema: analysisJsonSchema as object, numCtx });
         h.failures = 0;
         h.downUntil = 0;
         return res;
       } catch (err) {
-        last = classifyLlmError(err);
+        last = err instanceof LlmError ? err : new LlmError('LLM_UNREACHABLE', `cannot reach ${h.url}: ${(err as Error).message}`, true, { cause: err });
         if (!HOST_FAILURES.has(last.code)) throw last;
         this.failed(h);
       } finally {
         h.inFlight--;
       }
     }
-    throw last ?? new LlmError('LLM_UNREACHABLE', 'no Ollama host configured', false);
+    throw last ?? new LlmError('LLM_UNREACHABLE', 'no LLM host configured', false);
   }
 
   /**
@@ -179,59 +148,56 @@ export class LlmClient {
     for (let attempt = 1; attempt <= 2; attempt++) {
       const res = await this.chat(messages, numCtx);
       usage.attempts = attempt;
-      usage.promptTokens += res.prompt_eval_count ?? 0;
-      usage.completionTokens += res.eval_count ?? 0;
-      usage.modelMs += Math.round((res.total_duration ?? 0) / 1e6);
-      const checked = validate(res.message.content);
+      usage.promptTokens += res.promptTokens;
+      usage.completionTokens += res.completionTokens;
+      usage.modelMs += res.modelMs;
+      const checked = validate(res.content);
       if (checked.ok) {
         usage.ms = Math.round(performance.now() - started);
         return { result: checked.result, usage };
       }
       lastProblem = checked.problem;
       messages.push(
-        { role: 'assistant', content: res.message.content.slice(0, 4000) },
+        { role: 'assistant', content: res.content.slice(0, 4000) },
         { role: 'user', content: `That answer was invalid: ${checked.problem}. Answer again with only the JSON object that matches the schema.` },
       );
     }
     throw new LlmError('LLM_INVALID_OUTPUT', `model output invalid after a repair attempt: ${lastProblem}`, false);
   }
 
-  /** For /ready: Ollama reachable and the model pulled. */
-  /** Pulls the model onto the Ollama server (OLLAMA_AUTO_PULL); waits until it is there. */
+  /** Pulls the model onto every Ollama server that lacks it (OLLAMA_AUTO_PULL); waits until it is there. */
   async pull(): Promise<void> {
     for (const h of this.hosts) {
-      try {
-        const models = await h.ollama.list();
-        const want = this.wanted();
-        if (models.models.some((m) => m.name === want || m.model === want)) continue;
-        await h.ollama.pull({ model: this.opts.model, stream: false });
-      } catch (err) {
-        throw classifyLlmError(err);
-      }
+      if (!(await h.backend.hasModel(this.opts.model))) await h.backend.pull(this.opts.model);
     }
-  }
-
-  private wanted() {
-    return this.opts.model.includes(':') ? this.opts.model : `${this.opts.model}:latest`;
   }
 
   /**
-   * For /ready: every host reachable with the model pulled. With several hosts the first failure is
+   * For /ready: every host reachable with the model present. With several hosts the first failure is
    * reported (the others' states are in `hosts`).
    */
-  async check(): Promise<{ model: string; hosts?: ReturnType<LlmClient['hostStates']['slice']> }> {
+  async check(): Promise<{ model: string; provider: LlmProvider; hosts?: ReturnType<LlmClient['hostStates']['slice']> }> {
     for (const h of this.hosts) {
-      let models;
+      let present;
       try {
-        models = await h.ollama.list();
+        present = await h.backend.hasModel(this.opts.model);
       } catch (err) {
-        const e = classifyLlmError(err);
+        const e = err as LlmError;
         throw this.hosts.length > 1 ? new LlmError(e.code, `${h.url}: ${e.message}`, e.transient, { cause: err }) : e;
       }
-      if (!models.models.some((m) => m.name === this.wanted() || m.model === this.wanted())) {
-        throw new LlmError('LLM_MODEL_NOT_FOUND', `model ${this.opts.model} is not pulled on ${h.url}`, true);
-      }
+      const missing = this.opts.provider === 'openai' ? 'is not served by' : 'is not pulled on';
+      if (!present) throw new LlmError('LLM_MODEL_NOT_FOUND', `model ${this.opts.model} ${missing} ${h.url}`, true);
     }
-    return { model: this.opts.model, ...(this.hosts.length > 1 ? { hosts: this.hostStates } : {}) };
+    return { model: this.opts.model, provider: this.opts.provider ?? 'ollama', ...(this.hosts.length > 1 ? { hosts: this.hostStates } : {}) };
   }
 }
+
+/** The client the configuration asks for: Ollama at OLLAMA_HOST, or an OpenAI-compatible server at LLM_BASE_URL. */
+export function llmClientFor(config: Config, timeoutMs = config.ollama.timeoutMs): LlmClient {
+  const o = config.ollama;
+  const host = o.provider === 'openai' ? o.baseUrl! : o.host;
+  return new LlmClient({ provider: o.provider, host, apiKey: o.apiKey, model: o.model, timeoutMs });
+}
+
+/** Where the model is, for logs, health and `mailsight check`: the base URL(s) of the configured provider. */
+export const llmHostOf = (config: Config) => (config.ollama.provider === 'openai' ? config.ollama.baseUrl! : config.ollama.host);

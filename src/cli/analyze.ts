@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { LlmClient } from '../analysis/llm.js';
+import { llmClientFor, llmHostOf } from '../analysis/llm.js';
 import { buildPrompt, PROMPT_VERSION } from '../analysis/prompt.js';
 import { buildReport, formatReport } from '../analysis/report.js';
 import { computeSignals, evidence, promptSignals } from '../analysis/signals/index.js';
@@ -50,7 +50,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
   if (values['signals-only']) {
     report = buildReport(parsed, signals, ev, { ...decideVerdict(null, ev), verdictSource: 'signals' });
   } else {
-    const llm = new LlmClient({ host: config.ollama.host, model: config.ollama.model, timeoutMs: config.ollama.timeoutMs });
+    const llm = llmClientFor(config);
     const prompt = buildPrompt(parsed, {
       maxBodyChars: config.processing.maxEmailSize,
       replySuggestion: Boolean(values.reply),
@@ -61,7 +61,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
     try {
       answer = await llm.analyse(prompt);
     } catch (err) {
-      process.stderr.write(`mailsight: ${(err as Error).message} (${config.ollama.host}, model ${config.ollama.model}); --signals-only works without Ollama\n`);
+      process.stderr.write(`mailsight: ${(err as Error).message} (${llmHostOf(config)}, model ${config.ollama.model}); --signals-only works without Ollama\n`);
       return 1;
     }
     report = buildReport(parsed, signals, ev, decideVerdict(answer.result, ev), {

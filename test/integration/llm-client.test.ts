@@ -79,7 +79,7 @@ describe('LlmClient against the Ollama stand-in', () => {
     expect(await client.analyse(await promptOf(HAM)).catch((e) => e)).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND', transient: true });
     expect(await client.check().catch((e) => e)).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND' });
     ollama.set({ models: ['llama3.2:3b'] });
-    expect(await client.check()).toEqual({ model: 'llama3.2:3b' });
+    expect(await client.check()).toEqual({ model: 'llama3.2:3b', provider: 'ollama' });
   });
 
   it('classifies an unreachable host as transient', async () => {
@@ -156,5 +156,91 @@ describe('LlmClient with several Ollama hosts (OLLAMA_HOST=a,b)', () => {
     await expect(client().check()).rejects.toThrow(`model llama3.2:3b is not pulled on ${b.url}`);
     b.set({ models: ['llama3.2:3b'] });
     expect(await client().check()).toMatchObject({ model: 'llama3.2:3b', hosts: [{ host: a.url }, { host: b.url }] });
+  });
+});
+
+describe('LlmClient against an OpenAI-compatible server (LLM_PROVIDER=openai)', () => {
+  let server: OllamaStandIn;
+  beforeAll(async () => {
+    server = await startOllamaStandIn();
+  });
+  afterAll(async () => server?.close());
+  beforeEach(() => {
+    server.set({ mode: 'ok', delayMs: 0, models: ['llama3.2:3b'], responseFormats: ['json_schema', 'json_object'], apiKey: undefined });
+    server.state.chats.length = 0;
+  });
+  const client = (opts: { apiKey?: string; host?: string } = {}) =>
+    new LlmClient({ provider: 'openai', host: opts.host ?? server.openaiUrl, apiKey: opts.apiKey, model: 'llama3.2:3b', timeoutMs: 2000 });
+
+  it('one chat completion with the JSON schema as response_format, temperature 0, tokens from usage', async () => {
+    const { result, usage } = await client().analyse(await promptOf(SPAM));
+    expect(result).toMatchObject({ verdict: 'spam', category: 'spam' });
+    expect(server.state.chats).toHaveLength(1);
+    const req = server.state.chats[0];
+    expect(req.api).toBe('openai');
+    expect(req.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'mail_analysis', schema: JSON.parse(JSON.stringify(analysisJsonSchema)) } });
+    expect(req).toMatchObject({ model: 'llama3.2:3b', temperature: 0, stream: false });
+    expect(req.messages.map((m: { role: string }) => m.role)).toEqual(['system', 'user']);
+    expect(usage).toMatchObject({ attempts: 1 });
+    expect(usage.promptTokens).toBeGreaterThan(100);
+    expect(usage.completionTokens).toBeGreaterThan(10);
+    expect(await client().check()).toEqual({ model: 'llama3.2:3b', provider: 'openai' });
+  });
+
+  it('a server without JSON-schema output gets JSON mode, then plain output; what it took is remembered', async () => {
+    server.set({ responseFormats: ['json_object'] });
+    const c = client();
+    const prompt = await promptOf(HAM);
+    expect((await c.analyse(prompt)).result.verdict).toBe('legit');
+    expect(server.state.chats.map((r) => r.response_format?.type)).toEqual(['json_schema', 'json_object']);
+    await c.analyse(prompt);
+    expect(server.state.chats.at(-1).response_format).toEqual({ type: 'json_object' });
+
+    server.set({ responseFormats: [] });
+    server.state.chats.length = 0;
+    const plain = client();
+    expect((await plain.analyse(prompt)).result.verdict).toBe('legit');
+    expect(server.state.chats.map((r) => r.response_format?.type ?? 'none')).toEqual(['json_schema', 'json_object', 'none']);
+  });
+
+  it('invalid output is repaired once, then fails permanently, as with Ollama', async () => {
+    server.set({ mode: 'invalid-once' });
+    expect((await client().analyse(await promptOf(HAM))).usage.attempts).toBe(2);
+    server.set({ mode: 'invalid-json' });
+    const err = await client().analyse(await promptOf(HAM)).catch((e) => e);
+    expect(err).toMatchObject({ code: 'LLM_INVALID_OUTPUT', transient: false });
+  });
+
+  it('sends LLM_API_KEY as a bearer token; a wrong key, a missing model or a dead server is a transient error that says what to fix', async () => {
+    server.set({ apiKey: 'sk-local-123' });
+    expect((await client({ apiKey: 'sk-local-123' }).analyse(await promptOf(HAM))).result.verdict).toBe('legit');
+    const unauthorised = await client({ apiKey: 'wrong' }).analyse(await promptOf(HAM)).catch((e) => e);
+    expect(unauthorised).toMatchObject({ code: 'LLM_SERVER_ERROR', transient: true });
+    expect(unauthorised.message).toContain('check LLM_API_KEY');
+    expect(unauthorised.message).not.toContain('wrong');
+
+    server.set({ apiKey: undefined, models: ['qwen2.5:7b'] });
+    const missing = await client().analyse(await promptOf(HAM)).catch((e) => e);
+    expect(missing).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND', transient: true });
+    await expect(client().check()).rejects.toThrow(`model llama3.2:3b is not served by ${server.openaiUrl}`);
+
+    const wrongPath = await client({ host: server.url }).analyse(await promptOf(HAM)).catch((e) => e);
+    expect(wrongPath.message).toContain('is LLM_BASE_URL the API');
+    const dead = await client({ host: 'http://127.0.0.1:1/v1' }).analyse(await promptOf(HAM)).catch((e) => e);
+    expect(dead).toMatchObject({ code: 'LLM_UNREACHABLE', transient: true });
+  });
+
+  it('several base URLs share the work and fail over like Ollama hosts', async () => {
+    const other = await startOllamaStandIn();
+    try {
+      server.set({ mode: 'fail' });
+      const c = client({ host: `${server.openaiUrl},${other.openaiUrl}` });
+      const prompt = await promptOf(HAM);
+      for (let i = 0; i < 3; i++) expect((await c.analyse(prompt)).result.verdict).toBe('legit');
+      expect(server.state.chats).toHaveLength(1);
+      expect(other.state.chats).toHaveLength(3);
+    } finally {
+      await other.close();
+    }
   });
 });

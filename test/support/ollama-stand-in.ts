@@ -5,7 +5,9 @@ import type { AddressInfo } from 'node:net';
  * A stand-in for Ollama speaking its real HTTP API (/api/chat, /api/tags, /api/show, /api/version),
  * answering deterministically from the message content. Tests steer it: slow, failing, hanging,
  * invalid JSON, schema-breaking output, or the model missing. Production code talks to it exactly
- * as to Ollama.
+ * as to Ollama. It also speaks the OpenAI-compatible API that vLLM, llama.cpp's server and LM Studio
+ * serve (/v1/chat/completions, /v1/models), with the same answers and modes, an optional bearer key,
+ * and a choice of which response_format types it accepts.
  */
 
 export type StandInMode = 'ok' | 'fail' | 'hang' | 'invalid-json' | 'schema-break' | 'invalid-once';
@@ -18,6 +20,10 @@ export interface StandInState {
   chats: any[];
   /** Every /api/pull request body received. */
   pulls: any[];
+  /** OpenAI API: the response_format types accepted (others get 400, as from a server without them). */
+  responseFormats: ('json_schema' | 'json_object')[];
+  /** OpenAI API: the bearer key it wants; none: no auth. */
+  apiKey?: string;
 }
 
 const SPAM_WORDS = /\b(free|click here|viagra|winner|won|cash|\$\$\$|limited time|act now|unsubscribe|100% guaranteed|earn money|credit|mortgage|lowest rates?)\b/gi;
@@ -64,13 +70,48 @@ export interface OllamaStandIn {
   url: string;
   state: StandInState;
   set(patch: Partial<Omit<StandInState, 'chats' | 'pulls'>>): void;
+  /** The OpenAI-compatible base URL (LLM_BASE_URL). */
+  openaiUrl: string;
   close(): Promise<void>;
 }
 
 export async function startOllamaStandIn(opts: { models?: string[]; port?: number; delayMs?: number } = {}): Promise<OllamaStandIn> {
-  const state: StandInState = { mode: 'ok', delayMs: opts.delayMs ?? 0, models: opts.models ?? ['llama3.2:3b'], chats: [], pulls: [] };
+  const state: StandInState = {
+    mode: 'ok',
+    delayMs: opts.delayMs ?? 0,
+    models: opts.models ?? ['llama3.2:3b'],
+    chats: [],
+    pulls: [],
+    responseFormats: ['json_schema', 'json_object'],
+  };
   const hanging = new Set<ServerResponse>();
   let invalidServed = false;
+
+  /** The model's side of a chat call, for either API: after the delay, per the mode. */
+  async function answerChat(body: any, res: ServerResponse) {
+    if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
+    if (state.mode === 'hang') {
+      hanging.add(res);
+      res.on('close', () => hanging.delete(res));
+      return 'hang' as const;
+    }
+    if (state.mode === 'fail') return 'fail' as const;
+    if (!state.models.includes(body.model)) return 'no-model' as const;
+    const started = process.hrtime.bigint();
+    const messages: { role: string; content: string }[] = body.messages ?? [];
+    const user = [...messages].reverse().find((m) => m.role === 'user' && m.content.includes('EMAIL-BEGIN-'))?.content ?? '';
+    const answer = standInAnswer(user, /reply_suggestion: a short/.test(user));
+    let content = JSON.stringify(answer);
+    const isRepair = messages.length > 2;
+    if (state.mode === 'invalid-json') content = '{"summary": "unterminated';
+    if (state.mode === 'schema-break') content = JSON.stringify({ ...answer, verdict: 'maybe', priority: 42 });
+    if (state.mode === 'invalid-once' && !isRepair && !invalidServed) {
+      invalidServed = true;
+      content = 'Sure! Here is the JSON: {';
+    }
+    const promptChars = messages.reduce((n, m) => n + m.content.length, 0);
+    return { content, promptTokens: Math.ceil(promptChars / 4), completionTokens: Math.ceil(content.length / 4), ns: Number(process.hrtime.bigint() - started) };
+  }
 
   const server: Server = createServer(async (req, res) => {
     try {
@@ -111,41 +152,50 @@ export async function startOllamaStandIn(opts: { models?: string[]; port?: numbe
       if (req.method === 'POST' && url === '/api/chat') {
         const body = await readJson(req);
         state.chats.push(body);
-        if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
-        if (state.mode === 'hang') {
-          hanging.add(res);
-          res.on('close', () => hanging.delete(res));
-          return;
-        }
-        if (state.mode === 'fail') return send(res, 500, { error: 'stand-in told to fail' });
-        if (!state.models.includes(body.model)) {
-          return send(res, 404, { error: `model "${body.model}" not found, try pulling it first` });
-        }
-        const messages: { role: string; content: string }[] = body.messages ?? [];
-        const user = [...messages].reverse().find((m) => m.role === 'user' && m.content.includes('EMAIL-BEGIN-'))?.content ?? '';
-        const answer = standInAnswer(user, /reply_suggestion: a short/.test(user));
-        let content = JSON.stringify(answer);
-        const isRepair = messages.length > 2;
-        if (state.mode === 'invalid-json') content = '{"summary": "unterminated';
-        if (state.mode === 'schema-break') content = JSON.stringify({ ...answer, verdict: 'maybe', priority: 42 });
-        if (state.mode === 'invalid-once' && !isRepair && !invalidServed) {
-          invalidServed = true;
-          content = 'Sure! Here is the JSON: {';
-        }
-        const promptChars = messages.reduce((n, m) => n + m.content.length, 0);
-        const started = process.hrtime.bigint();
+        const answer = await answerChat(body, res);
+        if (answer === 'hang') return;
+        if (answer === 'fail') return send(res, 500, { error: 'stand-in told to fail' });
+        if (answer === 'no-model') return send(res, 404, { error: `model "${body.model}" not found, try pulling it first` });
         return send(res, 200, {
           model: body.model,
           created_at: new Date().toISOString(),
-          message: { role: 'assistant', content },
+          message: { role: 'assistant', content: answer.content },
           done: true,
           done_reason: 'stop',
-          total_duration: Number(process.hrtime.bigint() - started) + state.delayMs * 1e6,
+          total_duration: answer.ns + state.delayMs * 1e6,
           load_duration: 1_000_000,
-          prompt_eval_count: Math.ceil(promptChars / 4),
+          prompt_eval_count: answer.promptTokens,
           prompt_eval_duration: 2_000_000,
-          eval_count: Math.ceil(content.length / 4),
+          eval_count: answer.completionTokens,
           eval_duration: 3_000_000,
+        });
+      }
+      if (url.startsWith('/v1/') && state.apiKey && req.headers.authorization !== `Bearer ${state.apiKey}`) {
+        return send(res, 401, { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } });
+      }
+      if (req.method === 'GET' && url === '/v1/models') {
+        return send(res, 200, { object: 'list', data: state.models.map((id) => ({ id, object: 'model', created: 1_795_000_000, owned_by: 'stand-in' })) });
+      }
+      if (req.method === 'POST' && url === '/v1/chat/completions') {
+        const body = await readJson(req);
+        state.chats.push({ ...body, api: 'openai' });
+        const type = body.response_format?.type;
+        if (type && type !== 'text' && !state.responseFormats.includes(type)) {
+          return send(res, 400, { error: { message: `response_format type ${type} is not supported by this server`, type: 'invalid_request_error', param: 'response_format' } });
+        }
+        const answer = await answerChat(body, res);
+        if (answer === 'hang') return;
+        if (answer === 'fail') return send(res, 500, { error: { message: 'stand-in told to fail', type: 'server_error' } });
+        if (answer === 'no-model') {
+          return send(res, 404, { error: { message: `The model \`${body.model}\` does not exist.`, type: 'invalid_request_error', code: 'model_not_found' } });
+        }
+        return send(res, 200, {
+          id: `chatcmpl-${state.chats.length}`,
+          object: 'chat.completion',
+          created: Math.floor(Date.now() / 1000),
+          model: body.model,
+          choices: [{ index: 0, message: { role: 'assistant', content: answer.content }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: answer.promptTokens, completion_tokens: answer.completionTokens, total_tokens: answer.promptTokens + answer.completionTokens },
         });
       }
       send(res, 404, { error: `stand-in: no route ${req.method} ${url}` });
@@ -157,6 +207,7 @@ export async function startOllamaStandIn(opts: { models?: string[]; port?: numbe
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
+    openaiUrl: `http://127.0.0.1:${port}/v1`,
     state,
     set(patch) {
       Object.assign(state, patch);

@@ -140,3 +140,14 @@ describe('OLLAMA_HOST with several hosts', () => {
     expect(() => loadConfig({ OLLAMA_HOST: 'gpu1:11434,ftp://x' })).toThrow(/OLLAMA_HOST: not a host:port or http\(s\) URL: ftp:\/\/x/);
   });
 });
+
+describe('LLM_PROVIDER=openai', () => {
+  it('needs LLM_BASE_URL; keeps its path, drops a trailing slash; LLM_API_KEY is a secret', () => {
+    expect(configError({ LLM_PROVIDER: 'openai' }).message).toContain('LLM_BASE_URL: is required with LLM_PROVIDER=openai');
+    const c = loadConfig({ LLM_PROVIDER: 'openai', LLM_BASE_URL: 'http://vllm:8000/v1/, http://llamacpp:8080/v1', LLM_API_KEY: 'sk-123' });
+    expect(c.ollama).toMatchObject({ provider: 'openai', baseUrl: 'http://vllm:8000/v1,http://llamacpp:8080/v1', apiKey: 'sk-123' });
+    expect(configError({ LLM_PROVIDER: 'vllm' }).message).toContain('LLM_PROVIDER');
+    expect(configError({ LLM_BASE_URL: 'vllm:8000' }).message).toContain('LLM_BASE_URL: not an http(s) URL');
+    expect(loadConfig({}).ollama.provider).toBe('ollama');
+  });
+});
