@@ -136,6 +136,11 @@ export const configSchema = z
       retryMaxMs: int(10, 86_400_000).default(3_600_000),
       /** Analyses (and finished queue rows and audit entries) older than this many days are deleted; 0 keeps them. */
       retentionDays: int(0, 36_500).default(0),
+      /**
+       * Load shedding: while the oldest due job has waited this long, the model is asked for verdicts
+       * without the optional parts (summary, reply suggestion), so verdicts keep up; 0: never.
+       */
+      shedAfterSec: int(0, 86_400).default(0),
     }),
     privacy: z.object({
       /** AES-256-GCM key for message content at rest; unset: plaintext (with a warning at start-up). */
@@ -246,6 +251,7 @@ export const ENV_PATHS: Record<string, string[]> = {
   LLM_RETRY_BASE_MS: ['processing', 'retryBaseMs'],
   LLM_RETRY_MAX_MS: ['processing', 'retryMaxMs'],
   LLM_RETENTION_DAYS: ['processing', 'retentionDays'],
+  LLM_SHED_AFTER_SEC: ['processing', 'shedAfterSec'],
   ENCRYPTION_KEY: ['privacy', 'encryptionKey'],
   ENCRYPTION_KEY_PREVIOUS: ['privacy', 'previousKeys'],
   PRIVACY_KEEP_HEADERS: ['privacy', 'keepHeaders'],

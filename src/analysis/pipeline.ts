@@ -20,6 +20,10 @@ import { computeSignals, evidence, promptSignals, SENSITIVE_TYPE, type Evidence,
 import { decideVerdict, type Decision } from './verdict.js';
 import { forgetPushedHeaders } from '../queue/jobs.js';
 import { findByContentHash, upsertAnalysis, type NewAnalysis } from './store.js';
+import { QueueLag } from '../queue/lag.js';
+
+/** What load shedding leaves out (LLM_SHED_AFTER_SEC), as recorded in left_out. */
+export const OPTIONAL_PARTS = ['summary', 'reply_suggestion'] as const;
 
 /** Where the pipeline gets messages from, and acts on them: the IMAP sessions in production. */
 export interface MessageSource {
@@ -139,6 +143,7 @@ export function createPipeline(deps: PipelineDeps) {
   const { db, source, llm, config, logger, metrics, protection } = deps;
   const audit = deps.audit ?? new AuditSink();
   const ruleFor = compileRules(config.rules);
+  const lag = new QueueLag(db);
   /** Identical content being analysed right now: later copies wait for the first call. */
   const inFlight = new Map<string, Promise<LlmAnswer>>();
 
@@ -261,11 +266,16 @@ export function createPipeline(deps: PipelineDeps) {
       return { state: 'skipped', detail, llmCalls: 0, audit };
     }
 
+    // Load shedding: while the queue is behind, verdicts first; what a person asked for stays whole.
+    const shedAfter = config.processing.shedAfterSec;
+    const brief = shedAfter > 0 && !requested && (await lag.seconds()) >= shedAfter;
+    const leftOut = brief ? OPTIONAL_PARTS.filter((part) => (part === 'summary' ? prefs.summaryEnabled : prefs.replySuggestions)) : [];
     const prompt = buildPrompt(parsed, {
       maxBodyChars: config.processing.maxEmailSize,
       replySuggestion: prefs.replySuggestions,
       summaryLanguage: prefs.summaryLanguage ?? undefined,
       signals: promptSignals(signals, ev),
+      brief,
     });
     const hash = contentHash(prompt.inputHash, llm.model, prefs);
     row.contentHash = hash;
@@ -289,7 +299,8 @@ export function createPipeline(deps: PipelineDeps) {
     try {
       await store({
         ...row,
-        ...resultColumns(answer.result, prefs),
+        ...resultColumns(answer.result, brief ? { ...prefs, summaryEnabled: false, replySuggestions: false } : prefs),
+        leftOut,
         ...verdictColumns(d),
         sensitive: [...new Set([...answer.result.sensitive, ...sensitiveTypes(signals)])],
         status: 'analyzed',

@@ -12,6 +12,8 @@ export interface PromptOptions {
   summaryLanguage?: string;
   /** mailsight's deterministic findings, a few lines (promptSignals). */
   signals?: string;
+  /** Load shedding: ask for no summary and no reply suggestion (fewer tokens to generate). */
+  brief?: boolean;
 }
 
 export interface Prompt {
@@ -76,12 +78,15 @@ export function buildPrompt(p: ParsedMessage, opts: PromptOptions): Prompt {
   // The token is derived from the content itself: a message cannot contain its own hash,
   // so it cannot forge the closing marker, and the same content gives the same prompt.
   const token = createHash('sha256').update(content).digest('hex').slice(0, 24);
-  const asks = [
-    opts.summaryLanguage ? `Write summary, reasons and priority_reason in language "${opts.summaryLanguage}".` : 'Write summary, reasons and priority_reason in English.',
-    opts.replySuggestion
-      ? 'reply_suggestion: a short, polite reply the recipient could send, or null when no reply is needed or the email is not legit.'
-      : 'reply_suggestion: null.',
-  ].join('\n');
+  const language = opts.summaryLanguage ? `in language "${opts.summaryLanguage}"` : 'in English';
+  const asks = opts.brief
+    ? [`Write reasons and priority_reason ${language}.`, 'Be brief: summary: "" (empty) and reply_suggestion: null.'].join('\n')
+    : [
+        `Write summary, reasons and priority_reason ${language}.`,
+        opts.replySuggestion
+          ? 'reply_suggestion: a short, polite reply the recipient could send, or null when no reply is needed or the email is not legit.'
+          : 'reply_suggestion: null.',
+      ].join('\n');
   // mailsight's own findings sit outside the markers: they are not the sender's words.
   const checks = opts.signals ? `\n\nChecks mailsight ran on this email (reliable; weigh them in verdict and reasons):\n${opts.signals}` : '';
   const user = `${asks}${checks}\n\nEMAIL-BEGIN-${token}\n${content}\nEMAIL-END-${token}`;

@@ -19,6 +19,7 @@ const DEFAULTS: Partial<Record<Written, unknown>> = {
   signals: {},
   signalReasons: [],
   keywords: [],
+  leftOut: [],
   parseWarnings: [],
   cacheHit: false,
 };

@@ -46,6 +46,7 @@ export function analysisJson(r: AnalysisRow) {
     reply_suggestion: r.replySuggestion,
     signals: r.signals,
     keywords: r.keywords,
+    left_out: r.leftOut as ('summary' | 'reply_suggestion')[],
     moved_to_folder: r.movedToFolder,
     moved_to_uid: r.movedToUid,
     parse_warnings: r.parseWarnings,

@@ -37,6 +37,9 @@ export const analysisSchema = z
     priority_reason: nullable(z.string()),
     sensitive: z.array(z.string()).openapi({ description: 'Kinds of sensitive data found (never the values)' }),
     language: nullable(z.string()),
+    left_out: z
+      .array(z.enum(['summary', 'reply_suggestion']))
+      .openapi({ description: 'Optional parts left out because the queue was behind (LLM_SHED_AFTER_SEC)' }),
     reply_suggestion: nullable(z.string()),
     signals: z.record(z.string(), z.unknown()),
     keywords: z.array(z.string()).openapi({ description: 'IMAP keywords mailsight set' }),

@@ -115,6 +115,8 @@ export const emailAnalysis = pgTable(
     movedToFolder: text('moved_to_folder'),
     movedToUid: u32('moved_to_uid'),
     keywords: text('keywords').array().notNull().default(sql`'{}'::text[]`),
+    /** Optional parts left out because the queue was behind (LLM_SHED_AFTER_SEC): summary, reply_suggestion. */
+    leftOut: text('left_out').array().notNull().default(sql`'{}'::text[]`),
     parseWarnings: jsonb('parse_warnings').$type<string[]>().notNull().default([]),
     /**
      * With ENCRYPTION_KEY the message content lives here, sealed (AES-256-GCM), and its plaintext

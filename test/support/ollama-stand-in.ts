@@ -101,6 +101,8 @@ export async function startOllamaStandIn(opts: { models?: string[]; port?: numbe
     const messages: { role: string; content: string }[] = body.messages ?? [];
     const user = [...messages].reverse().find((m) => m.role === 'user' && m.content.includes('EMAIL-BEGIN-'))?.content ?? '';
     const answer = standInAnswer(user, /reply_suggestion: a short/.test(user));
+    // Asked to be brief (load shedding): no summary, as a model following the prompt would answer.
+    if (user.includes('Be brief: summary: ""')) answer.summary = '';
     let content = JSON.stringify(answer);
     const isRepair = messages.length > 2;
     if (state.mode === 'invalid-json') content = '{"summary": "unterminated';

@@ -64,6 +64,12 @@ export const MessagePage: FC<{ page: PageContext; m: MessageData; notice?: strin
           <dd>{a?.tags.length ? a.tags.join(', ') : '–'}</dd>
           <dt>Summary</dt>
           <dd data-testid="summary">{a?.summary ?? <span class="muted">none stored</span>}</dd>
+          {a?.left_out.length ? (
+            <>
+              <dt>Left out</dt>
+              <dd>{`${a.left_out.join(' and ')}: the queue was behind, so only the verdict was asked for`}</dd>
+            </>
+          ) : null}
           {a?.reply_suggestion ? (
             <>
               <dt>Reply suggestion</dt>

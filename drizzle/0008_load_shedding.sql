@@ -1,0 +1,1 @@
+ALTER TABLE "llm_email_analysis" ADD COLUMN "left_out" text[] DEFAULT '{}'::text[] NOT NULL;
