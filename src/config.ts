@@ -119,6 +119,11 @@ export const configSchema = z
       baseUrl: llmBaseUrl.optional(),
       /** Bearer key for the OpenAI-compatible server, when it wants one. */
       apiKey: z.string().min(1).optional(),
+      /**
+       * A failing LLM host rests 1 s, doubling per failure in a row, up to this; while every host rests,
+       * jobs wait (without spending attempts). The most a recovered server waits for traffic.
+       */
+      hostRestMaxSec: int(1, 3600).default(30),
     }),
     processing: z.object({
       intervalSec: int(1, 86_400).default(60),
@@ -260,6 +265,7 @@ export const ENV_PATHS: Record<string, string[]> = {
   LLM_PROVIDER: ['ollama', 'provider'],
   LLM_BASE_URL: ['ollama', 'baseUrl'],
   LLM_API_KEY: ['ollama', 'apiKey'],
+  LLM_HOST_REST_MAX_SEC: ['ollama', 'hostRestMaxSec'],
   DRY_RUN: ['dryRun'],
   AUDIT_FILE: ['auditFile'],
   LOG_LEVEL: ['logLevel'],

@@ -1,6 +1,7 @@
 import type { Message } from 'ollama';
 import { backendFor, type ChatAnswer, type ChatBackend, type LlmProvider } from './llm-backends.js';
 import { LlmError } from './llm-error.js';
+import { Rest } from '../queue/job-error.js';
 import { analysisJsonSchema, analysisResultSchema, type AnalysisResult } from './result.js';
 import type { Config } from '../config.js';
 import { estimateTokens, type Prompt } from './prompt.js';
@@ -26,24 +27,24 @@ export interface LlmClientOptions {
   apiKey?: string;
   model: string;
   timeoutMs: number;
-  /** How long a failed host rests before it is tried again (doubling per failure in a row). */
+  /** How long a failed host rests before it is tried again (doubling per failure in a row, up to the max). */
   hostRetryBaseMs?: number;
+  hostRetryMaxMs?: number;
   /** Smallest and largest context window to ask for; the prompt's size decides between them. */
   minCtx?: number;
   maxCtx?: number;
 }
 
 const OUTPUT_TOKENS_BUDGET = 700;
-/** A host that failed is left alone this long, doubling per failure in a row, up to the maximum. */
-const HOST_RETRY_BASE_MS = 5_000;
-const HOST_RETRY_MAX_MS = 300_000;
+/** A host that failed is left alone this long, doubling per failure in a row, up to hostRetryMaxMs. */
+const HOST_RETRY_BASE_MS = 1_000;
+const HOST_RETRY_MAX_MS = 30_000;
 
 interface Host {
   url: string;
   backend: ChatBackend;
   inFlight: number;
-  failures: number;
-  downUntil: number;
+  rest: Rest;
 }
 
 /** Errors that say the host (not the request) is the problem: try another one, and rest this one. */
@@ -69,28 +70,30 @@ export class LlmClient {
       .split(',')
       .map((h) => h.trim())
       .filter(Boolean)
-      .map((url) => ({ url, backend: backendFor(opts.provider ?? 'ollama', url, opts.timeoutMs, opts.apiKey), inFlight: 0, failures: 0, downUntil: 0 }));
+      .map((url) => ({
+        url,
+        backend: backendFor(opts.provider ?? 'ollama', url, opts.timeoutMs, opts.apiKey),
+        inFlight: 0,
+        rest: new Rest(opts.hostRetryBaseMs ?? HOST_RETRY_BASE_MS, opts.hostRetryMaxMs ?? HOST_RETRY_MAX_MS),
+      }));
   }
 
   /** Each host's state, for /ready and the health endpoint. */
   get hostStates() {
     const now = Date.now();
-    return this.hosts.map((h) => ({ host: h.url, inFlight: h.inFlight, healthy: h.downUntil <= now, failures: h.failures }));
+    return this.hosts.map((h) => ({ host: h.url, inFlight: h.inFlight, healthy: h.rest.remaining(now) === 0, failures: h.rest.failuresInARow }));
   }
 
-  /** The least busy healthy host not tried yet for this call; a resting one only when no other is left. */
+  /** The least busy healthy host not tried yet for this call. */
   private pick(tried: Set<Host>): Host | undefined {
     const now = Date.now();
-    const candidates = this.hosts.filter((h) => !tried.has(h));
-    const healthy = candidates.filter((h) => h.downUntil <= now);
-    const pool = healthy.length ? healthy : candidates.sort((a, b) => a.downUntil - b.downUntil).slice(0, 1);
-    return pool.sort((a, b) => a.inFlight - b.inFlight)[0];
+    return this.hosts.filter((h) => !tried.has(h) && h.rest.remaining(now) === 0).sort((a, b) => a.inFlight - b.inFlight)[0];
   }
 
-  private failed(h: Host) {
-    h.failures++;
-    const base = this.opts.hostRetryBaseMs ?? HOST_RETRY_BASE_MS;
-    h.downUntil = Date.now() + Math.min(HOST_RETRY_MAX_MS, base * 2 ** (h.failures - 1));
+  /** How long until some host may be tried again: 0 when one may be tried now. */
+  private outageMs(): number {
+    const now = Date.now();
+    return Math.min(...this.hosts.map((h) => h.rest.remaining(now)));
   }
 
   get model() {
@@ -108,9 +111,15 @@ export class LlmClient {
   /**
    * One chat call on the least busy healthy host. A host that is down, overloaded or lacks the model
    * is rested (with backoff) and the call goes to the next one; when every host failed, the last
-   * error is thrown (transient: the job retries later).
+   * error is thrown (transient: the job retries later). While every host rests, calls fail at once.
    */
   private async chat(messages: Message[], numCtx: number): Promise<ChatAnswer> {
+    // Every host rests after failing: an outage. The job comes back when the first rest ends, without
+    // spending an attempt; the call that finds a host still failing spends one.
+    const resting = this.outageMs();
+    if (resting > 0) {
+      throw new LlmError('LLM_UNREACHABLE', `every LLM host failed recently; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting });
+    }
     const tried = new Set<Host>();
     let last: LlmError | undefined;
     for (let h = this.pick(tried); h; h = this.pick(tried)) {
@@ -118,13 +127,12 @@ export class LlmClient {
       h.inFlight++;
       try {
         const res = await h.backend.chat({ model: this.opts.model, messages, schema: analysisJsonSchema as object, numCtx });
-        h.failures = 0;
-        h.downUntil = 0;
+        h.rest.ok();
         return res;
       } catch (err) {
         last = err instanceof LlmError ? err : new LlmError('LLM_UNREACHABLE', `cannot reach ${h.url}: ${(err as Error).message}`, true, { cause: err });
         if (!HOST_FAILURES.has(last.code)) throw last;
-        this.failed(h);
+        h.rest.failed();
       } finally {
         h.inFlight--;
       }
@@ -196,7 +204,7 @@ export class LlmClient {
 export function llmClientFor(config: Config, timeoutMs = config.ollama.timeoutMs): LlmClient {
   const o = config.ollama;
   const host = o.provider === 'openai' ? o.baseUrl! : o.host;
-  return new LlmClient({ provider: o.provider, host, apiKey: o.apiKey, model: o.model, timeoutMs });
+  return new LlmClient({ provider: o.provider, host, apiKey: o.apiKey, model: o.model, timeoutMs, hostRetryMaxMs: o.hostRestMaxSec * 1000 });
 }
 
 /** Where the model is, for logs, health and `mailsight check`: the base URL(s) of the configured provider. */

@@ -1,6 +1,6 @@
 import { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.js';
-import { JobError } from '../queue/job-error.js';
+import { JobError, Rest } from '../queue/job-error.js';
 import type { ActionPlan, ActOutcome } from './actions.js';
 
 export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_UNAVAILABLE' | 'IMAP_NOT_YET_VISIBLE' | 'IMAP_ERROR';
@@ -57,6 +57,13 @@ const TRANSIENT_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
+/** Errors that say the server cannot be reached (as opposed to a refused login or a busy mailbox). */
+const NETWORK_CODES = new Set(['NoConnection', 'CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEOUT', 'ClosedAfterConnectText']);
+const isNetworkError = (err: unknown) => NETWORK_CODES.has((err as { code?: string })?.code ?? '');
+/** The IMAP server is left alone this long after it could not be reached, doubling per failure in a row. */
+const SERVER_REST_BASE_MS = 1_000;
+const SERVER_REST_MAX_MS = 30_000;
+
 export function classifyImapError(err: unknown, login: string): ImapError {
   if (err instanceof ImapError) return err;
   const e = err as { code?: string; message?: string; authenticationFailed?: boolean; serverResponseCode?: string; responseText?: string };
@@ -89,6 +96,8 @@ export class ImapSessions {
   /** Logouts started by eviction or idle timers; close() awaits them. */
   private readonly loggingOut = new Set<Promise<void>>();
   private closed = false;
+  /** Set when the server could not be reached: new sessions wait it out instead of each trying. */
+  private readonly serverRest = new Rest(SERVER_REST_BASE_MS, SERVER_REST_MAX_MS);
 
   constructor(
     private readonly opts: ImapOptions,
@@ -174,6 +183,10 @@ export class ImapSessions {
         await new Promise<void>((resolve) => this.waiting.push(resolve));
         continue;
       }
+      const resting = this.serverRest.remaining();
+      if (resting > 0) {
+        throw new ImapError('IMAP_UNAVAILABLE', `IMAP server unreachable recently; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting });
+      }
       const client = this.newClient(mailbox);
       const session: Session = { mailbox, client, users: 1, ready: Promise.resolve() };
       client.on('error', (err: Error) => this.logger.warn({ mailbox, err: err.message }, 'imap session error'));
@@ -184,11 +197,17 @@ export class ImapSessions {
       this.sessions.set(mailbox, session);
       try {
         await session.ready;
+        this.serverRest.ok();
       } catch (err) {
         session.users--;
         this.drop(session);
         client.close();
-        throw classifyImapError(err, this.loginFor(mailbox));
+        const e = classifyImapError(err, this.loginFor(mailbox));
+        if (!isNetworkError(err)) throw e;
+        // The server cannot be reached at all: an outage, not this message's fault. Jobs wait for it
+        // (without spending attempts) instead of each trying to connect.
+        this.serverRest.failed();
+        throw new ImapError(e.code, e.message, true, { cause: err, outageMs: this.serverRest.remaining() });
       }
       return session;
     }

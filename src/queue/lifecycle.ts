@@ -159,12 +159,16 @@ export async function finishMany(db: Db, workerId: string, endings: Ending[]): P
   return new Set(rows.map((r) => Number(r.id)));
 }
 
-/** Back to the queue after a transient failure, due again in `delayMs`. */
-export async function retry(db: Db, job: Job, error: string, delayMs: number): Promise<boolean> {
+/**
+ * Back to the queue after a transient failure, due again in `delayMs`. With `refund`, the claim does
+ * not count as an attempt (an outage of a service the job needs is not the message's fault).
+ */
+export async function retry(db: Db, job: Job, error: string, delayMs: number, opts: { refund?: boolean } = {}): Promise<boolean> {
   const rows = await db.orm
     .update(q)
     .set({
       state: 'queued',
+      ...(opts.refund ? { attempts: sql`greatest(${q.attempts} - 1, 0)` } : {}),
       lastError: error,
       runAt: sql`now() + ${delayMs} * interval '1 millisecond'`,
       leaseUntil: null,

@@ -36,6 +36,9 @@ export interface WorkerPoolOptions {
 
 /** After a failed claim (database down), try again in this long. */
 const CLAIM_ERROR_PAUSE_MS = 1_000;
+/** An outage's job waits at least this long, plus up to the jitter (so a recovered service is not hit all at once). */
+const MIN_OUTAGE_WAIT_MS = 200;
+const OUTAGE_JITTER_MS = 250;
 const DEFAULT_IDLE_POLL_MS = 30_000;
 
 export function newWorkerId(): string {
@@ -173,6 +176,17 @@ export class WorkerPool {
           // A JobError, or anything else (treated as transient: unknown trouble gets the retries).
           const e = err as Partial<JobError>;
           const reason = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
+          if (e.outageMs !== undefined && e.transient !== false) {
+            // A service the job needs is down: back without spending an attempt, and no claims until
+            // it may be up again (the other jobs would only find it down too).
+            const delay = Math.max(MIN_OUTAGE_WAIT_MS, e.outageMs) + Math.floor(Math.random() * OUTAGE_JITTER_MS);
+            await retry(db, job, reason, delay, { refund: true });
+            this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delay);
+            this.stats.retried++;
+            this.opts.onOutcome?.('retried');
+            log.warn({ err: reason, retryInMs: delay, outage: true }, 'service unavailable; job waits without spending an attempt');
+            return;
+          }
           if (e.transient === false) {
             outcome = { state: 'failed', detail: reason };
           } else if (job.attempts >= maxAttempts) {

@@ -17,12 +17,13 @@ describe('LlmClient against the Ollama stand-in', () => {
   let client: LlmClient;
   beforeAll(async () => {
     ollama = await startOllamaStandIn();
-    client = new LlmClient({ host: ollama.url, model: 'llama3.2:3b', timeoutMs: 1000 });
   });
   afterAll(async () => ollama?.close());
   beforeEach(() => {
     ollama.set({ mode: 'ok', delayMs: 0, models: ['llama3.2:3b'] });
     ollama.state.chats.length = 0;
+    // A fresh client each time: a failure in one test rests the host for the next.
+    client = new LlmClient({ host: ollama.url, model: 'llama3.2:3b', timeoutMs: 1000 });
   });
 
   it('makes one structured call: schema as format, temperature 0, context sized to the prompt', async () => {

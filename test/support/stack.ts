@@ -49,7 +49,7 @@ export async function startStack(opts: StackOptions = {}) {
     if (analyse) {
       const base: Record<string, any> = {
         imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
-        ollama: { host: ollama!.url, timeoutMs: 2_000 },
+        ollama: { host: ollama!.url, timeoutMs: 2_000, hostRestMaxSec: 1 },
         processing: FAST_PROCESSING,
       };
       for (const k of ['imap', 'ollama', 'processing']) merged[k] = { ...base[k], ...opts.mailsight?.[k], ...extra[k] };
