@@ -205,7 +205,9 @@ export function createPipeline(deps: PipelineDeps) {
     // A person asking through the API (source `api`) overrides a skip; `force` overrides an analysis.
     const requested = job.source === 'api';
     const decided = job.analysisStatus === 'analyzed' || (job.analysisStatus === 'skipped' && !requested);
-    if (!job.force && decided) return { state: 'done', detail: 'already analysed', llmCalls: 0 };
+    // Decided and recorded: nothing to do. Decided but not recorded (a crash after the write): go on;
+    // the stored answer is found by its content hash, so the model is not asked again.
+    if (!job.force && decided && job.decisionRecorded) return { state: 'done', detail: 'already analysed', llmCalls: 0 };
     const prefs = (job.preferences as Preferences | null) ?? DEFAULT_PREFERENCES;
     const base = { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid };
     /** Writes the row; a forced re-analysis first copies the result it replaces into the audit trail. */

@@ -7,6 +7,12 @@ import { auditRow, insertAuditRows, type AuditRecord } from '../analysis/audit.j
 export type Job = typeof processingQueue.$inferSelect & {
   /** Status of the message's stored analysis when it was claimed; null when it has none. */
   analysisStatus: string | null;
+  /**
+   * Whether the audit trail holds the decision on that analysis. A stored analysis without one was
+   * cut off between its write and the job's end (a crash): the job finishes it (actions, decision)
+   * from the stored answer instead of calling it done.
+   */
+  decisionRecorded: boolean;
   /** The mailbox's llm_user_preferences row (camelCase keys) when it was claimed; null when it has none. */
   preferences: Record<string, unknown> | null;
 };
@@ -88,6 +94,11 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
         select a.status from llm_email_analysis a
          where a.mailbox = llm_processing_queue.mailbox and a.folder = llm_processing_queue.folder
            and a.uidvalidity = llm_processing_queue.uidvalidity and a.uid = llm_processing_queue.uid)`,
+      decisionRecorded: sql<boolean>`exists (
+        select 1 from llm_audit_log l
+         where l.mailbox = llm_processing_queue.mailbox and l.folder = llm_processing_queue.folder
+           and l.uidvalidity = llm_processing_queue.uidvalidity and l.uid = llm_processing_queue.uid
+           and l.action in ('analyzed', 'skipped'))`,
       preferences: sql<Record<string, unknown> | null>`(
         select json_build_object(
                  'autoAnalysis', p.auto_analysis, 'autoCategorize', p.auto_categorize, 'phishingAlerts', p.phishing_alerts,

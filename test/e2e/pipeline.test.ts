@@ -130,6 +130,18 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     stack.ms.waker.signal();
     await waitFor(() => queueOf(stack, mailbox), (r) => r[0]?.state === 'done' && r[0]?.lastError === 'already analysed');
 
+    // A crash between writing the result and recording the decision: the job comes back, finds the
+    // stored answer by its content (no model call) and records the decision once.
+    await stack.db.rows(sql`delete from llm_audit_log where mailbox = ${mailbox}`);
+    await stack.ms.db.orm.update(processingQueue).set({ state: 'queued', runAt: sql`now()` }).where(eq(processingQueue.id, job!.id));
+    stack.ms.waker.signal();
+    const decisions = await waitFor(
+      () => stack.db.rows<{ action: string }>(sql`select action from llm_audit_log where mailbox = ${mailbox} and action = 'analyzed'`),
+      (r) => r.length > 0,
+    );
+    expect(decisions).toHaveLength(1);
+    expect(callsAbout(stack, 'Quarterly numbers')).toBe(1);
+
     // A restart on the same database, with the job queued again.
     await stack.restart();
     await stack.ms.db.orm.update(processingQueue).set({ state: 'queued', runAt: sql`now()` }).where(eq(processingQueue.id, job!.id));

@@ -49,6 +49,8 @@ export interface Dovecot {
   masterPassword: string;
   doveadm(args: string[]): Promise<string>;
   log(): string;
+  /** Kills Dovecot (SIGKILL) and starts it again on the same ports and mail: a crash and restart. */
+  restart(opts?: { downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -236,7 +238,14 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
       await doveadm(['mailbox', 'metadata', 'set', '-u', u, '-s', '', '/private/vendor/vendor.dovecot/http-notify', `user=${u}`]);
     }
   }
-  const proc = child;
+  let proc = child;
+  const kill = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await gone;
+    }
+  };
   return {
     dir,
     conf,
@@ -248,12 +257,25 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     masterPassword,
     doveadm,
     log: () => (existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8') : ''),
-    async stop() {
-      if (proc.exitCode === null) {
-        const gone = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGKILL');
-        await gone;
+    async restart(o = {}) {
+      await kill();
+      if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
+      // The listeners' ports were just freed; a moment's retry covers a slow release.
+      for (let attempt = 0; ; attempt++) {
+        const next = spawn(DOVECOT_BIN, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const exited = new Promise<number>((res) => next.once('exit', (code) => res(code ?? -1)));
+        const ready = Promise.all([waitForGreeting(imapPort, '* OK', 10_000), waitForGreeting(lmtpPort, '220', 10_000)]);
+        const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
+        if (first === 'ready') {
+          proc = next;
+          return;
+        }
+        if (attempt >= 20) throw new Error(`dovecot did not come back (exit ${first})`);
+        await new Promise((r) => setTimeout(r, 250));
       }
+    },
+    async stop() {
+      await kill();
       rmSync(dir, { recursive: true, force: true });
     },
   };

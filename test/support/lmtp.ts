@@ -16,6 +16,9 @@ export class LmtpClient {
         res();
       });
     });
+    // A connection the server drops (Dovecot restarted) fails the next deliver(); it must not also
+    // surface as an unhandled 'error' event.
+    conn.on('error', () => {});
     return new LmtpClient(conn);
   }
 
