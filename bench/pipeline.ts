@@ -33,21 +33,21 @@ const logger = createLogger('warn');
 const users = Array.from({ length: MAILBOXES }, (_, i) => `user${i + 1}@example.test`);
 
 /** Delivers corpus messages round-robin over the mailboxes; returns the jobs that describe them. */
-async function deliverCorpus(dc: Dovecot, n: number, offset: number): Promise<NewJob[]> {
+export async function deliverCorpus(dc: Dovecot, n: number, offset: number, to: string[] = users): Promise<NewJob[]> {
   const corpus = loadCorpus(n + offset).slice(offset);
   const perConn = Math.ceil(corpus.length / DELIVERY_CONNECTIONS);
   await Promise.all(
     Array.from({ length: DELIVERY_CONNECTIONS }, async (_, c) => {
       const lmtp = await LmtpClient.connect(dc.lmtpPort);
       for (let i = c * perConn; i < Math.min(corpus.length, (c + 1) * perConn); i++) {
-        await lmtp.deliver(corpus[i]!.raw, [users[i % MAILBOXES]!]);
+        await lmtp.deliver(corpus[i]!.raw, [to[i % to.length]!]);
       }
       lmtp.close();
     }),
   );
   // The queue rows a push would have written: every UID of every INBOX, with its UIDVALIDITY.
   const jobs: NewJob[] = [];
-  for (const user of users) {
+  for (const user of to) {
     const client = await imapSession(dc, user);
     try {
       const mb = await client.mailboxOpen('INBOX', { readOnly: true });

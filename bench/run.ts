@@ -2,6 +2,7 @@
 import { runApiBench } from './api.js';
 import { runPipelineBench } from './pipeline.js';
 import { runPushBench } from './push.js';
+import { runScaleBench } from './scale.js';
 import { runSignalsBench } from './signals.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
@@ -9,6 +10,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   pipeline: runPipelineBench,
   api: runApiBench,
   signals: runSignalsBench,
+  scale: runScaleBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

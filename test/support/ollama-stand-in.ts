@@ -75,7 +75,7 @@ export interface OllamaStandIn {
   close(): Promise<void>;
 }
 
-export async function startOllamaStandIn(opts: { models?: string[]; port?: number; delayMs?: number } = {}): Promise<OllamaStandIn> {
+export async function startOllamaStandIn(opts: { models?: string[]; port?: number; delayMs?: number; slots?: number } = {}): Promise<OllamaStandIn> {
   const state: StandInState = {
     mode: 'ok',
     delayMs: opts.delayMs ?? 0,
@@ -87,9 +87,30 @@ export async function startOllamaStandIn(opts: { models?: string[]; port?: numbe
   const hanging = new Set<ServerResponse>();
   let invalidServed = false;
 
+  // Like OLLAMA_NUM_PARALLEL: at most `slots` calls are worked on at once, the others wait their turn.
+  let busy = 0;
+  const waiting: (() => void)[] = [];
+  const takeSlot = async () => {
+    if (!opts.slots) return;
+    while (busy >= opts.slots) await new Promise<void>((r) => waiting.push(r));
+    busy++;
+  };
+  const freeSlot = () => {
+    if (!opts.slots) return;
+    busy--;
+    waiting.shift()?.();
+  };
+
   /** The model's side of a chat call, for either API: after the delay, per the mode. */
   async function answerChat(body: any, res: ServerResponse) {
-    if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
+    if (state.delayMs) {
+      await takeSlot();
+      try {
+        await new Promise((r) => setTimeout(r, state.delayMs));
+      } finally {
+        freeSlot();
+      }
+    }
     if (state.mode === 'hang') {
       hanging.add(res);
       res.on('close', () => hanging.delete(res));
