@@ -46,11 +46,12 @@ function queueRow(job: NewJob) {
 
 /**
  * Records a message in the queue unless it is there already. One statement; a duplicate push
- * (Dovecot resends on timeouts) changes nothing.
+ * (Dovecot resends on timeouts) changes nothing; a push for a message the sweep queued first raises
+ * its priority.
  */
 export async function enqueue(db: Db, job: NewJob): Promise<{ id: number | null; created: boolean }> {
   const rows = await enqueueStatement(db).execute(queueRow(job));
-  return rows[0] ? { id: rows[0].id, created: true } : { id: null, created: false };
+  return rows[0] ? { id: rows[0].id, created: rows[0].inserted } : { id: null, created: false };
 }
 
 const MESSAGE_KEY = [processingQueue.mailbox, processingQueue.folder, processingQueue.uidvalidity, processingQueue.uid];
@@ -80,8 +81,14 @@ function buildEnqueue(db: Db) {
   return db.orm
     .insert(processingQueue)
     .values(Object.fromEntries(keys.map((k) => [k, sql.placeholder(k)])) as unknown as typeof processingQueue.$inferInsert)
-    .onConflictDoNothing({ target: MESSAGE_KEY })
-    .returning({ id: processingQueue.id })
+    // A message the sweep or a backfill queued first is live mail once its push arrives: it moves up
+    // to the push's priority (while still waiting). A duplicate push changes nothing.
+    .onConflictDoUpdate({
+      target: MESSAGE_KEY,
+      set: { priority: sql`excluded.priority`, source: sql`excluded.source`, updatedAt: sql`now()` },
+      setWhere: sql`${processingQueue.state} = 'queued' and ${processingQueue.priority} > excluded.priority`,
+    })
+    .returning({ id: processingQueue.id, inserted: sql<boolean>`(xmax = 0)` })
     .prepare('mailsight_enqueue');
 }
 const enqueueStatement = perDb(buildEnqueue);

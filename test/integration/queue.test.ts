@@ -198,6 +198,23 @@ for (const driver of DRIVERS) {
       expect(catchUp).toMatchObject({ mailbox: 'c@example.test', uid: 1, source: 'backfill' });
     });
 
+    it("a push for a message the sweep queued first raises it to live mail's priority; a duplicate push changes nothing", async () => {
+      await enqueueMany(t.db, [job(1, 'reconcile'), job(2, 'backfill'), job(3, 'reconcile')]);
+      await t.db.rows(sql`update llm_processing_queue set state = 'processing' where uid = 3`);
+      expect(await enqueue(t.db, job(1, 'push'))).toMatchObject({ created: false });
+      expect(await enqueue(t.db, job(1, 'push'))).toMatchObject({ created: false });
+      expect(await enqueue(t.db, job(2, 'push'))).toMatchObject({ created: false });
+      await enqueue(t.db, job(3, 'push'));
+      expect(await enqueue(t.db, job(4, 'push'))).toMatchObject({ created: true });
+      const rows = await all();
+      expect(rows.map((r) => [r.uid, r.source, r.priority, r.state])).toEqual([
+        [1, 'push', 1, 'queued'],
+        [2, 'push', 1, 'queued'],
+        [3, 'reconcile', 2, 'processing'], // already running: left alone
+        [4, 'push', 1, 'queued'],
+      ]);
+    });
+
     it("a pool busy with a 300-message flood starts another mailbox's new message within one job", async () => {
       await enqueueMany(t.db, Array.from({ length: 300 }, (_, i) => job(i + 1, 'push', 'a@example.test')));
       const started: string[] = [];
