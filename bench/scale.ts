@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NewJob } from '../src/queue/jobs.js';
 import { freePort, startDovecot, type Dovecot } from '../test/support/dovecot.js';
-import { MailsightProcess } from '../test/support/mailsight-process.js';
+import { MailsightProcess, processEnv } from '../test/support/mailsight-process.js';
 import { createTestDatabase } from '../test/support/services.js';
 import { deliverCorpus } from './pipeline.js';
 import { spawnServer, stopServer, table, writeResult } from './lib.js';
@@ -36,21 +36,26 @@ function push(target: MailsightProcess, j: NewJob) {
   });
 }
 
+/** Pushes in PUSHES_IN_FLIGHT lanes, each one push after another. */
+const PUSHES_IN_FLIGHT = 8;
+async function pushAll(jobs: NewJob[], send: (j: NewJob, i: number) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: PUSHES_IN_FLIGHT }, async () => {
+      for (let i = next++; i < jobs.length; i = next++) await send(jobs[i]!, i);
+    }),
+  );
+}
+
 async function instances(n: number, dc: Dovecot, modelUrl: string, databaseUrl: string, dataDir: string) {
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    DATABASE_URL: databaseUrl,
-    DATA_DIR: dataDir,
-    IMAP_HOST: '127.0.0.1',
-    IMAP_PORT: String(dc.imapPort),
-    IMAP_MASTER_USER: dc.masterUser,
-    IMAP_MASTER_PASSWORD: dc.masterPassword,
-    OLLAMA_HOST: modelUrl,
-    PUSH_PASSWORD,
-    LOG_LEVEL: 'warn',
-    LLM_CONCURRENT_JOBS: String(JOBS_PER_INSTANCE),
-    LLM_PROCESSING_INTERVAL: '3600',
-  };
+  const env = processEnv({
+    databaseUrl,
+    dataDir,
+    dc,
+    modelUrl,
+    pushPassword: PUSH_PASSWORD,
+    extra: { LLM_CONCURRENT_JOBS: String(JOBS_PER_INSTANCE), LLM_PROCESSING_INTERVAL: '3600' },
+  });
   const out: MailsightProcess[] = [];
   for (let i = 0; i < n; i++) out.push(await MailsightProcess.start(await freePort(), env));
   return out;
@@ -73,8 +78,9 @@ async function throughput(n: number, dc: Dovecot, modelUrl: string, jobs: NewJob
   const procs = await instances(n, dc, modelUrl, db.url, dataDir);
   try {
     const started = performance.now();
-    // Pushes spread over the instances, as a load balancer in front of them would.
-    await Promise.all(jobs.map((j, i) => push(procs[i % procs.length]!, j)));
+    // Pushes spread over the instances, as a load balancer in front of them would, a few at a time
+    // as Dovecot's delivery processes send them.
+    await pushAll(jobs, (j, i) => push(procs[i % procs.length]!, j));
     const analysed = async () => Number((await sql<{ n: string }[]>`select count(*) as n from llm_email_analysis`)[0]!.n);
     await waitCount(sql, analysed, jobs.length, 300_000);
     const seconds = (performance.now() - started) / 1000;
@@ -110,7 +116,7 @@ async function fairness(dc: Dovecot, modelUrl: string, flood: NewJob[], quietFir
   try {
     await push(ms!, quietFirst);
     const alone = await latencyOf(sql, quietFirst);
-    for (let i = 0; i < flood.length; i += 100) await Promise.all(flood.slice(i, i + 100).map((j) => push(ms!, j)));
+    await pushAll(flood, (j) => push(ms!, j));
     // Let the flood get going, then a new message is delivered to B and pushed.
     await new Promise((r) => setTimeout(r, 2_000));
     const quiet = await deliverCorpus(dc, 1, MESSAGES + FLOOD + 1, [B]);

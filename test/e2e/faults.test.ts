@@ -5,7 +5,7 @@ import postgres from 'postgres';
 import { afterAll, expect, it } from 'vitest';
 import { dovecotAvailable, freePort, startDovecot, type Dovecot } from '../support/dovecot.js';
 import { LmtpClient } from '../support/lmtp.js';
-import { MailsightProcess } from '../support/mailsight-process.js';
+import { MailsightProcess, processEnv } from '../support/mailsight-process.js';
 import { testMessage } from '../support/message.js';
 import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
 import { privatePostgresAvailable, startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
@@ -61,26 +61,23 @@ async function faultStack(opts: { privatePostgres?: boolean } = {}): Promise<Fau
   const port = await freePort();
   const dc = await startDovecot({ users: USERS, push: { driver: 'ox', url: `http://127.0.0.1:${port}/push/dovecot`, username: 'dovecot', password: PUSH_PASSWORD } });
   const dataDir = mkdtempSync(join(tmpdir(), 'mailsight-fault-'));
-  const env: Record<string, string> = {
-    ...(process.env as Record<string, string>),
-    DATABASE_URL: db.url,
-    DATA_DIR: dataDir,
-    IMAP_HOST: '127.0.0.1',
-    IMAP_PORT: String(dc.imapPort),
-    IMAP_MASTER_USER: dc.masterUser,
-    IMAP_MASTER_PASSWORD: dc.masterPassword,
-    OLLAMA_HOST: ollama.url,
-    OLLAMA_TIMEOUT_MS: '2000',
-    PUSH_PASSWORD,
-    LOG_LEVEL: 'warn',
-    // Seconds, not minutes: the sweep, leases and rests sized so a test sees recovery.
-    LLM_PROCESSING_INTERVAL: '2',
-    LLM_LEASE_SEC: '5',
-    LLM_RETRY_BASE_MS: '200',
-    LLM_RETRY_MAX_MS: '2000',
-    LLM_HOST_REST_MAX_SEC: '2',
-    LLM_CONCURRENT_JOBS: '4',
-  };
+  // Seconds, not minutes: the sweep, leases and rests sized so a test sees recovery.
+  const env = processEnv({
+    databaseUrl: db.url,
+    dataDir,
+    dc,
+    modelUrl: ollama.url,
+    pushPassword: PUSH_PASSWORD,
+    extra: {
+      OLLAMA_TIMEOUT_MS: '2000',
+      LLM_PROCESSING_INTERVAL: '2',
+      LLM_LEASE_SEC: '5',
+      LLM_RETRY_BASE_MS: '200',
+      LLM_RETRY_MAX_MS: '2000',
+      LLM_HOST_REST_MAX_SEC: '2',
+      LLM_CONCURRENT_JOBS: '4',
+    },
+  });
   const ms = await MailsightProcess.start(port, env);
   const sql = postgres(db.url, { max: 2, onnotice: () => {}, connect_timeout: 2 });
   return {

@@ -5,7 +5,7 @@ import postgres from 'postgres';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dovecotAvailable, freePort, startDovecot, type Dovecot } from '../support/dovecot.js';
 import { LmtpClient } from '../support/lmtp.js';
-import { MailsightProcess } from '../support/mailsight-process.js';
+import { MailsightProcess, processEnv } from '../support/mailsight-process.js';
 import { testMessage } from '../support/message.js';
 import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
 import { createTestDatabase, describeWith, postgresAvailable } from '../support/services.js';
@@ -31,20 +31,14 @@ describeWith('Dovecot and PostgreSQL', ready)('three mailsight processes on one 
     // Dovecot pushes to the first; the queue (and LISTEN/NOTIFY) shares the work with the others.
     dc = await startDovecot({ users: USERS, push: { driver: 'ox', url: `http://127.0.0.1:${ports[0]}/push/dovecot`, username: 'dovecot', password: PUSH_PASSWORD } });
     dataDir = mkdtempSync(join(tmpdir(), 'mailsight-multi-'));
-    const env: Record<string, string> = {
-      ...(process.env as Record<string, string>),
-      DATABASE_URL: db.url,
-      DATA_DIR: dataDir,
-      IMAP_HOST: '127.0.0.1',
-      IMAP_PORT: String(dc.imapPort),
-      IMAP_MASTER_USER: dc.masterUser,
-      IMAP_MASTER_PASSWORD: dc.masterPassword,
-      OLLAMA_HOST: ollama.url,
-      PUSH_PASSWORD,
-      LOG_LEVEL: 'warn',
-      LLM_PROCESSING_INTERVAL: '2',
-      LLM_CONCURRENT_JOBS: '2',
-    };
+    const env = processEnv({
+      databaseUrl: db.url,
+      dataDir,
+      dc,
+      modelUrl: ollama.url,
+      pushPassword: PUSH_PASSWORD,
+      extra: { LLM_PROCESSING_INTERVAL: '2', LLM_CONCURRENT_JOBS: '2' },
+    });
     // Started one after another: the first applies the migrations.
     for (const port of ports) instances.push(await MailsightProcess.start(port, env));
     sql = postgres(db.url, { max: 2, onnotice: () => {} });

@@ -2,13 +2,13 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { sql } from 'drizzle-orm';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { upsertAnalysis, type NewAnalysis } from '../../src/analysis/store.js';
 import { createApiKey, revokeApiKey } from '../../src/api/keys.js';
 import { createApp } from '../../src/app.js';
 import { auditLog, processingQueue } from '../../src/db/schema.js';
 import { claim } from '../../src/queue/lifecycle.js';
 import { enqueue, type MessageKey } from '../../src/queue/jobs.js';
 import { purgeExpired } from '../../src/queue/retention.js';
+import { seedAnalysis } from '../support/seed.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
 
 const ADMIN = 'admin-key-for-tests-0123456789';
@@ -26,33 +26,6 @@ async function call(app: App, method: string, path: string, key: string | null, 
 }
 
 const key = (mailbox: string, uid: number, folder = 'INBOX', uidvalidity = UIDVALIDITY): MessageKey => ({ mailbox, folder, uidvalidity, uid });
-
-/** An analysed message, written through the pipeline's own store. */
-async function seedAnalysis(db: TestDb['db'], k: MessageKey, over: Partial<NewAnalysis> = {}) {
-  await upsertAnalysis(db, {
-    ...k,
-    status: 'analyzed',
-    subject: `message ${k.uid}`,
-    fromAddress: 'sender@example.test',
-    summary: `summary of ${k.uid}`,
-    category: 'work',
-    tags: ['t'],
-    verdict: 'legit',
-    confidence: 0.9,
-    reasons: ['looks normal'],
-    isSpam: false,
-    isPhishing: false,
-    priority: 5,
-    sensitive: [],
-    model: 'stand-in',
-    promptVersion: 'test',
-    promptTokens: 100,
-    completionTokens: 20,
-    llmMs: 50,
-    totalMs: 60,
-    ...over,
-  });
-}
 
 const pgUp = await postgresAvailable();
 

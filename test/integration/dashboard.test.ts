@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { upsertAnalysis, type NewAnalysis } from '../../src/analysis/store.js';
+import type { NewAnalysis } from '../../src/analysis/store.js';
+import { seedAnalysis } from '../support/seed.js';
 import { createApiKey, revokeApiKey } from '../../src/api/keys.js';
 import { createApp } from '../../src/app.js';
 import { writeAudit } from '../../src/analysis/audit.js';
@@ -51,35 +52,9 @@ class Browser {
   }
 }
 
-async function seed(db: TestDb['db'], mailbox: string, uid: number, over: Partial<NewAnalysis> = {}) {
-  await upsertAnalysis(db, {
-    mailbox,
-    folder: 'INBOX',
-    uidvalidity: UIDVALIDITY,
-    uid,
-    status: 'analyzed',
-    subject: `message ${uid}`,
-    fromAddress: 'sender@example.test',
-    summary: `summary of ${uid}`,
-    category: 'work',
-    tags: ['project'],
-    verdict: 'legit',
-    confidence: 0.9,
-    reasons: ['the model says it looks normal'],
-    signalReasons: [],
-    isSpam: false,
-    isPhishing: false,
-    priority: 5,
-    sensitive: [],
-    model: 'stand-in',
-    promptVersion: 'test',
-    promptTokens: 100,
-    completionTokens: 20,
-    llmMs: 50 + uid,
-    totalMs: 60 + uid,
-    ...over,
-  });
-}
+/** An analysed message in INBOX, through the pipeline's own store. */
+const seed = (db: TestDb['db'], mailbox: string, uid: number, over: Partial<NewAnalysis> = {}) =>
+  seedAnalysis(db, { mailbox, folder: 'INBOX', uidvalidity: UIDVALIDITY, uid }, { tags: ['project'], signalReasons: [], llmMs: 50 + uid, totalMs: 60 + uid, ...over });
 
 const pgUp = await postgresAvailable();
 

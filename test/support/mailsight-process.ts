@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Dovecot } from './dovecot.js';
 
 const BIN = new URL('../../bin/mailsight.js', import.meta.url).pathname;
 
@@ -58,4 +59,24 @@ export class MailsightProcess {
     child.kill(signal);
     await gone;
   }
+}
+
+/**
+ * The environment for a mailsight process on a test Dovecot, database and model: the master login,
+ * the push password, warn-level logs; `extra` adds or overrides settings.
+ */
+export function processEnv(o: { databaseUrl: string; dataDir: string; dc: Dovecot; modelUrl: string; pushPassword: string; extra?: Record<string, string> }): Record<string, string> {
+  return {
+    ...(process.env as Record<string, string>),
+    DATABASE_URL: o.databaseUrl,
+    DATA_DIR: o.dataDir,
+    IMAP_HOST: '127.0.0.1',
+    IMAP_PORT: String(o.dc.imapPort),
+    IMAP_MASTER_USER: o.dc.masterUser,
+    IMAP_MASTER_PASSWORD: o.dc.masterPassword,
+    OLLAMA_HOST: o.modelUrl,
+    PUSH_PASSWORD: o.pushPassword,
+    LOG_LEVEL: 'warn',
+    ...o.extra,
+  };
 }
