@@ -285,6 +285,17 @@ describe('bulk-mail signs', () => {
     expect(fine).not.toContain('Date days away from its arrival');
   });
 
+  it('a free-mail sender, a Message-ID without a domain and a missing To are signs; a company sender with a proper Message-ID is not', async () => {
+    const signs = async (headers: string[]) => computeSignals(await parse([...headers, 'Subject: Hello', '', 'Hi.'])).bulk.signs;
+    const sus = await signs(['From: Ann <ann1977@yahoo.co.uk>', 'Message-ID: <20021121100000.ABC123>']);
+    expect(sus).toEqual(expect.arrayContaining(['sent from a free-mail address', 'Message-ID without a domain', 'no To header']));
+    for (const from of ['ann@gmail.com', 'x@mail.ru', 'y@gmx.de']) expect(await signs([`From: ${from}`, 'To: b@example.test'])).toContain('sent from a free-mail address');
+    const fine = await signs(['From: Ann <ann@mail.company.example>', 'To: bob@example.test', 'Message-ID: <1@mail.company.example>']);
+    expect(fine).not.toEqual(expect.arrayContaining(['sent from a free-mail address']));
+    expect(fine).not.toContain('Message-ID without a domain');
+    expect(fine).not.toContain('no To header');
+  });
+
   it('a reply in a list thread scores nothing', async () => {
     const p = await parse([
       'From: Ann <ann@lists.example>',
