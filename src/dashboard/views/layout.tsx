@@ -116,3 +116,31 @@ export const Problem: FC<{ page: PageContext; title: string; message: string }> 
     </p>
   </Layout>
 );
+
+/**
+ * A table that turns into labelled lines on a phone: one column per [heading, cell], a row per
+ * item, and `empty` instead when there are none.
+ */
+export function Table<T>(p: { labelledBy: string; rows: T[]; empty: string; columns: [heading: string, cell: (row: T) => Child][]; testid?: string }) {
+  if (p.rows.length === 0) return <p class="muted">{p.empty}</p>;
+  return (
+    <table class="responsive" aria-labelledby={p.labelledBy} data-testid={p.testid}>
+      <thead>
+        <tr>
+          {p.columns.map(([heading]) => (
+            <th scope="col">{heading}</th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {p.rows.map((row) => (
+          <tr>
+            {p.columns.map(([heading, cell]) => (
+              <td data-label={heading}>{cell(row)}</td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}

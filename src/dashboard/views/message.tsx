@@ -1,6 +1,6 @@
 import type { FC } from 'hono/jsx';
 import type { getMessage } from '../../api/analyses.js';
-import { CsrfField, Layout, Time, VerdictBadge, urls, type PageContext } from './layout.js';
+import { CsrfField, Layout, Table, Time, VerdictBadge, urls, type PageContext } from './layout.js';
 
 export type MessageData = Awaited<ReturnType<typeof getMessage>>;
 
@@ -120,32 +120,18 @@ export const MessagePage: FC<{ page: PageContext; m: MessageData; notice?: strin
       </div>
       <section class="card" aria-labelledby="h-audit">
         <h2 id="h-audit">Audit trail</h2>
-        {m.audit.length === 0 ? (
-          <p class="muted">No entries.</p>
-        ) : (
-          <table class="responsive" data-testid="audit">
-            <thead>
-              <tr>
-                <th scope="col">When</th>
-                <th scope="col">Action</th>
-                <th scope="col">Verdict</th>
-                <th scope="col">Reason</th>
-              </tr>
-            </thead>
-            <tbody>
-              {m.audit.map((e) => (
-                <tr>
-                  <td data-label="When">
-                    <Time at={e.at} />
-                  </td>
-                  <td data-label="Action">{e.action}</td>
-                  <td data-label="Verdict">{e.verdict ?? '–'}</td>
-                  <td data-label="Reason">{[e.rule ? `rule ${e.rule}` : '', e.reason ?? ''].filter(Boolean).join(' · ') || '–'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        )}
+        <Table
+          labelledBy="h-audit"
+          testid="audit"
+          rows={m.audit}
+          empty="No entries."
+          columns={[
+            ['When', (e) => <Time at={e.at} />],
+            ['Action', (e) => e.action],
+            ['Verdict', (e) => e.verdict ?? '–'],
+            ['Reason', (e) => [e.rule ? `rule ${e.rule}` : '', e.reason ?? ''].filter(Boolean).join(' · ') || '–'],
+          ]}
+        />
       </section>
     </Layout>
   );

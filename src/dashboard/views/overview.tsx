@@ -2,7 +2,7 @@ import type { FC } from 'hono/jsx';
 import type { getStats, getTimeline, mailboxSummaries, recentFailures, TimelinePoint } from '../../api/stats.js';
 import type { ComponentState } from '../../health/readiness.js';
 import { Lines, StackedBars } from './charts.js';
-import { Layout, Time, urls, type PageContext } from './layout.js';
+import { Layout, Table, Time, urls, type PageContext } from './layout.js';
 
 export interface OverviewData {
   health: Record<string, ComponentState>;
@@ -144,66 +144,30 @@ export const Overview: FC<{ page: PageContext; data: OverviewData; minutes: numb
       </div>
 
       <h2 id="h-failures">Recent failures</h2>
-      {data.failures.length === 0 ? (
-        <p class="muted">None.</p>
-      ) : (
-        <table class="responsive" aria-labelledby="h-failures">
-          <thead>
-            <tr>
-              <th scope="col">When</th>
-              <th scope="col">Message</th>
-              <th scope="col">State</th>
-              <th scope="col">Reason</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.failures.map((f) => (
-              <tr>
-                <td data-label="When">
-                  <Time at={f.at} />
-                </td>
-                <td data-label="Message">
-                  <a href={urls.message(f)}>{`${f.mailbox} · ${f.folder} · UID ${f.uid}`}</a>
-                </td>
-                <td data-label="State">
-                  <span class="badge bad">{f.state}</span>
-                </td>
-                <td data-label="Reason">{f.reason ?? '–'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <Table
+        labelledBy="h-failures"
+        rows={data.failures}
+        empty="None."
+        columns={[
+          ['When', (f) => <Time at={f.at} />],
+          ['Message', (f) => <a href={urls.message(f)}>{`${f.mailbox} · ${f.folder} · UID ${f.uid}`}</a>],
+          ['State', (f) => <span class="badge bad">{f.state}</span>],
+          ['Reason', (f) => f.reason ?? '–'],
+        ]}
+      />
 
       <h2 id="h-mailboxes">Mailboxes</h2>
-      {data.mailboxes.length === 0 ? (
-        <p class="muted">No analyses yet.</p>
-      ) : (
-        <table class="responsive" aria-labelledby="h-mailboxes">
-          <thead>
-            <tr>
-              <th scope="col">Mailbox</th>
-              <th scope="col">Analyses</th>
-              <th scope="col">Phishing</th>
-              <th scope="col">Latest</th>
-            </tr>
-          </thead>
-          <tbody>
-            {data.mailboxes.map((m) => (
-              <tr>
-                <td data-label="Mailbox">
-                  <a href={urls.mailbox(m.mailbox)}>{m.mailbox}</a>
-                </td>
-                <td data-label="Analyses">{fmt(m.analyses)}</td>
-                <td data-label="Phishing">{m.phishing > 0 ? <span class="badge bad">{m.phishing}</span> : '0'}</td>
-                <td data-label="Latest">
-                  <Time at={m.latest} />
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <Table
+        labelledBy="h-mailboxes"
+        rows={data.mailboxes}
+        empty="No analyses yet."
+        columns={[
+          ['Mailbox', (m) => <a href={urls.mailbox(m.mailbox)}>{m.mailbox}</a>],
+          ['Analyses', (m) => fmt(m.analyses)],
+          ['Phishing', (m) => (m.phishing > 0 ? <span class="badge bad">{m.phishing}</span> : '0')],
+          ['Latest', (m) => <Time at={m.latest} />],
+        ]}
+      />
     </Layout>
   );
 };
