@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, expect, it } from 'vitest';
-import { dovecotAvailable, freePort, startDovecot, type Dovecot } from '../support/dovecot.js';
+import { dovecotAvailable, freePort, imapSession, startDovecot, type Dovecot } from '../support/dovecot.js';
 import { LmtpClient } from '../support/lmtp.js';
 import { MailsightProcess, processEnv } from '../support/mailsight-process.js';
 import { testMessage } from '../support/message.js';
@@ -31,6 +31,9 @@ const ready = dovecotAvailable() && privatePostgresAvailable() && (await postgre
 
 interface Figures {
   case: string;
+  /** Deliveries LMTP acknowledged. */
+  acknowledged: number;
+  /** Stored in the mailboxes (IMAP): what must be analysed. */
   delivered: number;
   analysed: number;
   /** Messages whose decision was recorded more than once. */
@@ -168,6 +171,25 @@ async function burst(s: FaultStack, tag: string, fault: (gate: { close(): void; 
   return delivered;
 }
 
+/**
+ * What Dovecot stored of the burst, over IMAP: the count that must be analysed. It can exceed what
+ * LMTP acknowledged: a delivery cut off by Dovecot's crash may be stored and, unacknowledged,
+ * delivered again, as an MTA does.
+ */
+async function storedCount(s: FaultStack, tag: string): Promise<number> {
+  let n = 0;
+  for (const user of USERS) {
+    const client = await imapSession(s.dc, user);
+    try {
+      await client.mailboxOpen('INBOX', { readOnly: true });
+      n += ((await client.search({ subject: `${tag} ` }, { uid: true })) || []).length;
+    } finally {
+      await client.logout();
+    }
+  }
+  return n;
+}
+
 async function warmUp(s: FaultStack) {
   const lmtp = await LmtpClient.connect(s.dc.lmtpPort);
   for (const u of USERS) await lmtp.deliver(testMessage(`warm-${u}`, u, 'warm up', 'First message of the mailbox.'), [u]);
@@ -190,10 +212,11 @@ async function runCase(name: string, tag: string, opts: { privatePostgres?: bool
     await warmUp(s);
     const started = Date.now();
     let faultEnded = 0;
-    const delivered = await burst(s, tag, async (gate) => {
+    const acknowledged = await burst(s, tag, async (gate) => {
       await fault(s, gate);
       faultEnded = Date.now();
     });
+    const delivered = await storedCount(s, tag);
     const complete = await waitUntil(async () => {
       const c = await counts(s, tag);
       return c.analysed >= delivered && c.unrecorded === 0;
@@ -207,6 +230,7 @@ async function runCase(name: string, tag: string, opts: { privatePostgres?: bool
     }
     const figures: Figures = {
       case: name,
+      acknowledged,
       delivered,
       analysed,
       duplicated,
