@@ -40,6 +40,8 @@ const CLAIM_ERROR_PAUSE_MS = 1_000;
 const MIN_OUTAGE_WAIT_MS = 200;
 const OUTAGE_JITTER_MS = 250;
 const DEFAULT_IDLE_POLL_MS = 30_000;
+/** Jobs claimed beyond the free slots, ready to start the moment a slot frees. */
+const PREFETCH_JOBS = 1;
 
 export function newWorkerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -109,23 +111,22 @@ export class WorkerPool {
 
   private async pump(): Promise<void> {
     try {
-      while (!this.stopping && this.running.size < this.opts.concurrency) {
-        if (this.buffer.length === 0) {
-          // Only as many as there are free slots: a job held in a buffer here would wait behind
-          // the running ones while another mailbox's newer message could have had its turn.
-          const free = this.opts.concurrency - this.running.size;
-          const jobs = await claim(this.opts.db, { workerId: this.workerId, limit: Math.min(this.opts.batchSize, free), leaseMs: this.opts.leaseMs });
-          if (jobs.length === 0) break;
-          this.stats.claimed += jobs.length;
-          this.buffer.push(...jobs);
-          if (this.stopping) break;
+      for (;;) {
+        this.startBuffered();
+        // Claimed for the free slots plus PREFETCH_JOBS, so a slot that frees starts its next job at
+        // once instead of waiting for a claim. No more than that: a job held here waits behind the
+        // running ones while another mailbox's newer message could have had its turn.
+        const want = this.opts.concurrency - this.running.size + PREFETCH_JOBS - this.buffer.length;
+        if (this.stopping || want <= 0) break;
+        const limit = Math.min(this.opts.batchSize, want);
+        const jobs = await claim(this.opts.db, { workerId: this.workerId, limit, leaseMs: this.opts.leaseMs });
+        this.stats.claimed += jobs.length;
+        this.buffer.push(...jobs);
+        if (jobs.length < limit) {
+          // The queue has nothing more runnable for now: start what came, and stop asking.
+          this.startBuffered();
+          break;
         }
-        const job = this.buffer.shift()!;
-        const run = this.run(job).finally(() => {
-          this.running.delete(job.id);
-          this.wake();
-        });
-        this.running.set(job.id, run);
       }
     } catch (err) {
       this.opts.logger.error({ err: errorText(err), retryInMs: CLAIM_ERROR_PAUSE_MS }, 'claiming jobs failed');
@@ -138,6 +139,18 @@ export class WorkerPool {
     if (this.buffer.length === 0 && this.running.size < this.opts.concurrency && !this.stopping) {
       if (this.running.size === 0) for (const w of this.idleWaiters.splice(0)) w();
       await this.sleepUntilDue();
+    }
+  }
+
+  /** Starts buffered jobs while slots are free. */
+  private startBuffered() {
+    while (!this.stopping && this.running.size < this.opts.concurrency && this.buffer.length > 0) {
+      const job = this.buffer.shift()!;
+      const run = this.run(job).finally(() => {
+        this.running.delete(job.id);
+        this.wake();
+      });
+      this.running.set(job.id, run);
     }
   }
 
