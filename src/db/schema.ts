@@ -184,7 +184,11 @@ export const auditLog = pgTable(
     reason: text('reason'),
     details: jsonb('details').$type<Record<string, unknown>>(),
   },
-  (t) => [index('llm_audit_log_mailbox_idx').on(t.mailbox, t.at)],
+  (t) => [
+    index('llm_audit_log_mailbox_idx').on(t.mailbox, t.at),
+    // One message's trail: the claim asks whether its decision is recorded, the API shows it.
+    index('llm_audit_log_message_idx').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
+  ],
 );
 
 /**

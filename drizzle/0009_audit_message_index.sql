@@ -1,0 +1,1 @@
+CREATE INDEX "llm_audit_log_message_idx" ON "llm_audit_log" USING btree ("mailbox","folder","uidvalidity","uid");
