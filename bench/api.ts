@@ -44,10 +44,25 @@ export async function runApiBench() {
       if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
       return res.json() as Promise<any>;
     };
+    // The dashboard's pages, signed in as the admin: the same services, rendered to HTML.
+    const login = await app.request('/dashboard/login');
+    const loginCsrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
+    const loginCookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
+    const signedIn = await app.request('/dashboard/login', {
+      method: 'POST',
+      headers: { cookie: loginCookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: loginCsrf, key: ADMIN }).toString(),
+    });
+    const session = signedIn.headers.getSetCookie().find((c) => c.startsWith('mailsight_session='))!.split(';')[0]!;
+    const page = async (path: string) => {
+      const res = await app.request(path, { headers: { cookie: session } });
+      if (res.status !== 200) throw new Error(`${path}: ${res.status}`);
+      return res.text();
+    };
     // A cursor deep into the big mailbox: 100 pages of 200 in.
     let cursor: string | null = null;
     for (let i = 0; i < 100; i++) cursor = (await get(`/get/llm/analysis?mailbox=big@example.test&limit=200${cursor ? `&cursor=${cursor}` : ''}`)).next_cursor;
-    const cases: [string, string][] = [
+    const cases: [string, string, ((path: string) => Promise<unknown>)?][] = [
       ['one message', '/get/llm/analysis?mailbox=big@example.test&email_id=31337'],
       ['first page (50)', '/get/llm/analysis?mailbox=big@example.test'],
       ['page 101 (200, cursor)', `/get/llm/analysis?mailbox=big@example.test&limit=200&cursor=${cursor}`],
@@ -55,14 +70,18 @@ export async function runApiBench() {
       ['filtered: sensitive', '/get/llm/analysis?mailbox=big@example.test&sensitive=true'],
       ['stats, one mailbox (50k rows)', '/get/llm/stats?mailbox=big@example.test'],
       ['stats, every mailbox', '/get/llm/stats'],
+      ['dashboard overview (last hour)', '/dashboard', page],
+      ['dashboard overview (24 hours)', '/dashboard?minutes=1440', page],
+      ['dashboard mailbox page (50k rows)', '/dashboard/mailbox/big%40example.test', page],
+      ['dashboard message page', '/dashboard/mailbox/big%40example.test/message/INBOX/1/31337', page],
     ];
     const rows: Record<string, string | number>[] = [];
-    for (const [name, path] of cases) {
-      for (let i = 0; i < 3; i++) await get(path);
+    for (const [name, path, fetchIt = get] of cases) {
+      for (let i = 0; i < 3; i++) await fetchIt(path);
       const ms: number[] = [];
       for (let i = 0; i < REPEAT; i++) {
         const t0 = performance.now();
-        await get(path);
+        await fetchIt(path);
         ms.push(performance.now() - t0);
       }
       ms.sort((a, b) => a - b);
