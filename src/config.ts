@@ -29,40 +29,29 @@ const encryptionKey = z.string().transform((v, ctx) => {
 });
 
 /**
- * `host:port` (as the seed writes it) or a full URL, normalised to an origin URL; several hosts,
- * comma-separated, share the work (the LLM client sends each call to the least busy healthy one).
+ * A comma-separated list of http(s) URLs, each normalised by `keep`; a bad one is named in the error.
+ * With `addScheme`, `host:port` without a scheme (as the seed writes OLLAMA_HOST) means http://.
  */
-const ollamaHost = nonEmpty.transform((v, ctx) => {
-  const origins: string[] = [];
-  for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(part) ? part : `http://${part}`;
-    try {
-      const url = new URL(withScheme);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
-      origins.push(url.origin);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `not a host:port or http(s) URL: ${part}` });
-      return z.NEVER;
+const httpUrlList = (problem: string, keep: (url: URL) => string, addScheme = false) =>
+  nonEmpty.transform((v, ctx) => {
+    const out: string[] = [];
+    for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const withScheme = addScheme && !/^[a-z][a-z0-9+.-]*:\/\//i.test(part) ? `http://${part}` : part;
+      const url = URL.canParse(withScheme) ? new URL(withScheme) : undefined;
+      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+        ctx.addIssue({ code: 'custom', message: `${problem}: ${part}` });
+        return z.NEVER;
+      }
+      out.push(keep(url));
     }
-  }
-  return origins.join(',');
-});
+    return out.join(',');
+  });
 
-/** http(s) base URLs of an OpenAI-compatible API, comma-separated; the path is kept (…/v1), a trailing slash dropped. */
-const llmBaseUrl = nonEmpty.transform((v, ctx) => {
-  const urls: string[] = [];
-  for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
-    try {
-      const url = new URL(part);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('scheme');
-      urls.push(`${url.origin}${url.pathname.replace(/\/+$/, '')}`);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `not an http(s) URL: ${part}` });
-      return z.NEVER;
-    }
-  }
-  return urls.join(',');
-});
+/** Ollama servers, normalised to origins; several share the work (the LLM client sends each call to the least busy healthy one). */
+const ollamaHost = httpUrlList('not a host:port or http(s) URL', (url) => url.origin, true);
+
+/** Base URLs of an OpenAI-compatible API: the path is kept (…/v1), a trailing slash dropped. */
+const llmBaseUrl = httpUrlList('not an http(s) URL', (url) => `${url.origin}${url.pathname.replace(/\/+$/, '')}`);
 
 export const configSchema = z
   .object({

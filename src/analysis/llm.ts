@@ -203,8 +203,7 @@ export class LlmClient {
 /** The client the configuration asks for: Ollama at OLLAMA_HOST, or an OpenAI-compatible server at LLM_BASE_URL. */
 export function llmClientFor(config: Config, timeoutMs = config.ollama.timeoutMs): LlmClient {
   const o = config.ollama;
-  const host = o.provider === 'openai' ? o.baseUrl! : o.host;
-  return new LlmClient({ provider: o.provider, host, apiKey: o.apiKey, model: o.model, timeoutMs, hostRetryMaxMs: o.hostRestMaxSec * 1000 });
+  return new LlmClient({ provider: o.provider, host: llmHostOf(config), apiKey: o.apiKey, model: o.model, timeoutMs, hostRetryMaxMs: o.hostRestMaxSec * 1000 });
 }
 
 /** Where the model is, for logs, health and `mailsight check`: the base URL(s) of the configured provider. */

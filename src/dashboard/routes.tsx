@@ -10,7 +10,7 @@ import { getPreferences, updatePreferences } from '../api/preferences.js';
 import { requestAnalysis } from '../api/request-analysis.js';
 import { getStats, getTimeline, mailboxSummaries, recentFailures } from '../api/stats.js';
 import { checkReadiness } from '../health/readiness.js';
-import { sameMailbox } from '../http/api-auth.js';
+import { mayAccess } from '../http/api-auth.js';
 import { clientAddress } from '../http/auth-failures.js';
 import { safeEqual } from '../http/basic-auth.js';
 import { AppError } from '../http/errors.js';
@@ -161,7 +161,7 @@ export function dashboardRoutes(deps: ApiDeps) {
   const principal = (c: Context): Principal | null => c.get('dashboard').session?.principal ?? null;
   const toLogin = (c: Context) => c.redirect(urls.login, 303);
   const assertCanSee = (p: Principal, mailbox: string) => {
-    if (p.kind === 'mailbox' && !sameMailbox(p.mailbox, mailbox)) throw new AppError('FORBIDDEN', 'you are signed in for another mailbox');
+    if (!mayAccess(p, mailbox)) throw new AppError('FORBIDDEN', 'you are signed in for another mailbox');
   };
 
   app.get('/login', (c) => {
@@ -185,7 +185,7 @@ export function dashboardRoutes(deps: ApiDeps) {
       deps.authFailures?.failed(address, 'unknown or revoked API key', c.req.path);
       return signIn(c, 'That key is not valid: unknown, revoked, or not an API key.', 401);
     }
-    const { token } = await openSession(deps.db, found, deps.adminKey);
+    const token = await openSession(deps.db, found, deps.adminKey);
     setCookie(c, SESSION_COOKIE, token, { path: DASHBOARD, httpOnly: true, sameSite: 'Strict', secure: isHttps(c), maxAge: SESSION_HOURS * 3600 });
     deleteCookie(c, LOGIN_CSRF_COOKIE, { path: urls.login });
     deps.logger.info({ who: found.kind === 'admin' ? 'admin' : `key:${found.keyId}` }, 'dashboard sign-in');

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, lt, sql } from 'drizzle-orm';
+import { eq, lt, sql } from 'drizzle-orm';
 import type { Principal } from '../api/keys.js';
 import type { Db } from '../db/client.js';
 import { dashboardSessions } from '../db/schema.js';
@@ -16,7 +16,6 @@ export const SESSION_HOURS = 12;
 export interface Session {
   principal: Principal;
   csrf: string;
-  expiresAt: Date;
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -24,9 +23,9 @@ export const newToken = () => randomBytes(32).toString('base64url');
 /** Not the key: a hash that tells whether the admin key is still the one a session was opened with. */
 const fingerprint = (adminKey: string) => sha256(`mailsight admin session\0${adminKey}`).slice(0, 32);
 
-export async function openSession(db: Db, principal: Principal, adminKey: string | undefined): Promise<{ token: string; session: Session }> {
+/** A new session for `principal`; returns the token for its cookie. */
+export async function openSession(db: Db, principal: Principal, adminKey: string | undefined): Promise<string> {
   const token = newToken();
-  const csrf = newToken();
   const expiresAt = new Date(Date.now() + SESSION_HOURS * 3_600_000);
   // Expired sessions go when someone signs in: no timer, and the table stays small.
   await db.orm.delete(dashboardSessions).where(lt(dashboardSessions.expiresAt, sql`now()`));
@@ -36,10 +35,10 @@ export async function openSession(db: Db, principal: Principal, adminKey: string
     mailbox: principal.kind === 'mailbox' ? principal.mailbox : null,
     keyId: principal.kind === 'mailbox' ? principal.keyId : null,
     adminFingerprint: principal.kind === 'admin' && adminKey ? fingerprint(adminKey) : null,
-    csrf,
+    csrf: newToken(),
     expiresAt,
   });
-  return { token, session: { principal, csrf, expiresAt } };
+  return token;
 }
 
 /** The live session a cookie names, or null (unknown, expired, its key revoked or the admin key changed). */
@@ -50,23 +49,21 @@ export async function findSession(db: Db, token: string, adminKey: string | unde
     key_id: string | null;
     admin_fingerprint: string | null;
     csrf: string;
-    expires_at: Date | string;
     key_live: boolean | null;
   }>(sql`
-    select s.kind, s.mailbox, s.key_id, s.admin_fingerprint, s.csrf, s.expires_at,
+    select s.kind, s.mailbox, s.key_id, s.admin_fingerprint, s.csrf,
            (k.id is not null and k.revoked_at is null) as key_live
       from llm_dashboard_sessions s left join llm_api_keys k on k.id = s.key_id
      where s.id = ${sha256(token)} and s.expires_at > now()`);
   if (!row) return null;
-  const expiresAt = new Date(row.expires_at);
   if (row.kind === 'admin') {
     if (!adminKey || row.admin_fingerprint !== fingerprint(adminKey)) return null;
-    return { principal: { kind: 'admin' }, csrf: row.csrf, expiresAt };
+    return { principal: { kind: 'admin' }, csrf: row.csrf };
   }
   if (!row.key_live || !row.mailbox || !row.key_id) return null;
-  return { principal: { kind: 'mailbox', mailbox: row.mailbox, keyId: row.key_id }, csrf: row.csrf, expiresAt };
+  return { principal: { kind: 'mailbox', mailbox: row.mailbox, keyId: row.key_id }, csrf: row.csrf };
 }
 
 export async function closeSession(db: Db, token: string): Promise<void> {
-  await db.orm.delete(dashboardSessions).where(and(eq(dashboardSessions.id, sha256(token))));
+  await db.orm.delete(dashboardSessions).where(eq(dashboardSessions.id, sha256(token)));
 }

@@ -29,12 +29,15 @@ export function apiKeyAuth(db: Db, adminKey: string | undefined, failures?: Auth
   };
 }
 
-export const sameMailbox = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+const sameMailbox = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/** The admin sees every mailbox; a mailbox key only its own. */
+export const mayAccess = (p: Principal, mailbox: string) => p.kind === 'admin' || sameMailbox(p.mailbox, mailbox);
 
 /** A mailbox key reads and writes only its own mailbox. */
 export function assertMailboxAccess(c: Context, mailbox: string): void {
   const p = c.get('principal');
-  if (p.kind === 'mailbox' && !sameMailbox(p.mailbox, mailbox)) {
+  if (!mayAccess(p, mailbox)) {
     throw new AppError('FORBIDDEN', 'this API key is for another mailbox');
   }
 }

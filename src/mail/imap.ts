@@ -37,28 +37,11 @@ interface Session {
 }
 
 /** Connection-level failures: worth a retry later. */
-const TRANSIENT_CODES = new Set([
-  'NoConnection',
-  'EConnectionClosed',
-  'ClosedAfterConnectText',
-  'ClosedAfterConnectTLS',
-  'CONNECT_TIMEOUT',
-  'GREETING_TIMEOUT',
-  'UPGRADE_TIMEOUT',
-  'ETIMEOUT',
-  'LockTimeout',
-  'ETHROTTLE',
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-
 /** Errors that say the server cannot be reached (as opposed to a refused login or a busy mailbox). */
 const NETWORK_CODES = new Set(['NoConnection', 'CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEOUT', 'ClosedAfterConnectText']);
+/** Errors a later attempt may not meet: the network ones, and a connection or lock that went wrong once. */
+const TRANSIENT_CODES = new Set([...NETWORK_CODES, 'EConnectionClosed', 'ClosedAfterConnectTLS', 'UPGRADE_TIMEOUT', 'LockTimeout', 'ETHROTTLE']);
+
 const isNetworkError = (err: unknown) => NETWORK_CODES.has((err as { code?: string })?.code ?? '');
 /** The IMAP server is left alone this long after it could not be reached, doubling per failure in a row. */
 const SERVER_REST_BASE_MS = 1_000;

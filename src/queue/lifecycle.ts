@@ -31,10 +31,10 @@ const leaseEnd = (leaseMs: number) => sql`now() + ${leaseMs} * interval '1 milli
  * mailbox with 1,000 queued messages therefore delays another mailbox's new one by about one job.
  *
  * The walk costs one index probe per mailbox with due work (a loose index scan over
- * llm_processing_queue_fair_claim_idx), not a sort of the whole backlog: a window over 120,000
- * queued rows took 163 ms per claim, this walk over 201 mailboxes about 2 ms.
- * SKIP LOCKED lets several instances claim side by side; each mailbox offers `limit` turns, so
- * a second claimer finds the rows the first one skipped.
+ * llm_processing_queue_fair_claim_idx), not a sort of the whole backlog: with 120,000 queued rows
+ * over 201 mailboxes a window function took 163 ms per claim, this claim 10 ms.
+ * SKIP LOCKED lets several instances claim side by side; a claimer whose candidates another one
+ * holds gets fewer (or none) and claims again once the worker finds work still due.
  */
 function fairRunnable(limit: number) {
   return sql`

@@ -189,27 +189,23 @@ export class WorkerPool {
           // A JobError, or anything else (treated as transient: unknown trouble gets the retries).
           const e = err as Partial<JobError>;
           const reason = `${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}`;
-          if (e.outageMs !== undefined && e.transient !== false) {
-            // A service the job needs is down: back without spending an attempt, and no claims until
-            // it may be up again (the other jobs would only find it down too).
-            const delay = Math.max(MIN_OUTAGE_WAIT_MS, e.outageMs) + Math.floor(Math.random() * OUTAGE_JITTER_MS);
-            await retry(db, job, reason, delay, { refund: true });
-            this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delay);
-            this.stats.retried++;
-            this.opts.onOutcome?.('retried');
-            log.warn({ err: reason, retryInMs: delay, outage: true }, 'service unavailable; job waits without spending an attempt');
-            return;
-          }
-          if (e.transient === false) {
+          const outage = e.outageMs !== undefined && e.transient !== false;
+          if (!outage && e.transient === false) {
             outcome = { state: 'failed', detail: reason };
-          } else if (job.attempts >= maxAttempts) {
+          } else if (!outage && job.attempts >= maxAttempts) {
             outcome = { state: 'dead', detail: `gave up after ${job.attempts} attempts; last: ${reason}` };
           } else {
-            const delay = backoffMs(job.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs);
-            await retry(db, job, reason, delay);
+            // An outage of a service the job needs: back without spending an attempt, and no claims
+            // until it may be up again (the other jobs would only find it down too).
+            const delay = outage
+              ? Math.max(MIN_OUTAGE_WAIT_MS, e.outageMs!) + Math.floor(Math.random() * OUTAGE_JITTER_MS)
+              : backoffMs(job.attempts, this.opts.retryBaseMs, this.opts.retryMaxMs);
+            await retry(db, job, reason, delay, { refund: outage });
+            if (outage) this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delay);
             this.stats.retried++;
             this.opts.onOutcome?.('retried');
-            log.warn({ err: reason, retryInMs: delay }, 'job failed; will retry');
+            if (outage) log.warn({ err: reason, retryInMs: delay, outage: true }, 'service unavailable; job waits without spending an attempt');
+            else log.warn({ err: reason, retryInMs: delay }, 'job failed; will retry');
             return;
           }
         }
