@@ -3,6 +3,7 @@ import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from '@hono/zod-openapi';
 import { getMessage, listAnalyses, type ListFilter } from '../api/analyses.js';
 import { authenticate, type Principal } from '../api/keys.js';
@@ -59,7 +60,7 @@ declare module 'hono' {
 
 const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
 
-function render(c: Context, node: JSX.Element, status: 200 | 400 | 401 | 403 | 404 | 429 | 500 | 503 = 200) {
+function render(c: Context, node: JSX.Element, status: ContentfulStatusCode = 200) {
   return c.html(`<!DOCTYPE html>${String(node)}`, status);
 }
 
@@ -103,9 +104,8 @@ export function dashboardRoutes(deps: ApiDeps) {
   app.onError((err, c) => {
     const page = pageOf(c);
     if (err instanceof AppError) {
-      const status = err.status === 400 || err.status === 401 || err.status === 403 || err.status === 404 || err.status === 429 ? err.status : 503;
       if (err.retryAfterSec) c.header('Retry-After', String(err.retryAfterSec));
-      return render(c, <Problem page={page} title={err.status === 403 ? 'Not allowed' : err.status === 404 ? 'Not found' : 'Cannot do that'} message={err.message} />, status);
+      return render(c, <Problem page={page} title={err.status === 403 ? 'Not allowed' : err.status === 404 ? 'Not found' : 'Cannot do that'} message={err.message} />, err.status);
     }
     deps.logger.error({ err: errorText(err), path: c.req.path }, 'dashboard error');
     return render(c, <Problem page={page} title="Something went wrong" message="mailsight could not show this page; the log has the details." />, 500);

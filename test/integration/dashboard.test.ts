@@ -229,6 +229,9 @@ for (const driver of DRIVERS) {
       expect(html).toContain('Preferences saved.');
       expect(html).toMatch(/name="summary_enabled" value="on"\/>/);
       expect(html).toMatch(/name="auto_analysis" value="on" checked=""\/>/);
+      const huge = await b.post(path, { _csrf: csrf, summary_language: 'x'.repeat(20_000) });
+      expect(huge.status).toBe(413);
+      expect(await huge.text()).toContain('form over 16384 bytes');
       const bad = await b.post(path, { _csrf: csrf, summary_language: '<script>' });
       expect(bad.status).toBe(400);
       expect(await bad.text()).toContain('nothing was saved');
