@@ -64,7 +64,7 @@ export const configSchema = z
     dataDir: nonEmpty.default('./data'),
     configFile: z.string().optional(),
     push: z.object({
-      username: nonEmpty.default('dovecot'),
+      username: nonEmpty.refine((v) => !v.includes(':'), 'must not contain ":" (HTTP Basic, RFC 7617)').default('dovecot'),
       password: z.string().min(1).optional(),
       auth: z.enum(['basic', 'none']).default('basic'),
       /** How long the push handler waits for the database before answering 503 (Dovecot is waiting). */

@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { sql, type SQL } from 'drizzle-orm';
+import { is, Param, Placeholder, sql, type Query, type SQL } from 'drizzle-orm';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -16,12 +16,36 @@ export interface Db {
   readonly orm: Orm;
   /** Raw SQL for what the query builder cannot say; int8 comes back as a JS number on both drivers. */
   rows<T extends Record<string, unknown>>(query: SQL): Promise<T[]>;
+  /**
+   * A query built once with drizzle (its values as `sql.placeholder()`s), then run by the driver
+   * itself as a prepared statement, rows as value arrays. For the push's INSERT, where drizzle's
+   * per-execution work was a fifth of the push's database step.
+   */
+  direct(query: Query): (values: Record<string, unknown>) => Promise<unknown[][]>;
   /** Calls `onNotify` for every NOTIFY on `channel` (from any instance on Postgres). */
   listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
 const INT8_OID = 20;
+
+/**
+ * Maps named values onto a built query's parameters, as drizzle's fillPlaceholders() does, but with
+ * each parameter's kind worked out once instead of per execution.
+ */
+function binder(query: Query): (values: Record<string, unknown>) => unknown[] {
+  const slots = query.params.map((p) => {
+    if (is(p, Placeholder)) return { name: p.name as string };
+    if (is(p, Param) && is(p.value, Placeholder)) return { name: p.value.name as string, encode: (v: unknown) => p.encoder.mapToDriverValue(v) };
+    return { constant: p };
+  });
+  return (values) =>
+    slots.map((s) => {
+      if (s.name === undefined) return s.constant;
+      if (!(s.name in values)) throw new Error(`no value for placeholder "${s.name}"`);
+      return s.encode ? s.encode(values[s.name]) : values[s.name];
+    });
+}
 /** Postgres is waiting on a dead host: give up on a connection attempt after this long. */
 const CONNECT_TIMEOUT_SEC = 5;
 
@@ -55,6 +79,10 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     orm,
     async rows<T>(query: SQL) {
       return [...((await orm.execute(query)) as unknown as Iterable<T>)];
+    },
+    direct(query) {
+      const bind = binder(query);
+      return (values) => client.unsafe(query.sql, bind(values) as postgres.ParameterOrJSON<never>[], { prepare: true }).values();
     },
     async listen(channel, onNotify) {
       const sub = await client.listen(channel, () => onNotify());
@@ -124,6 +152,10 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
     async rows<T>(query: SQL) {
       const res = (await orm.execute(query)) as unknown as { rows: T[] };
       return res.rows;
+    },
+    direct(query) {
+      const bind = binder(query);
+      return async (values) => (await pg.query<unknown[]>(query.sql, bind(values), { rowMode: 'array' })).rows;
     },
     async listen(channel, onNotify) {
       const unlisten = await pg.listen(channel, () => onNotify());

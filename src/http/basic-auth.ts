@@ -3,35 +3,35 @@ import type { MiddlewareHandler } from 'hono';
 import { clientAddress, type AuthFailureLimiter } from './auth-failures.js';
 import { AppError, errorResponse } from './errors.js';
 
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
 /** Equal-length digests make the comparison constant-time whatever the inputs' lengths. */
 export function safeEqual(a: string, b: string): boolean {
-  const da = createHash('sha256').update(a).digest();
-  const db = createHash('sha256').update(b).digest();
-  return timingSafeEqual(da, db);
+  return timingSafeEqual(sha256(a), sha256(b));
 }
 
-export function parseBasic(header: string | undefined): { user: string; pass: string } | null {
-  if (!header) return null;
-  const m = /^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i.exec(header);
+const BASIC = /^Basic\s+([A-Za-z0-9+/=_-]+)\s*$/i;
+
+/** The `user:pass` a Basic Authorization header carries; null when there is none. */
+function basicCredentials(header: string | undefined): string | null {
+  const m = header ? BASIC.exec(header) : null;
   if (!m) return null;
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return null;
-  return { user: decoded.slice(0, colon), pass: decoded.slice(colon + 1) };
+  return decoded.includes(':') ? decoded : null;
 }
 
 /** HTTP Basic auth; `credentials` null means auth is off (PUSH_AUTH=none). */
 export function basicAuth(credentials: { username: string; password: string } | null, failures?: AuthFailureLimiter): MiddlewareHandler {
+  // Compared as one digest of `user:pass` (RFC 7617 forbids ':' in the user): equal-length digests
+  // make the comparison constant-time, and the expected one is hashed once, not per push.
+  const expected = credentials ? sha256(`${credentials.username}:${credentials.password}`) : null;
   return async (c, next) => {
-    if (credentials) {
+    if (expected) {
       const address = clientAddress(c);
       failures?.check(address);
-      const given = parseBasic(c.req.header('authorization'));
-      // Both comparisons always run, so timing does not reveal which part was wrong.
-      const userOk = safeEqual(given?.user ?? '', credentials.username);
-      const passOk = safeEqual(given?.pass ?? '', credentials.password);
-      if (!given || !userOk || !passOk) {
-        const err = new AppError('UNAUTHORIZED', given ? 'wrong push credentials' : 'push credentials required (HTTP Basic)');
+      const given = basicCredentials(c.req.header('authorization'));
+      if (given === null || !timingSafeEqual(sha256(given), expected)) {
+        const err = new AppError('UNAUTHORIZED', given !== null ? 'wrong push credentials' : 'push credentials required (HTTP Basic)');
         failures?.failed(address, err.message, c.req.path);
         return errorResponse(c, err, { 'WWW-Authenticate': 'Basic realm="mailsight push"' });
       }

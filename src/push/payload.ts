@@ -57,11 +57,14 @@ const headerValue = z
 
 export function decodeHeader(raw: string): string | undefined {
   let text = raw.replace(/\r?\n[ \t]+/g, ' ');
-  try {
-    // A broken encoded-word that decodes to nothing stays as it came: still useful to a human.
-    text = libmime.decodeWords(text).trim() || text;
-  } catch {
-    // Likewise when the decoder gives up.
+  // Most values carry no encoded-word and need no decoder.
+  if (text.includes('=?')) {
+    try {
+      // A broken encoded-word that decodes to nothing stays as it came: still useful to a human.
+      text = libmime.decodeWords(text).trim() || text;
+    } catch {
+      // Likewise when the decoder gives up.
+    }
   }
   text = text.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, ' ').replace(/\s+/g, ' ').trim();
   if (text === '') return undefined;

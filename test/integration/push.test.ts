@@ -261,6 +261,21 @@ describeWith('PostgreSQL', pgUp)('the running service, over a real socket', () =
     expect(row!.n).toBe(0);
   });
 
+  it('a client that goes away mid-body queues nothing, and the next push is served', async () => {
+    const url = new URL(ms.pushUrl);
+    const body = JSON.stringify(ox(9));
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(url, { method: 'PUT', headers: { authorization: `Basic ${Buffer.from('dovecot:push-secret').toString('base64')}`, 'content-type': 'application/json', 'content-length': String(body.length) } });
+      req.on('error', () => resolve()); // our own abort
+      req.write(body.slice(0, 20), () => setTimeout(() => (req.destroy(), resolve()), 50));
+      req.on('response', () => reject(new Error('answered a request whose body never came')));
+    });
+    const res = await raw(JSON.stringify(ox(10)), { 'content-type': 'application/json' });
+    expect(res.status).toBe(202);
+    const rows = await ms.db.orm.select({ uid: processingQueue.uid }).from(processingQueue).where(sql`${processingQueue.uid} in (9, 10)`);
+    expect(rows.map((r) => r.uid)).toEqual([10]);
+  });
+
   it('pushes run on their own pool, with synchronous_commit off unless PUSH_SYNCHRONOUS_COMMIT=true', async () => {
     for (const [setting, expected] of [[false, 'off'], [true, 'on']] as const) {
       const db = openPostgres(ms.databaseUrl!, { max: 1, synchronousCommit: setting });

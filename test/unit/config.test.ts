@@ -132,6 +132,10 @@ describe('loadConfig', () => {
     expect(loadConfig({ PUSH_AUTH: 'none' }).push.auth).toBe('none');
     expect(configError({ PUSH_AUTH: 'off' }).message).toContain('PUSH_AUTH');
   });
+
+  it('refuses a push user name with a colon (HTTP Basic cannot carry it)', () => {
+    expect(configError({ PUSH_USERNAME: 'dove:cot' }).message).toMatch(/PUSH_USERNAME.*":"/);
+  });
 });
 
 describe('OLLAMA_HOST with several hosts', () => {
