@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Hono, type Context } from 'hono';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { JSX } from 'hono/jsx/jsx-runtime';
@@ -199,9 +199,20 @@ export function dashboardRoutes(deps: ApiDeps) {
     return c.redirect(`${urls.login}?notice=signed_out`, 303);
   });
 
-  app.get('/', async (c) => {
+  // Every page past sign-in needs a session; a mailbox's pages need its key or the admin key.
+  const signedIn: MiddlewareHandler = async (c, next) => {
     const p = principal(c);
     if (!p) return toLogin(c);
+    const mailbox = c.req.param('mailbox');
+    if (mailbox !== undefined) assertCanSee(p, mailbox);
+    await next();
+  };
+  app.use('/', signedIn);
+  app.use('/mailbox/:mailbox', signedIn);
+  app.use('/mailbox/:mailbox/*', signedIn);
+
+  app.get('/', async (c) => {
+    const p = principal(c)!;
     if (p.kind === 'mailbox') return c.redirect(urls.mailbox(p.mailbox), 303);
     const asked = Number(c.req.query('minutes'));
     const minutes = WINDOWS.find((w) => w.minutes === asked)?.minutes ?? WINDOWS[0].minutes;
@@ -216,10 +227,7 @@ export function dashboardRoutes(deps: ApiDeps) {
   });
 
   app.get('/mailbox/:mailbox', async (c) => {
-    const p = principal(c);
-    if (!p) return toLogin(c);
     const mailbox = c.req.param('mailbox');
-    assertCanSee(p, mailbox);
     const query = queryOf(c);
     const parsed = filtersSchema.safeParse(query);
     const f = parsed.success ? parsed.data : {};
@@ -263,19 +271,14 @@ export function dashboardRoutes(deps: ApiDeps) {
   };
 
   app.get('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid', async (c) => {
-    const p = principal(c);
-    if (!p) return toLogin(c);
     const ref = messageRef(c);
-    assertCanSee(p, ref.mailbox);
     const m = await getMessage(deps.db, ref, deps.protection);
     return render(c, <MessagePage page={pageOf(c)} m={m} notice={notice(c)} />);
   });
 
   app.post('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid/reanalyse', async (c) => {
-    const p = principal(c);
-    if (!p) return toLogin(c);
+    const p = principal(c)!;
     const ref = messageRef(c);
-    assertCanSee(p, ref.mailbox);
     const actor = p.kind === 'admin' ? 'admin (dashboard)' : `key:${p.keyId} (dashboard)`;
     const r = await requestAnalysis(deps.db, deps.imap, { mailbox: ref.mailbox, folder: ref.folder, uid: ref.uid, force: true, actor }, deps.logger);
     if (r.queued) deps.onQueued?.();
@@ -285,18 +288,12 @@ export function dashboardRoutes(deps: ApiDeps) {
   });
 
   app.get('/mailbox/:mailbox/preferences', async (c) => {
-    const p = principal(c);
-    if (!p) return toLogin(c);
     const mailbox = c.req.param('mailbox');
-    assertCanSee(p, mailbox);
     return render(c, <PreferencesPage page={pageOf(c)} prefs={await getPreferences(deps.db, mailbox)} notice={notice(c)} />);
   });
 
   app.post('/mailbox/:mailbox/preferences', async (c) => {
-    const p = principal(c);
-    if (!p) return toLogin(c);
     const mailbox = c.req.param('mailbox');
-    assertCanSee(p, mailbox);
     const form = await c.req.parseBody();
     // A checkbox left unticked is not sent at all: every switch is set, on or off.
     const switches = Object.fromEntries(SWITCHES.map(([name]) => [name, form[name] === 'on']));

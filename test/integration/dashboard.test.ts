@@ -109,9 +109,16 @@ for (const driver of DRIVERS) {
 
     it('sends strangers to the sign-in page, refuses a wrong key (401) and a form without its CSRF token (403)', async () => {
       const b = new Browser(app);
-      const res = await b.get('/dashboard');
-      expect(res.status).toBe(303);
-      expect(res.headers.get('location')).toBe('/dashboard/login');
+      for (const path of [
+        '/dashboard',
+        `/dashboard/mailbox/${encodeURIComponent(ALICE)}`,
+        `/dashboard/mailbox/${encodeURIComponent(ALICE)}/message/INBOX/${UIDVALIDITY}/1`,
+        `/dashboard/mailbox/${encodeURIComponent(ALICE)}/preferences`,
+      ]) {
+        const res = await b.get(path);
+        expect(res.status).toBe(303);
+        expect(res.headers.get('location')).toBe('/dashboard/login');
+      }
       const wrong = await b.signIn('not-a-key');
       expect(wrong.status).toBe(401);
       const html = await wrong.text();
