@@ -93,7 +93,7 @@ export function createApp(deps: AppDeps) {
   app.route(API_BASE, apiRoutes(services));
   app.route(DASHBOARD, dashboardRoutes(services));
   app.get('/', (c) => c.redirect(DASHBOARD, 302));
-  app.route('/', metricsRoutes(metrics));
+  app.route('/', metricsRoutes(metrics, deps.config.metricsToken));
   app.route('/', docsRoutes());
   documentOtherRoutes(app.openAPIRegistry);
   app.get('/openapi.json', (c) =>

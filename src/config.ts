@@ -77,6 +77,8 @@ export const configSchema = z
       synchronousCommit: bool.default(false),
     }),
     apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Bearer token /metrics asks for; unset, /metrics is open (keep it on the internal network). */
+    metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Failed push-auth or API-key attempts from one address per minute before it is refused (429). */
     authMaxFailures: int(1, 100_000).default(20),
     /** How long such an address is refused. */
@@ -221,6 +223,7 @@ export const ENV_PATHS: Record<string, string[]> = {
   PUSH_DB_TIMEOUT_MS: ['push', 'dbTimeoutMs'],
   PUSH_SYNCHRONOUS_COMMIT: ['push', 'synchronousCommit'],
   API_KEY: ['apiKey'],
+  METRICS_TOKEN: ['metricsToken'],
   AUTH_MAX_FAILURES: ['authMaxFailures'],
   AUTH_BLOCK_SEC: ['authBlockSec'],
   IMAP_HOST: ['imap', 'host'],
@@ -259,7 +262,7 @@ export const ENV_PATHS: Record<string, string[]> = {
   AUDIT_FILE: ['auditFile'],
   LOG_LEVEL: ['logLevel'],
 };
-const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'LLM_API_KEY']);
+const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'METRICS_TOKEN', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'LLM_API_KEY']);
 const PATH_TO_ENV = new Map(Object.entries(ENV_PATHS).map(([k, v]) => [v.join('.'), k]));
 
 /** The seed's YAML layout, mapped onto the config object. */

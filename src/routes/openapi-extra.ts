@@ -61,7 +61,18 @@ export function documentOtherRoutes(registry: Registry) {
       503: { description: 'A component does not work; see its error', content: { 'application/json': { schema: readiness } } },
     },
   });
-  registry.registerPath({ method: 'get', path: '/metrics', summary: 'Prometheus metrics', responses: { 200: text('Prometheus text exposition format') } });
+  registry.registerComponent('securitySchemes', 'MetricsToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'METRICS_TOKEN, when it is set; without it /metrics is open',
+  });
+  registry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    summary: 'Prometheus metrics',
+    security: [{ MetricsToken: [] }, {}],
+    responses: { 200: text('Prometheus text exposition format'), 401: err('METRICS_TOKEN is set and the request does not carry it') },
+  });
   registry.registerPath({ method: 'get', path: '/openapi.json', summary: 'This document', responses: { 200: text('OpenAPI 3.1', 'application/json') } });
   registry.registerPath({ method: 'get', path: '/docs', summary: 'Interactive API documentation (Swagger UI)', responses: { 200: text('HTML page', 'text/html') } });
 }

@@ -551,4 +551,18 @@ describe('OpenAPI, docs and metrics', async () => {
       expect(family(name), name).toBeDefined();
     }
   });
+
+  it('/metrics asks for METRICS_TOKEN as a bearer token when it is set', async () => {
+    const token = 'metrics-token-0123456789';
+    const guarded = createApp({ config: testConfig({ metricsToken: token, push: { auth: 'none' } }), db: t.db, logger: silentLogger, pushCredentials: null });
+    for (const authorization of [undefined, `Bearer ${token}x`, `Basic ${token}`, token]) {
+      const res = await guarded.request('/metrics', { headers: authorization ? { authorization } : {} });
+      expect(res.status, authorization).toBe(401);
+      expect(res.headers.get('www-authenticate')).toContain('Bearer');
+      expect((await json(res)).error.code).toBe('UNAUTHORIZED');
+    }
+    const ok = await guarded.request('/metrics', { headers: { authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('mailsight_pushes_total');
+  });
 });
