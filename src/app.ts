@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import type { Db } from './db/client.js';
 import { ping } from './db/client.js';
 import type { ReadinessCheck } from './health/readiness.js';
+import { accessLog } from './http/access-log.js';
 import { AuthFailureLimiter } from './http/auth-failures.js';
 import { notFound, onError } from './http/errors.js';
 import type { Logger } from './logger.js';
@@ -47,26 +48,11 @@ export function createApp(deps: AppDeps) {
   const metrics = deps.metrics ?? new Metrics({ db: deps.db });
   const protection = deps.protection ?? protectionFor(deps.config);
   const limits = { maxFailures: deps.config.authMaxFailures, windowMs: 60_000, blockMs: deps.config.authBlockSec * 1000 };
-  app.use(requestId());
-  app.use(async (c, next) => {
-    const started = performance.now();
-    await next();
-    const line = {
-      requestId: c.get('requestId'),
-      method: c.req.method,
-      path: c.req.path,
-      status: c.res.status,
-      ms: Math.round((performance.now() - started) * 10) / 10,
-    };
-    // Pushes arrive by the thousand: their successes are debug, everything else info.
-    if (c.req.path === PUSH_PATH && c.res.status < 300) deps.logger.debug(line, 'request');
-    else deps.logger.info(line, 'request');
-  });
   app.onError(onError(deps.logger));
   app.notFound(notFound);
 
-  const readiness: ReadinessCheck[] = [{ name: 'database', run: () => ping(deps.db) }, ...(deps.readiness ?? [])];
-  app.route('/', healthRoutes(readiness));
+  // The push comes first, before the request id and the access log below: Dovecot holds each
+  // delivery until it is answered, so it runs only what it needs (and logs its own lines).
   app.route(
     PUSH_PATH,
     pushRoutes({
@@ -80,6 +66,11 @@ export function createApp(deps: AppDeps) {
       protection,
     }),
   );
+  app.use(requestId());
+  app.use(accessLog(deps.logger));
+
+  const readiness: ReadinessCheck[] = [{ name: 'database', run: () => ping(deps.db) }, ...(deps.readiness ?? [])];
+  app.route('/', healthRoutes(readiness));
   const services = {
     db: deps.db,
     logger: deps.logger,

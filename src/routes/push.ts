@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { Db } from '../db/client.js';
 import type { AuthFailureLimiter } from '../http/auth-failures.js';
+import { accessLog } from '../http/access-log.js';
 import { basicAuth } from '../http/basic-auth.js';
 import { readBodyText } from '../http/body.js';
 import { AppError, withDeadline } from '../http/errors.js';
@@ -35,6 +36,8 @@ function refusal(status: number): string {
 
 export function pushRoutes(deps: PushRouteDeps) {
   const app = new Hono();
+  // Successes are debug lines: they arrive by the thousand.
+  app.use(accessLog(deps.logger, 300));
   if (deps.metrics) {
     const { pushes } = deps.metrics;
     app.use(async (c, next) => {

@@ -3,6 +3,7 @@ import { request as httpRequest } from 'node:http';
 import { count, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
+import { createLogger } from '../../src/logger.js';
 import { openPostgres } from '../../src/db/client.js';
 import { processingQueue } from '../../src/db/schema.js';
 import { startMailsight, type Mailsight } from '../support/mailsight.js';
@@ -208,6 +209,31 @@ describeWith('PostgreSQL', pgUp)('database down', () => {
       hangUp();
       // A client stuck on a hung server does not close gracefully; don't wait for it.
       await Promise.race([db.close().catch(() => {}), new Promise((r) => setTimeout(r, 200))]);
+    }
+  });
+});
+
+describe('request log lines', () => {
+  it('a push success is a debug line, a refusal an info line; other routes carry a request id', async () => {
+    const t = await openTestDb('pglite');
+    try {
+      const lines: any[] = [];
+      const logger = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s)) });
+      const config = testConfig();
+      const app = createApp({ config, db: t.db, logger, pushCredentials: { username: 'dovecot', password: PASSWORD, generated: false } });
+      const requests = () => lines.filter((l) => l.msg === 'request');
+      expect((await push(app, ox(1))).status).toBe(202);
+      expect((await push(app, ox(2), { auth: null })).status).toBe(401);
+      const health = await app.request('/health');
+      expect(health.headers.get('x-request-id')).toBeTruthy();
+      expect(requests().map((l) => [l.level, l.path, l.status])).toEqual([
+        [20, '/push/dovecot', 202],
+        [30, '/push/dovecot', 401],
+        [30, '/health', 200],
+      ]);
+      expect(requests()[2].requestId).toBe(health.headers.get('x-request-id'));
+    } finally {
+      await t.close();
     }
   });
 });
