@@ -4,7 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { is, Param, Placeholder, sql, type Query, type SQL } from 'drizzle-orm';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { makePgArray, parsePgArray, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
 import { schema } from './schema.js';
 
@@ -28,6 +28,7 @@ export interface Db {
 }
 
 const INT8_OID = 20;
+const TEXT_ARRAY_OID = 1009;
 
 /**
  * Maps named values onto a built query's parameters, as drizzle's fillPlaceholders() does, but with
@@ -66,7 +67,16 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
     connect_timeout: CONNECT_TIMEOUT_SEC,
     idle_timeout: 60,
     onnotice: () => {},
-    types: { int8: { to: INT8_OID, from: [INT8_OID], serialize: String, parse: Number } } as any,
+    // postgres.js asks for the server's array types on every (re)connect and drops that query's
+    // promise: a Postgres restart that cut it became an unhandled rejection that ended the process
+    // (porsager/postgres#1192, #1223; the fault suite met it). Off, with the one array type our
+    // tables use declared here.
+    fetch_types: false,
+    types: {
+      int8: { to: INT8_OID, from: [INT8_OID], serialize: String, parse: Number },
+      // drizzle hands array columns over as literals already ('{a,b}'); raw SQL may pass arrays.
+      textArray: { to: TEXT_ARRAY_OID, from: [TEXT_ARRAY_OID], serialize: (v: string | string[]) => (typeof v === 'string' ? v : makePgArray(v)), parse: parsePgArray },
+    } as any,
     connection: {
       application_name: opts.applicationName ?? 'mailsight',
       ...(opts.statementTimeoutMs ? { statement_timeout: opts.statementTimeoutMs } : {}),

@@ -1,13 +1,15 @@
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LlmClient } from '../../src/analysis/llm.js';
+import { openPostgres } from '../../src/db/client.js';
 import { ImapSessions } from '../../src/mail/imap.js';
 import { JobError } from '../../src/queue/job-error.js';
 import { enqueue } from '../../src/queue/jobs.js';
 import { WorkerPool } from '../../src/queue/worker.js';
 import { freePort } from '../support/dovecot.js';
 import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
-import { describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
+import { createTestDatabase, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
 import { waitFor } from '../support/wait.js';
 
 const pgUp = await postgresAvailable();
@@ -93,6 +95,76 @@ describeWith('PostgreSQL', pgUp)('outages of the services a job needs', () => {
       expect(imap.stats.logins).toBe(0);
     } finally {
       await imap.close();
+    }
+  });
+});
+
+const TERMINATING = (() => {
+  const fields = Buffer.from('SFATAL\0VFATAL\0C57P01\0Mterminating connection due to administrator command\0\0');
+  const head = Buffer.alloc(5);
+  head.write('E');
+  head.writeInt32BE(fields.length + 4, 1);
+  return Buffer.concat([head, fields]);
+})();
+
+/**
+ * A TCP proxy in front of Postgres that cuts each new connection right after its start-up, as the
+ * connection sends its first statement: what a Postgres restart does to a client reconnecting.
+ */
+async function cuttingProxy(target: URL, cuts: number) {
+  let left = cuts;
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    let cut = left-- > 0;
+    let ready = false;
+    upstream.on('data', (d: Buffer) => {
+      client.write(d);
+      // ReadyForQuery ('Z', length 5) ends the start-up; what the client sends next is a statement.
+      if (d.includes(Buffer.from([0x5a, 0, 0, 0, 5]))) ready = true;
+    });
+    client.on('data', (d: Buffer) => {
+      if (cut && ready) {
+        cut = false;
+        // As a backend does when Postgres shuts down: FATAL 57P01, then the socket closes.
+        client.end(TERMINATING);
+        upstream.destroy();
+        return;
+      }
+      upstream.write(d);
+    });
+    for (const s of [client, upstream]) s.on('error', () => {}).on('close', () => (s === client ? upstream : client).destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = new URL(target);
+  url.host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return { url: url.toString(), close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+describeWith('PostgreSQL', pgUp)('a connection cut as it starts (Postgres restarting)', () => {
+  it('fails the statement it carried, and the process lives on (no unhandled rejection)', async () => {
+    const { url: dbUrl, drop } = await createTestDatabase();
+    const proxy = await cuttingProxy(new URL(dbUrl), 2);
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const db = openPostgres(proxy.url, { max: 1 });
+    try {
+      const results = [];
+      // A transaction first on a fresh connection: the case where postgres.js lost the promise of
+      // its start-up query (porsager/postgres#1192) and the cut killed the process.
+      const read = () => db.orm.transaction(async (tx) => [...((await tx.execute(sql`select '{a,"b c"}'::text[] as t`)) as unknown as { t: string[] }[])][0]!.t);
+      for (let i = 0; i < 8; i++) results.push(await read().catch((e: Error) => e.message));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(unhandled).toEqual([]);
+      // The cut transactions fail (postgres.js also hands the FATAL to the next one), then the
+      // reconnected pool answers, and text[] arrives as an array.
+      expect(results[0]).toMatch(/CONNECTION_CLOSED|terminating connection/);
+      expect(results.slice(-3)).toEqual([['a', 'b c'], ['a', 'b c'], ['a', 'b c']]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await db.close();
+      await proxy.close();
+      await drop();
     }
   });
 });
