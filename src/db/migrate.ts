@@ -19,7 +19,8 @@ export async function migrate(db: Db, databaseUrl?: string): Promise<void> {
     return;
   }
   if (!databaseUrl) throw new Error('migrate: Postgres needs its URL');
-  const client = postgres(databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  // fetch_types off as in openPostgres: a connection cut during that query would end the process.
+  const client = postgres(databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10, fetch_types: false });
   try {
     await client`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`;
     try {
