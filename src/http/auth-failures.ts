@@ -1,7 +1,7 @@
-import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import type { Logger } from '../logger.js';
 import { AppError } from './errors.js';
+import { incomingOf } from './incoming.js';
 
 export interface AuthFailureLimits {
   /** Failed attempts from one address within `windowMs` before it is refused. */
@@ -23,7 +23,7 @@ interface Entry {
 
 /** The client's address as the socket says (no proxy headers are trusted). */
 export function clientAddress(c: Context): string {
-  return (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.socket?.remoteAddress ?? 'local';
+  return incomingOf(c)?.socket?.remoteAddress ?? 'local';
 }
 
 /**

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import { clientAddress, type AuthFailureLimiter } from './auth-failures.js';
 import { AppError, errorResponse } from './errors.js';
+import { requestHeader } from './incoming.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -29,7 +30,7 @@ export function basicAuth(credentials: { username: string; password: string } | 
     if (expected) {
       const address = clientAddress(c);
       failures?.check(address);
-      const given = basicCredentials(c.req.header('authorization'));
+      const given = basicCredentials(requestHeader(c, 'authorization'));
       if (given === null || !timingSafeEqual(sha256(given), expected)) {
         const err = new AppError('UNAUTHORIZED', given !== null ? 'wrong push credentials' : 'push credentials required (HTTP Basic)');
         failures?.failed(address, err.message, c.req.path);

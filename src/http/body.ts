@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import { AppError } from './errors.js';
+import { incomingOf, requestHeader } from './incoming.js';
 
 const tooLarge = (maxBytes: number) => new AppError('PAYLOAD_TOO_LARGE', `request body is larger than ${maxBytes} bytes`);
 
@@ -35,9 +36,9 @@ function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<stri
  * Request just to read a 300-byte body cost more CPU than everything else the push handler does.
  */
 export async function readBodyText(c: Context, maxBytes: number): Promise<string> {
-  const declared = Number(c.req.header('content-length'));
+  const declared = Number(requestHeader(c, 'content-length'));
   if (declared > maxBytes) throw tooLarge(maxBytes);
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const incoming = incomingOf(c);
   if (incoming && typeof incoming.on === 'function') return readIncoming(incoming, maxBytes);
   const text = await c.req.text();
   if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
