@@ -65,18 +65,23 @@ describeWith('Dovecot and PostgreSQL', ready)('three mailsight processes on one 
       await lmtp.deliver(testMessage(`multi-${i}`, user, `multi ${i}`, `Message ${i}, shared work.`), [user]);
     }
     lmtp.close();
-    await waitFor(
-      () => sql<{ n: string }[]>`select count(*) as n from llm_email_analysis where status = 'analyzed'`,
-      (r) => Number(r[0]!.n) === MESSAGES,
+    // The decision goes into the audit trail just after the analysis row: wait for both.
+    const [counts] = await waitFor(
+      () => sql<{ rows: string; decisions: string; keys: string }[]>`
+        select (select count(*) from llm_email_analysis where status = 'analyzed') as rows,
+               (select count(*) from llm_audit_log where action = 'analyzed') as decisions,
+               (select count(distinct (mailbox, uid)) from llm_audit_log where action = 'analyzed') as keys`,
+      (r) => Number(r[0]!.rows) >= MESSAGES && Number(r[0]!.decisions) >= MESSAGES,
       60_000,
     );
-    const [counts] = await sql<{ rows: string; decisions: string; keys: string }[]>`
-      select (select count(*) from llm_email_analysis) as rows,
-             (select count(*) from llm_audit_log where action = 'analyzed') as decisions,
-             (select count(distinct (mailbox, uid)) from llm_audit_log where action = 'analyzed') as keys`;
     expect(counts).toEqual({ rows: String(MESSAGES), decisions: String(MESSAGES), keys: String(MESSAGES) });
     expect(ollama.state.chats).toHaveLength(MESSAGES);
-    const done = await Promise.all(instances.map(doneBy));
+    // Each process counts a job just after recording its end.
+    const done = await waitFor(
+      () => Promise.all(instances.map(doneBy)),
+      (d) => d.reduce((a, b) => a + b, 0) >= MESSAGES,
+      10_000,
+    );
     expect(done.reduce((a, b) => a + b, 0)).toBe(MESSAGES);
     for (const n of done) expect(n, `jobs done per instance: ${done.join(', ')}`).toBeGreaterThan(0);
   });
