@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { is, Param, Placeholder, sql, type Query, type SQL } from 'drizzle-orm';
+import { fillPlaceholders, sql, type Query, type SQL } from 'drizzle-orm';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { makePgArray, parsePgArray, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -30,23 +30,6 @@ export interface Db {
 const INT8_OID = 20;
 const TEXT_ARRAY_OID = 1009;
 
-/**
- * Maps named values onto a built query's parameters, as drizzle's fillPlaceholders() does, but with
- * each parameter's kind worked out once instead of per execution.
- */
-function binder(query: Query): (values: Record<string, unknown>) => unknown[] {
-  const slots = query.params.map((p) => {
-    if (is(p, Placeholder)) return { name: p.name as string };
-    if (is(p, Param) && is(p.value, Placeholder)) return { name: p.value.name as string, encode: (v: unknown) => p.encoder.mapToDriverValue(v) };
-    return { constant: p };
-  });
-  return (values) =>
-    slots.map((s) => {
-      if (s.name === undefined) return s.constant;
-      if (!(s.name in values)) throw new Error(`no value for placeholder "${s.name}"`);
-      return s.encode ? s.encode(values[s.name]) : values[s.name];
-    });
-}
 /** Postgres is waiting on a dead host: give up on a connection attempt after this long. */
 const CONNECT_TIMEOUT_SEC = 5;
 
@@ -91,8 +74,7 @@ export function openPostgres(url: string, opts: PostgresOptions = {}): Db {
       return [...((await orm.execute(query)) as unknown as Iterable<T>)];
     },
     direct(query) {
-      const bind = binder(query);
-      return (values) => client.unsafe(query.sql, bind(values) as postgres.ParameterOrJSON<never>[], { prepare: true }).values();
+      return (values) => client.unsafe(query.sql, fillPlaceholders(query.params, values) as postgres.ParameterOrJSON<never>[], { prepare: true }).values();
     },
     async listen(channel, onNotify) {
       const sub = await client.listen(channel, () => onNotify());
@@ -164,8 +146,7 @@ export async function openPglite(dataDir: string | undefined): Promise<Db> {
       return res.rows;
     },
     direct(query) {
-      const bind = binder(query);
-      return async (values) => (await pg.query<unknown[]>(query.sql, bind(values), { rowMode: 'array' })).rows;
+      return async (values) => (await pg.query<unknown[]>(query.sql, fillPlaceholders(query.params, values), { rowMode: 'array' })).rows;
     },
     async listen(channel, onNotify) {
       const unlisten = await pg.listen(channel, () => onNotify());

@@ -39,7 +39,7 @@ export async function readBodyText(c: Context, maxBytes: number): Promise<string
   const declared = Number(requestHeader(c, 'content-length'));
   if (declared > maxBytes) throw tooLarge(maxBytes);
   const incoming = incomingOf(c);
-  if (incoming && typeof incoming.on === 'function') return readIncoming(incoming, maxBytes);
+  if (incoming) return readIncoming(incoming, maxBytes);
   const text = await c.req.text();
   if (Buffer.byteLength(text) > maxBytes) throw tooLarge(maxBytes);
   return text;
