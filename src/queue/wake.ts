@@ -1,4 +1,3 @@
-import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { errorText, type Logger } from '../logger.js';
 
@@ -23,10 +22,18 @@ export class QueueWaker {
   private sending: Promise<void> = Promise.resolve();
   private unlisten?: () => Promise<void>;
 
+  /**
+   * A prepared statement without parameters: one round trip. As a parameterised unnamed statement,
+   * postgres.js first asked the server for the parameter types: two round trips for each NOTIFY.
+   */
+  private readonly notifyStatement: ReturnType<Db['direct']>;
+
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.notifyStatement = db.direct({ sql: `select pg_notify('${QUEUE_CHANNEL}', '')`, params: [] });
+  }
 
   /** Subscribes `fn` to wake-ups from this process and (on Postgres) from other instances. */
   async subscribe(fn: () => void): Promise<void> {
@@ -49,8 +56,7 @@ export class QueueWaker {
 
   private notify() {
     this.pending = undefined;
-    this.sending = this.db
-      .rows(sql`select pg_notify(${QUEUE_CHANNEL}, '')`)
+    this.sending = this.notifyStatement({})
       .then(() => {})
       .catch((err) => this.logger.warn({ err: errorText(err) }, 'queue NOTIFY failed; other instances find the job on their next poll'));
   }
