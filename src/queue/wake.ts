@@ -23,8 +23,8 @@ export class QueueWaker {
   private unlisten?: () => Promise<void>;
 
   /**
-   * A prepared statement without parameters: one round trip. As a parameterised unnamed statement,
-   * postgres.js first asked the server for the parameter types: two round trips for each NOTIFY.
+   * Without parameters the driver sends it as one simple query: one round trip. With the channel
+   * as a parameter, postgres.js first asked the server for the parameter types: two per NOTIFY.
    */
   private readonly notifyStatement: ReturnType<Db['direct']>;
 
