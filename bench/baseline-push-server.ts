@@ -1,10 +1,16 @@
 // The floor mailsight's push endpoint is measured against: bare Hono + postgres.js doing the same
-// single INSERT (no auth, no validation, no logging).
+// single INSERT (no auth, no validation, no logging). SYNCHRONOUS_COMMIT=off commits as mailsight's
+// push connections do by default (PUSH_SYNCHRONOUS_COMMIT=false); unset, Postgres's default (on).
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import postgres from 'postgres';
 
-const sql = postgres(process.env.DATABASE_URL!, { max: 10, onnotice: () => {} });
+const synchronousCommit = process.env.SYNCHRONOUS_COMMIT;
+const sql = postgres(process.env.DATABASE_URL!, {
+  max: 10,
+  onnotice: () => {},
+  ...(synchronousCommit ? { connection: { synchronous_commit: synchronousCommit } } : {}),
+});
 const app = new Hono();
 app.get('/health', (c) => c.json({ ok: true }));
 app.on(['PUT', 'POST'], '/push/dovecot', async (c) => {
