@@ -69,7 +69,8 @@ export function pushRoutes(deps: PushRouteDeps) {
       const appErr =
         err instanceof AppError ? err : new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
       // Dovecot will not resend; the reconciliation sweep finds INBOX messages whose push was lost.
-      deps.logger.warn({ ...log, err: errorText(err) }, 'push not recorded');
+      // Past the deadline the INSERT may still commit (then the job simply runs): "not confirmed".
+      deps.logger.warn({ ...log, err: errorText(err) }, 'push not confirmed, answered 503');
       throw appErr;
     }
     if (outcome.status === 'queued' && outcome.new) deps.onQueued?.();

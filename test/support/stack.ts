@@ -18,6 +18,14 @@ export interface StackOptions {
   mailsight?: Record<string, any>;
 }
 
+/**
+ * The push deadline in these stacks. At the default 400 ms, on a loaded 2-core CI machine, the
+ * counter test once saw 2 of 3 pushes counted as queued while all 3 messages were analysed: one push
+ * passed the deadline (503) and its row was written after all. The deadline has its own tests
+ * (test/integration/push.test.ts); this stays below Dovecot's 2 s timeout.
+ */
+const STACK_PUSH_DB_TIMEOUT_MS = 1_500;
+
 /** Retries and leases sized for tests: seconds, not minutes. */
 const FAST_PROCESSING = { retryBaseMs: 100, retryMaxMs: 1_000, leaseSec: 30, intervalSec: 3600, concurrentJobs: 4 };
 
@@ -46,6 +54,7 @@ export async function startStack(opts: StackOptions = {}) {
       ...opts.mailsight,
       ...extra,
     };
+    merged.push = { dbTimeoutMs: STACK_PUSH_DB_TIMEOUT_MS, ...opts.mailsight?.push, ...extra.push };
     if (analyse) {
       const base: Record<string, any> = {
         imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
