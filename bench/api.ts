@@ -4,6 +4,7 @@ import { createApp } from '../src/app.js';
 import { openPostgres } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/logger.js';
+import { Browser } from '../test/support/browser.js';
 import { createTestDatabase, testConfig } from '../test/support/services.js';
 import { table, writeResult } from './lib.js';
 
@@ -45,17 +46,10 @@ export async function runApiBench() {
       return res.json() as Promise<any>;
     };
     // The dashboard's pages, signed in as the admin: the same services, rendered to HTML.
-    const login = await app.request('/dashboard/login');
-    const loginCsrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
-    const loginCookie = login.headers.getSetCookie()[0]!.split(';')[0]!;
-    const signedIn = await app.request('/dashboard/login', {
-      method: 'POST',
-      headers: { cookie: loginCookie, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: loginCsrf, key: ADMIN }).toString(),
-    });
-    const session = signedIn.headers.getSetCookie().find((c) => c.startsWith('mailsight_session='))!.split(';')[0]!;
+    const browser = new Browser(app);
+    if ((await browser.signIn(ADMIN)).status !== 303) throw new Error('dashboard sign-in failed');
     const page = async (path: string) => {
-      const res = await app.request(path, { headers: { cookie: session } });
+      const res = await browser.get(path);
       if (res.status !== 200) throw new Error(`${path}: ${res.status}`);
       return res.text();
     };
