@@ -140,8 +140,9 @@ const CLOCK_TICKS_PER_SEC = 100;
 
 const WEBHOOKS = ['floor-204', 'bare-hono-insert', 'bare-hono-insert-async', 'mailsight'] as const;
 type Webhook = (typeof WEBHOOKS)[number];
+/** The webhooks that write the queue, and the server each one is. */
 const SERVER_OF = { 'bare-hono-insert': 'baseline', 'bare-hono-insert-async': 'baseline-async', mailsight: 'mailsight' } as const;
-const DURABLE = ['bare-hono-insert', 'bare-hono-insert-async', 'mailsight'] as const;
+const DURABLE = Object.keys(SERVER_OF) as (keyof typeof SERVER_OF)[];
 
 /**
  * The same corpus delivered through four private Dovecots running side by side, pushing to the
@@ -175,8 +176,8 @@ async function deliveryOverhead() {
     for (const w of WEBHOOKS) await closedLoop(pushTarget(ports[w]), 4, WEBHOOK_WARMUP_SECONDS, body('warmup@example.test'));
     const cpuBefore = servers.map((c) => cpuMs(c.pid));
     const elapsedMs = WEBHOOKS.map(() => 0);
-    const floor = WEBHOOKS.indexOf('floor-204');
-    const ms = WEBHOOKS.indexOf('mailsight');
+    const floorAt = WEBHOOKS.indexOf('floor-204');
+    const mailsightAt = WEBHOOKS.indexOf('mailsight');
     const chunkRatios: number[] = [];
     for (let i = 0, n = 0; i < messages.length; i += DELIVERY_CHUNK, n++) {
       const chunk = messages.slice(i, i + DELIVERY_CHUNK);
@@ -188,7 +189,7 @@ async function deliveryOverhead() {
         took[w] = performance.now() - t0;
         elapsedMs[w]! += took[w]!;
       }
-      chunkRatios.push(took[floor]! / took[ms]!);
+      chunkRatios.push(took[floorAt]! / took[mailsightAt]!);
     }
     const rates = elapsedMs.map((ms) => messages.length / (ms / 1000));
     const rate = (w: Webhook) => rates[WEBHOOKS.indexOf(w)]!;
