@@ -3,7 +3,7 @@ import type { Config } from './config.js';
 import { DatabaseInUseError, openDb, ping } from './db/client.js';
 import type { Logger } from './logger.js';
 import { errorText } from './logger.js';
-import { ImapSessions } from './mail/imap.js';
+import { ImapError, ImapSessions } from './mail/imap.js';
 import { currentPushCredentials, localBaseUrl, PUSH_PATH } from './push/credentials.js';
 
 /** `mailsight check`: each part of a deployment tried once, with the fix for what fails. */
@@ -56,18 +56,29 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
   );
 
   const imap = new ImapSessions(config.imap, logger);
+  const where = `${config.imap.host}:${config.imap.port}`;
   results.push(
     await attempt(
       'IMAP',
       async () => {
-        await imap.check(o.mailbox);
-        return o.mailbox ? `master login as ${imap.loginFor(o.mailbox)} on ${config.imap.host}:${config.imap.port} works` : `${config.imap.host}:${config.imap.port} answers (name a mailbox with --mailbox to try the master login)`;
+        if (!imap.configured) throw new ImapError('IMAP_NOT_CONFIGURED', 'IMAP_MASTER_USER and IMAP_MASTER_PASSWORD are not set', false);
+        // Connection, TLS and CAPABILITY first, without a login: a TLS problem is named as such.
+        const probe = await imap.probe();
+        const tls =
+          probe.tls === 'none'
+            ? 'without TLS'
+            : `over ${probe.tls === 'implicit' ? 'TLS' : 'STARTTLS'}, certificate for ${probe.certificateNames?.join(', ') || '(no names)'} ${probe.verified ? 'verified' : 'NOT verified (IMAP_TLS_VERIFY=false)'}`;
+        if (!o.mailbox) return `${where} answers ${tls} (name a mailbox with --mailbox to try the master login)`;
+        await imap.tryLogin(o.mailbox);
+        return `master login as ${imap.loginFor(o.mailbox)} on ${where} works, ${tls}`;
       },
       (err) => {
-        const code = (err as { code?: string }).code;
-        if (code === 'IMAP_NOT_CONFIGURED') return 'set IMAP_MASTER_USER and IMAP_MASTER_PASSWORD (see dovecot/2.3/91-mailsight-master.conf)';
-        if (code === 'IMAP_AUTH_FAILED') return `Dovecot refused ${o.mailbox ? imap.loginFor(o.mailbox) : 'the master user'}: check IMAP_MASTER_PASSWORD, the master passdb, and auth_master_user_separator (${config.imap.masterSeparator})`;
-        return `check IMAP_HOST/IMAP_PORT (${config.imap.host}:${config.imap.port}) and that Dovecot's imap listener runs`;
+        const e = err as ImapError;
+        if (e.fix) return e.fix;
+        if (e.code === 'IMAP_NOT_CONFIGURED') return 'set IMAP_MASTER_USER and IMAP_MASTER_PASSWORD (see dovecot/2.3/91-mailsight-master.conf)';
+        if (e.code === 'IMAP_AUTH_FAILED')
+          return `Dovecot refused ${o.mailbox ? imap.loginFor(o.mailbox) : 'the master user'}: check IMAP_MASTER_USER and IMAP_MASTER_PASSWORD against the master passdb (Mailcow: IMAP_MASTER_USER=<DOVECOT_MASTER_USER>@mailcow.local), and auth_master_user_separator (${config.imap.masterSeparator})`;
+        return `check IMAP_HOST/IMAP_PORT (${where}) and that Dovecot's imap listener runs`;
       },
     ),
   );

@@ -28,30 +28,48 @@ const encryptionKey = z.string().transform((v, ctx) => {
   }
 });
 
+/** A DNS name or an IP literal (IPv6 in brackets): what may stand between the scheme and the port. */
+const HOST_RE = /^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/i;
+
 /**
- * A comma-separated list of http(s) URLs, each normalised by `keep`; a bad one is named in the error.
- * With `addScheme`, `host:port` without a scheme (as the seed writes OLLAMA_HOST) means http://.
+ * One LLM server address as Ollama's own clients read OLLAMA_HOST: without a scheme it is
+ * `http://` and, without a port, port 11434; with an explicit scheme the scheme's port (80/443)
+ * applies. A path is kept (a server behind a reverse proxy). Undefined when it is not an address.
  */
-const httpUrlList = (problem: string, keep: (url: URL) => string, addScheme = false) =>
+export function parseServerAddress(value: string, defaultPort: number | undefined): string | undefined {
+  const explicit = /^[a-z][a-z0-9+.-]*:\/\//i.test(value);
+  if (explicit && !/^https?:\/\//i.test(value)) return undefined;
+  const withScheme = explicit ? value : `http://${value}`;
+  if (!URL.canParse(withScheme)) return undefined;
+  const url = new URL(withScheme);
+  if (!HOST_RE.test(url.hostname) || url.username || url.password || url.search || url.hash) return undefined;
+  if (!explicit && !url.port && defaultPort !== undefined) url.port = String(defaultPort);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/** A comma-separated list of server addresses, each normalised; a bad one is named in the error. */
+const serverList = (problem: string, defaultPort: number | undefined) =>
   nonEmpty.transform((v, ctx) => {
     const out: string[] = [];
     for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
-      const withScheme = addScheme && !/^[a-z][a-z0-9+.-]*:\/\//i.test(part) ? `http://${part}` : part;
-      const url = URL.canParse(withScheme) ? new URL(withScheme) : undefined;
-      if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-        ctx.addIssue({ code: 'custom', message: `${problem}: ${part}` });
+      const url = parseServerAddress(part, defaultPort);
+      if (!url) {
+        ctx.addIssue({ code: 'custom', message: `${problem}: ${JSON.stringify(part)}` });
         return z.NEVER;
       }
-      out.push(keep(url));
+      out.push(url);
     }
     return out.join(',');
   });
 
-/** Ollama servers, normalised to origins; several share the work (the LLM client sends each call to the least busy healthy one). */
-const ollamaHost = httpUrlList('not a host:port or http(s) URL', (url) => url.origin, true);
+/** Ollama's default port, as its server and its clients take it when OLLAMA_HOST names none. */
+export const OLLAMA_DEFAULT_PORT = 11434;
+
+/** Ollama servers; several share the work (the LLM client sends each call to the least busy healthy one). */
+const ollamaHost = serverList('not a host, host:port or http(s) URL', OLLAMA_DEFAULT_PORT);
 
 /** Base URLs of an OpenAI-compatible API: the path is kept (…/v1), a trailing slash dropped. */
-const llmBaseUrl = httpUrlList('not an http(s) URL', (url) => `${url.origin}${url.pathname.replace(/\/+$/, '')}`);
+const llmBaseUrl = serverList('not a host:port or http(s) URL', undefined);
 
 export const configSchema = z
   .object({
@@ -86,7 +104,19 @@ export const configSchema = z
     imap: z.object({
       host: nonEmpty.default('127.0.0.1'),
       port: int(1, 65535).default(143),
+      /** Implicit TLS from the first byte (port 993). */
       secure: bool.default(false),
+      /**
+       * Without implicit TLS: `auto` upgrades when the server offers STARTTLS, `required` never sends
+       * credentials without TLS, `never` stays in plaintext (a trusted local socket only).
+       */
+      starttls: z.enum(['auto', 'required', 'never'], { error: 'must be auto, required or never' }).default('auto'),
+      /** PEM file of extra CAs to trust for the IMAP server (a private CA, or the self-signed certificate itself). */
+      tlsCaFile: nonEmpty.optional(),
+      /** The name the server's certificate must carry when it differs from IMAP_HOST (Mailcow: MAILCOW_HOSTNAME). */
+      tlsServername: nonEmpty.optional(),
+      /** false: the IMAP server's certificate is not checked (this connection only; warned about at start-up). */
+      tlsVerify: bool.default(true),
       masterUser: nonEmpty.optional(),
       masterPassword: z.string().min(1).optional(),
       masterSeparator: z.string().min(1).max(4).default('*'),
@@ -173,6 +203,17 @@ export const configSchema = z
     auditFile: z.string().trim().min(1).optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.imap.tlsCaFile) {
+      let pem = '';
+      try {
+        pem = readFileSync(c.imap.tlsCaFile, 'utf8');
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['imap', 'tlsCaFile'], message: `cannot read ${c.imap.tlsCaFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      }
+      if (pem && !pem.includes('-----BEGIN CERTIFICATE-----')) {
+        ctx.addIssue({ code: 'custom', path: ['imap', 'tlsCaFile'], message: `${c.imap.tlsCaFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` });
+      }
+    }
     if (c.ollama.provider === 'openai' && !c.ollama.baseUrl) {
       ctx.addIssue({ code: 'custom', path: ['ollama', 'baseUrl'], message: 'is required with LLM_PROVIDER=openai (e.g. http://vllm:8000/v1)' });
     }
@@ -229,6 +270,10 @@ export const ENV_PATHS: Record<string, string[]> = {
   IMAP_HOST: ['imap', 'host'],
   IMAP_PORT: ['imap', 'port'],
   IMAP_SECURE: ['imap', 'secure'],
+  IMAP_STARTTLS: ['imap', 'starttls'],
+  IMAP_TLS_CA_FILE: ['imap', 'tlsCaFile'],
+  IMAP_TLS_SERVERNAME: ['imap', 'tlsServername'],
+  IMAP_TLS_VERIFY: ['imap', 'tlsVerify'],
   IMAP_MASTER_USER: ['imap', 'masterUser'],
   IMAP_MASTER_PASSWORD: ['imap', 'masterPassword'],
   IMAP_MASTER_SEPARATOR: ['imap', 'masterSeparator'],
@@ -279,8 +324,8 @@ function fromYaml(doc: any): Record<string, any> {
   if (perf.max_email_size !== undefined) out.processing.maxEmailSize = perf.max_email_size;
   if (perf.concurrent_jobs !== undefined) out.processing.concurrentJobs = perf.concurrent_jobs;
   const imap = doc.imap ?? {};
-  for (const [k, v] of Object.entries({ host: imap.host, port: imap.port, secure: imap.secure }))
-    if (v !== undefined) out.imap[k] = v;
+  const imapKeys = { host: imap.host, port: imap.port, secure: imap.secure, starttls: imap.starttls, tlsCaFile: imap.tls_ca_file, tlsServername: imap.tls_servername, tlsVerify: imap.tls_verify };
+  for (const [k, v] of Object.entries(imapKeys)) if (v !== undefined) out.imap[k] = v;
   if (doc.dry_run !== undefined) out.dryRun = doc.dry_run;
   if (doc.rules !== undefined) out.rules = doc.rules;
   if (doc.actions !== undefined) out.actions = doc.actions;

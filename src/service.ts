@@ -1,5 +1,4 @@
 import { serve } from '@hono/node-server';
-import { desc } from 'drizzle-orm';
 import { AuditSink } from './analysis/audit.js';
 import { createPipeline } from './analysis/pipeline.js';
 import { llmClientFor, llmHostOf, type LlmClient } from './analysis/llm.js';
@@ -7,7 +6,6 @@ import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { openDb, openPostgres, type Db } from './db/client.js';
 import { migrate } from './db/migrate.js';
-import { processingQueue } from './db/schema.js';
 import type { ReadinessCheck } from './health/readiness.js';
 import { errorText, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -39,12 +37,6 @@ function logPushCredentials(config: Config, logger: Logger) {
   return pushCredentials;
 }
 
-/** The newest mailbox in the queue: /ready proves the master login with it. */
-async function someMailbox(db: Db): Promise<string | undefined> {
-  const [row] = await db.orm.select({ mailbox: processingQueue.mailbox }).from(processingQueue).orderBy(desc(processingQueue.id)).limit(1);
-  return row?.mailbox;
-}
-
 /**
  * OLLAMA_AUTO_PULL=true: the model is pulled at start-up when the server lacks it. Otherwise
  * mailsight never asks Ollama to fetch anything. A failed pull is logged; /ready keeps reporting it.
@@ -73,9 +65,15 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
     {
       name: 'imap',
       run: async () => {
-        const mailbox = await someMailbox(db);
-        await imap.check(mailbox);
-        return { host: `${config.imap.host}:${config.imap.port}`, login: mailbox ? imap.loginFor(mailbox) : undefined, sessions: imap.openSessions };
+        const { probe, login } = await imap.readiness();
+        return {
+          host: `${config.imap.host}:${config.imap.port}`,
+          tls: probe.tls,
+          ...(probe.certificateNames ? { certificate: probe.certificateNames, verify: probe.verified } : {}),
+          masterUser: config.imap.masterUser,
+          lastLogin: { outcome: login.outcome, at: login.at?.toISOString() },
+          sessions: imap.openSessions,
+        };
       },
     },
     { name: 'ollama', run: async () => ({ host: llmHostOf(config), ...(await llm.check()) }) },

@@ -2,19 +2,21 @@ import { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.js';
 import { JobError, Rest } from '../queue/job-error.js';
 import type { ActionPlan, ActOutcome } from './actions.js';
+import { probeImap, type ProbeResult } from './imap-probe.js';
+import { imapConnection, tlsProblem, type ImapTlsSettings, type TlsProblemCode } from './imap-tls.js';
 
-export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_UNAVAILABLE' | 'IMAP_NOT_YET_VISIBLE' | 'IMAP_ERROR';
+export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_UNAVAILABLE' | 'IMAP_NOT_YET_VISIBLE' | 'IMAP_ERROR' | TlsProblemCode;
 
 /** Pauses between NOOPs while a just-pushed UID is not visible yet (about 1.5 s in all). */
 const VISIBILITY_POLLS_MS = [0, 50, 100, 200, 400, 800];
 
 /** Transient ones (server down, connection lost, auth backend busy) retry; the rest fail the job. */
-export class ImapError extends JobError<ImapErrorCode> {}
+export class ImapError extends JobError<ImapErrorCode> {
+  /** What an operator changes to fix it (TLS and login problems), for `check` and the health endpoint. */
+  fix?: string;
+}
 
-export interface ImapOptions {
-  host: string;
-  port: number;
-  secure: boolean;
+export interface ImapOptions extends ImapTlsSettings {
   masterUser?: string;
   masterPassword?: string;
   masterSeparator: string;
@@ -36,7 +38,6 @@ interface Session {
   idleTimer?: NodeJS.Timeout;
 }
 
-/** Connection-level failures: worth a retry later. */
 /** Errors that say the server cannot be reached (as opposed to a refused login or a busy mailbox). */
 const NETWORK_CODES = new Set(['NoConnection', 'CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEOUT', 'ClosedAfterConnectText']);
 /** Errors a later attempt may not meet: the network ones, and a connection or lock that went wrong once. */
@@ -46,11 +47,35 @@ const isNetworkError = (err: unknown) => NETWORK_CODES.has((err as { code?: stri
 /** The IMAP server is left alone this long after it could not be reached, doubling per failure in a row. */
 const SERVER_REST_BASE_MS = 1_000;
 const SERVER_REST_MAX_MS = 30_000;
+/**
+ * After the master login failed with no login working since, new logins wait this long, doubling
+ * up to 30 min: a wrong master password must not turn into a stream of failed logins that Dovecot's
+ * auth penalty, fail2ban or Mailcow's netfilter (about 10 failures in 10 min) answer with a ban.
+ */
+const AUTH_REST_BASE_MS = 30_000;
+const AUTH_REST_MAX_MS = 30 * 60_000;
+/** How long a readiness probe's answer is reused: /ready is unauthenticated and must not open a connection per request. */
+const PROBE_REUSE_MS = 5_000;
 
-export function classifyImapError(err: unknown, login: string): ImapError {
+/** The last real master login: readiness reports it instead of trying a login that may fail. */
+export interface LoginState {
+  outcome: 'not yet' | 'ok' | 'failed';
+  at?: Date;
+  error?: string;
+  code?: ImapErrorCode;
+}
+
+export function classifyImapError(err: unknown, login: string, settings?: ImapTlsSettings): ImapError {
   if (err instanceof ImapError) return err;
   const e = err as { code?: string; message?: string; authenticationFailed?: boolean; serverResponseCode?: string; responseText?: string };
   const text = e?.responseText ?? e?.message ?? String(err);
+  const tls = settings && tlsProblem(err, settings);
+  if (tls) {
+    // The same for every mailbox until the configuration changes: the jobs wait (an outage), none fails.
+    const out = new ImapError(tls.code, `${tls.message}; fix: ${tls.fix}`, true, { cause: err });
+    out.fix = tls.fix;
+    return out;
+  }
   if (e?.authenticationFailed) {
     // Dovecot says [UNAVAILABLE] when its auth backend is down, [AUTHENTICATIONFAILED] for wrong credentials or no such user.
     if (e.serverResponseCode === 'UNAVAILABLE')
@@ -81,6 +106,10 @@ export class ImapSessions {
   private closed = false;
   /** Set when the server could not be reached: new sessions wait it out instead of each trying. */
   private readonly serverRest = new Rest(SERVER_REST_BASE_MS, SERVER_REST_MAX_MS);
+  /** Set when the master login failed and none has worked since: see AUTH_REST_BASE_MS. */
+  private readonly authRest = new Rest(AUTH_REST_BASE_MS, AUTH_REST_MAX_MS);
+  private lastLogin: LoginState = { outcome: 'not yet' };
+  private lastProbe?: { at: number; result: Promise<ProbeResult> };
 
   constructor(
     private readonly opts: ImapOptions,
@@ -99,11 +128,19 @@ export class ImapSessions {
     return `${mailbox}${this.opts.masterSeparator}${this.opts.masterUser ?? ''}`;
   }
 
+  /** The outcome and time of the last master login, for readiness and the health endpoint. */
+  get login(): LoginState {
+    return { ...this.lastLogin };
+  }
+
   private newClient(mailbox: string): ImapFlow {
+    const { secure, doSTARTTLS, tls } = imapConnection(this.opts);
     return new ImapFlow({
       host: this.opts.host,
       port: this.opts.port,
-      secure: this.opts.secure,
+      secure,
+      doSTARTTLS,
+      tls,
       auth: { user: this.loginFor(mailbox), pass: this.opts.masterPassword ?? '' },
       logger: false,
       disableAutoIdle: true,
@@ -155,7 +192,7 @@ export class ImapSessions {
           await existing.ready;
         } catch (err) {
           existing.users--;
-          throw classifyImapError(err, this.loginFor(mailbox));
+          throw classifyImapError(err, this.loginFor(mailbox), this.opts);
         }
         if (existing.client.usable) return existing;
         existing.users--;
@@ -166,34 +203,65 @@ export class ImapSessions {
         await new Promise<void>((resolve) => this.waiting.push(resolve));
         continue;
       }
-      const resting = this.serverRest.remaining();
+      const resting = Math.max(this.serverRest.remaining(), this.authRest.remaining());
       if (resting > 0) {
-        throw new ImapError('IMAP_UNAVAILABLE', `IMAP server unreachable recently; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting });
+        const why = this.lastLogin.outcome === 'failed' && this.authRest.remaining() > 0 ? `the master login failed (${this.lastLogin.error})` : 'IMAP server unreachable recently';
+        throw new ImapError(this.lastLogin.outcome === 'failed' && this.lastLogin.code ? this.lastLogin.code : 'IMAP_UNAVAILABLE', `${why}; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting });
       }
       const client = this.newClient(mailbox);
       const session: Session = { mailbox, client, users: 1, ready: Promise.resolve() };
       client.on('error', (err: Error) => this.logger.warn({ mailbox, err: err.message }, 'imap session error'));
       client.on('close', () => this.drop(session));
-      session.ready = client.connect().then(() => {
-        this.stats.logins++;
-      });
+      // Classified once, here: every caller waiting for this session gets the same verdict.
+      session.ready = client.connect().then(
+        () => {
+          this.stats.logins++;
+          this.serverRest.ok();
+          this.authRest.ok();
+          this.lastLogin = { outcome: 'ok', at: new Date() };
+        },
+        (err) => {
+          throw this.loginFailed(err, mailbox);
+        },
+      );
       this.sessions.set(mailbox, session);
       try {
         await session.ready;
-        this.serverRest.ok();
       } catch (err) {
         session.users--;
         this.drop(session);
         client.close();
-        const e = classifyImapError(err, this.loginFor(mailbox));
-        if (!isNetworkError(err)) throw e;
-        // The server cannot be reached at all: an outage, not this message's fault. Jobs wait for it
-        // (without spending attempts) instead of each trying to connect.
-        this.serverRest.failed();
-        throw new ImapError(e.code, e.message, true, { cause: err, outageMs: this.serverRest.remaining() });
+        throw err;
       }
       return session;
     }
+  }
+
+  /**
+   * Classifies a failed connect-and-login and decides whose fault it is. The server unreachable,
+   * a TLS problem, plaintext refused, or a master login refused while no login has worked since:
+   * the same for every mailbox, so an outage that the jobs wait out without spending attempts.
+   * A login refused while others work: this mailbox's problem (no such user), the job fails.
+   */
+  private loginFailed(err: unknown, mailbox: string): ImapError {
+    const e = classifyImapError(err, this.loginFor(mailbox), this.opts);
+    if (isNetworkError(err) || e.fix) {
+      this.serverRest.failed();
+      if (e.fix) this.lastLogin = { outcome: 'failed', at: new Date(), error: e.message, code: e.code };
+      const out = new ImapError(e.code, e.message, true, { cause: err, outageMs: this.serverRest.remaining() });
+      out.fix = e.fix;
+      return out;
+    }
+    if (e.code === 'IMAP_AUTH_FAILED') {
+      const noneWorked = this.lastLogin.outcome !== 'ok';
+      this.lastLogin = { outcome: 'failed', at: new Date(), error: e.message, code: e.code };
+      if (noneWorked) {
+        this.authRest.failed();
+        this.logger.error({ login: this.loginFor(mailbox), retryInMs: this.authRest.remaining() }, 'IMAP master login refused and none has worked yet: check IMAP_MASTER_USER, IMAP_MASTER_PASSWORD and the master passdb; logins pause meanwhile');
+        return new ImapError(e.code, e.message, true, { cause: err, outageMs: this.authRest.remaining() });
+      }
+    }
+    return e;
   }
 
   private releaseSession(session: Session) {
@@ -230,7 +298,7 @@ export class ImapSessions {
         lock.release();
       }
     } catch (err) {
-      throw classifyImapError(err, this.loginFor(mailbox));
+      throw classifyImapError(err, this.loginFor(mailbox), this.opts);
     } finally {
       this.releaseSession(session);
     }
@@ -357,31 +425,44 @@ export class ImapSessions {
       return { uidValidity: Number(st.uidValidity), uidNext: Number(st.uidNext) };
     } catch (err) {
       if (isNoSuchFolder(err)) return null;
-      throw classifyImapError(err, this.loginFor(mailbox));
+      throw classifyImapError(err, this.loginFor(mailbox), this.opts);
     } finally {
       this.releaseSession(session);
     }
   }
 
-  /** For /ready: the server answers and, when a mailbox is named, the master login works. */
-  async check(mailbox?: string): Promise<void> {
-    if (!this.configured) throw new ImapError('IMAP_NOT_CONFIGURED', 'IMAP_MASTER_USER and IMAP_MASTER_PASSWORD are not set', false);
-    if (mailbox) {
-      const session = await this.acquire(mailbox);
-      this.releaseSession(session);
-      return;
-    }
-    const client = this.newClient('');
-    client.on('error', () => {});
-    try {
-      // No mailbox known yet: a login as the bare master user still proves the server answers.
-      await client.connect().catch((err) => {
-        const e = classifyImapError(err, this.opts.masterUser ?? '');
-        if (e.code !== 'IMAP_AUTH_FAILED') throw e;
+  /**
+   * The server without a login: connection, TLS and CAPABILITY (imap-probe.ts). The answer is reused
+   * for a few seconds, so polling /ready opens at most one connection per PROBE_REUSE_MS.
+   */
+  probe(): Promise<ProbeResult> {
+    const now = Date.now();
+    if (!this.lastProbe || now - this.lastProbe.at > PROBE_REUSE_MS) {
+      const result = probeImap(this.opts).catch((err) => {
+        throw classifyImapError(err, this.opts.masterUser ?? '', this.opts);
       });
-    } finally {
-      client.close();
+      result.catch(() => {});
+      this.lastProbe = { at: now, result };
     }
+    return this.lastProbe.result;
+  }
+
+  /**
+   * For readiness: the server answers as a login would need (probe), and the last real master login
+   * did not fail. Never tries a login of its own: a login expected to fail feeds ban tools.
+   */
+  async readiness(): Promise<{ probe: ProbeResult; login: LoginState }> {
+    if (!this.configured) throw new ImapError('IMAP_NOT_CONFIGURED', 'IMAP_MASTER_USER and IMAP_MASTER_PASSWORD are not set', false);
+    const probe = await this.probe();
+    const login = this.login;
+    if (login.outcome === 'failed') throw new ImapError(login.code ?? 'IMAP_AUTH_FAILED', `last master login failed at ${login.at!.toISOString()}: ${login.error}`, true);
+    return { probe, login };
+  }
+
+  /** One master login as `mailbox` (for `mailsight check --mailbox`): resolves when it works. */
+  async tryLogin(mailbox: string): Promise<void> {
+    const session = await this.acquire(mailbox);
+    this.releaseSession(session);
   }
 
   async close(): Promise<void> {

@@ -62,7 +62,8 @@ export function apiRoutes(deps: ApiDeps) {
     }),
   );
   app.openapi(health, async (c) => {
-    const report = await checkReadiness(deps.readiness);
+    // Hosts, the master user and the model are the admin's to see; a mailbox key gets the states only.
+    const report = await checkReadiness(deps.readiness, { detailed: c.get('principal').kind === 'admin' });
     return c.json({ status: report.status === 'ready' ? ('ok' as const) : ('degraded' as const), components: report.components }, 200);
   });
   app.route('/', analysisRoutes(deps));

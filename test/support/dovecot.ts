@@ -36,13 +36,41 @@ export interface DovecotOptions {
   push?: PushTarget;
   /** Set the OX driver's per-user METADATA opt-in for every user (default true). */
   optIn?: boolean;
+  /** TLS: `ssl = yes` (STARTTLS offered) or `required`, with this certificate and key. Default: `ssl = no`. */
+  tls?: { cert: string; key: string; ssl?: 'yes' | 'required' };
+  /** Also an `imaps` listener (implicit TLS); needs `tls`. */
+  imaps?: boolean;
+  /**
+   * `disable_plaintext_auth = yes`. Dovecot counts a connection as secure when the client's address
+   * is the server's own, so tests that must see plaintext refused listen on 127.0.0.2 (`listen`),
+   * where a client's 127.0.0.1 differs.
+   */
+  disablePlaintextAuth?: boolean;
+  /** The address the listeners bind (default 127.0.0.1). */
+  listen?: string;
+  /** A whole configuration of its own instead of the test one (the Mailcow shape); files go in `dir`. */
+  render?: (ctx: RenderContext) => string;
+}
+
+export interface RenderContext {
+  dir: string;
+  imapPort: number;
+  lmtpPort: number;
+  imapsPort: number;
+  listen: string;
+  users: string[];
+  userPassword: string;
 }
 
 export interface Dovecot {
   dir: string;
   conf: string;
+  /** The address the listeners bind. */
+  host: string;
   imapPort: number;
   lmtpPort: number;
+  /** The implicit-TLS listener's port (0 without one). */
+  imapsPort: number;
   users: string[];
   userPassword: string;
   masterUser: string;
@@ -99,16 +127,19 @@ function pushSettings(push: PushTarget | undefined): string {
   ].join('\n  ');
 }
 
-function config(dir: string, imapPort: number, lmtpPort: number, push: PushTarget | undefined): string {
+function config(ctx: RenderContext, opts: DovecotOptions): string {
+  const { dir, imapPort, lmtpPort, imapsPort, listen } = ctx;
+  const push = opts.push;
   const plugins = push?.driver === 'lua' ? 'notify push_notification mail_lua push_notification_lua' : 'notify push_notification';
+  const ssl = opts.tls ? `ssl = ${opts.tls.ssl ?? 'yes'}\nssl_cert = <${opts.tls.cert}\nssl_key = <${opts.tls.key}` : 'ssl = no';
   return `
 base_dir = ${dir}/run
 state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
 protocols = imap lmtp
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+listen = ${listen}
+${ssl}
+disable_plaintext_auth = ${opts.disablePlaintextAuth ? 'yes' : 'no'}
 auth_mechanisms = plain login
 auth_failure_delay = 0
 auth_master_user_separator = *
@@ -142,16 +173,17 @@ userdb {
 }
 service imap-login {
   inet_listener imap {
-    address = 127.0.0.1
+    address = ${listen}
     port = ${imapPort}
   }
   inet_listener imaps {
-    port = 0
+    address = ${listen}
+    port = ${imapsPort}
   }
 }
 service lmtp {
   inet_listener lmtp {
-    address = 127.0.0.1
+    address = ${listen}
     port = ${lmtpPort}
   }
 }
@@ -173,11 +205,11 @@ plugin {
 `;
 }
 
-async function waitForGreeting(port: number, prefix: string, timeoutMs: number): Promise<void> {
+async function waitForGreeting(port: number, prefix: string, timeoutMs: number, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((res) => {
-      const sock = createConnection({ port, host: '127.0.0.1' });
+      const sock = createConnection({ port, host });
       sock.setTimeout(500);
       sock.once('data', (d) => {
         sock.destroy();
@@ -213,15 +245,20 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
   let child: ChildProcess | undefined;
   let imapPort = 0;
   let lmtpPort = 0;
+  let imapsPort = 0;
+  const listen = opts.listen ?? '127.0.0.1';
+  const greetings = () => Promise.all([waitForGreeting(imapPort, '* OK', 10_000, listen), waitForGreeting(lmtpPort, '220', 10_000, listen)]);
   for (let attempt = 0; attempt < 5 && !child; attempt++) {
     imapPort = await freePort();
     lmtpPort = await freePort();
-    writeFileSync(conf, config(dir, imapPort, lmtpPort, opts.push));
+    imapsPort = opts.imaps ? await freePort() : 0;
+    const ctx: RenderContext = { dir, imapPort, lmtpPort, imapsPort, listen, users, userPassword };
+    writeFileSync(conf, opts.render ? opts.render(ctx) : config(ctx, opts));
     const proc = spawn(DOVECOT_BIN, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     proc.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number>((res) => proc.once('exit', (code) => res(code ?? -1)));
-    const ready = Promise.all([waitForGreeting(imapPort, '* OK', 10_000), waitForGreeting(lmtpPort, '220', 10_000)]);
+    const ready = greetings();
     const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
     if (first === 'ready') child = proc;
     else if (first !== 89) throw new Error(`dovecot exited with ${first}: ${stderr}`);
@@ -249,8 +286,10 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
   return {
     dir,
     conf,
+    host: listen,
     imapPort,
     lmtpPort,
+    imapsPort,
     users,
     userPassword,
     masterUser,
@@ -264,7 +303,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
       for (let attempt = 0; ; attempt++) {
         const next = spawn(DOVECOT_BIN, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
         const exited = new Promise<number>((res) => next.once('exit', (code) => res(code ?? -1)));
-        const ready = Promise.all([waitForGreeting(imapPort, '* OK', 10_000), waitForGreeting(lmtpPort, '220', 10_000)]);
+        const ready = greetings();
         const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
         if (first === 'ready') {
           proc = next;
@@ -284,7 +323,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
 /** An IMAP session as `user` through the master login (as mailsight logs in); the caller logs out. */
 export async function imapSession(dc: Dovecot, user: string): Promise<ImapFlow> {
   const client = new ImapFlow({
-    host: '127.0.0.1',
+    host: dc.host,
     port: dc.imapPort,
     secure: false,
     auth: { user: `${user}*${dc.masterUser}`, pass: dc.masterPassword },

@@ -7,8 +7,8 @@ export class LmtpClient {
     this.conn = conn;
   }
 
-  static async connect(port: number): Promise<LmtpClient> {
-    const conn = new SMTPConnection({ port, host: '127.0.0.1', lmtp: true, ignoreTLS: true, name: 'mx.test' });
+  static async connect(port: number, host = '127.0.0.1'): Promise<LmtpClient> {
+    const conn = new SMTPConnection({ port, host, lmtp: true, ignoreTLS: true, name: 'mx.test' });
     await new Promise<void>((res, rej) => {
       conn.once('error', rej);
       conn.connect(() => {
@@ -35,8 +35,8 @@ export class LmtpClient {
   }
 }
 
-export async function deliver(port: number, raw: string | Buffer, to: string[]): Promise<void> {
-  const c = await LmtpClient.connect(port);
+export async function deliver(port: number, raw: string | Buffer, to: string[], host = '127.0.0.1'): Promise<void> {
+  const c = await LmtpClient.connect(port, host);
   try {
     await c.deliver(raw, to);
   } finally {

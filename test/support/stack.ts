@@ -1,4 +1,4 @@
-import { freePort, startDovecot, type Dovecot } from './dovecot.js';
+import { freePort, startDovecot, type Dovecot, type DovecotOptions } from './dovecot.js';
 import { PUSH_PASSWORD, startMailsight, type Mailsight } from './mailsight.js';
 import { startOllamaStandIn, type OllamaStandIn } from './ollama-stand-in.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +16,8 @@ export interface StackOptions {
   database?: 'postgres' | 'pglite';
   /** Config overrides for mailsight (merged over fast test settings). */
   mailsight?: Record<string, any>;
+  /** Dovecot's TLS, listen address or a configuration of its own (the Mailcow shape). */
+  dovecot?: Omit<DovecotOptions, 'users' | 'push'>;
 }
 
 /**
@@ -43,6 +45,7 @@ export async function startStack(opts: StackOptions = {}) {
   // PGlite lives in DATA_DIR, so a restart must find the same one.
   const dataDir = pglite ? mkdtempSync(join(tmpdir(), 'mailsight-pglite-')) : undefined;
   const dc: Dovecot = await startDovecot({
+    ...opts.dovecot,
     users: opts.users,
     push: { driver: opts.driver ?? 'ox', url: `http://127.0.0.1:${port}/push/dovecot`, username: 'dovecot', password: PUSH_PASSWORD },
   });
@@ -57,7 +60,7 @@ export async function startStack(opts: StackOptions = {}) {
     merged.push = { dbTimeoutMs: STACK_PUSH_DB_TIMEOUT_MS, ...opts.mailsight?.push, ...extra.push };
     if (analyse) {
       const base: Record<string, any> = {
-        imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
+        imap: { host: dc.host, port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
         ollama: { host: ollama!.url, timeoutMs: 2_000, hostRestMaxSec: 1 },
         processing: FAST_PROCESSING,
       };
@@ -87,7 +90,7 @@ export async function startStack(opts: StackOptions = {}) {
       return {
         ...(process.env as Record<string, string>),
         ...(db ? { DATABASE_URL: db.url } : {}),
-        IMAP_HOST: '127.0.0.1',
+        IMAP_HOST: dc.host,
         IMAP_PORT: String(dc.imapPort),
         IMAP_MASTER_USER: dc.masterUser,
         IMAP_MASTER_PASSWORD: dc.masterPassword,
