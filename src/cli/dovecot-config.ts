@@ -1,18 +1,27 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { resolvePushCredentials } from '../push/credentials.js';
-import { dovecotConfig } from '../push/dovecot-config.js';
+import { dovecotConfig, mailcowEnv } from '../push/dovecot-config.js';
 import { out, UsageError } from './common.js';
 
 const DOVECOT_HELP = `usage: mailsight dovecot-config --url <http://host:port> [--driver ox|lua] [--dovecot 2.3|2.4]
                                 [--user <name>] [--password <secret>]
+       mailsight dovecot-config --mailcow [--url http://mailsight:8080] [--dovecot 2.3|2.4]
+                                [--master-user <DOVECOT_MASTER_USER>] [--hostname <MAILCOW_HOSTNAME>]
 
 Prints the Dovecot snippet (dovecot/<version>/90-mailsight*.conf) with the push URL and the
 credentials filled in, '%' written '%%' as Dovecot's config needs. --url is where Dovecot reaches
 mailsight. Credentials default to PUSH_USERNAME / PUSH_PASSWORD, or the password the service
 generated in DATA_DIR; with PUSH_AUTH=none there are none.
   --driver ox   (default) one push per delivery into INBOX; needs the per-user METADATA opt-in
-  --driver lua  every folder, IMAP APPEND and expunges too; needs dovecot/push.lua installed`;
+  --driver lua  every folder, IMAP APPEND and expunges too; needs dovecot/push.lua installed
+  --mailcow     the block for Mailcow's data/conf/dovecot/extra.conf (it keeps Mailcow's plugin
+                lists), then mailsight's .env lines for Mailcow (host, TLS, master user); the two
+                parts start with '# ==> extra.conf' and '# ==> .env'`;
+
+/** The lines that start the two parts of `--mailcow`'s output, so a script can split them. */
+export const MAILCOW_EXTRA_MARK = '# ==> extra.conf';
+export const MAILCOW_ENV_MARK = '# ==> .env';
 
 export function dovecotConfigCommand(args: string[]): number {
   const { values } = parseArgs({
@@ -23,6 +32,9 @@ export function dovecotConfigCommand(args: string[]): number {
       dovecot: { type: 'string', default: '2.3' },
       user: { type: 'string' },
       password: { type: 'string' },
+      mailcow: { type: 'boolean' },
+      'master-user': { type: 'string', default: 'mailsight' },
+      hostname: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -30,7 +42,10 @@ export function dovecotConfigCommand(args: string[]): number {
     out(DOVECOT_HELP);
     return 0;
   }
+  // On Mailcow's network Dovecot reaches mailsight by its service name.
+  if (values.mailcow) values.url ??= 'http://mailsight:8080';
   if (!values.url) throw new UsageError('dovecot-config needs --url <http://host:port> (where Dovecot reaches mailsight)');
+  if (values.mailcow && values.driver !== 'ox') throw new UsageError('--mailcow prints the OX driver block; for the Lua driver see dovecot/mailcow.md');
   if (values.driver !== 'ox' && values.driver !== 'lua') throw new UsageError('--driver must be ox or lua');
   if (values.dovecot !== '2.3' && values.dovecot !== '2.4') throw new UsageError('--dovecot must be 2.3 or 2.4');
   let credentials: { username: string; password: string } | null;
@@ -41,7 +56,14 @@ export function dovecotConfigCommand(args: string[]): number {
     if (credentials && values.user) credentials = { ...credentials, username: values.user };
   }
   try {
-    out(dovecotConfig({ url: values.url, driver: values.driver, version: values.dovecot, credentials }).trimEnd());
+    const block = dovecotConfig({ url: values.url, driver: values.driver, version: values.dovecot, credentials, mailcow: values.mailcow }).trimEnd();
+    if (!values.mailcow) out(block);
+    else {
+      out(`${MAILCOW_EXTRA_MARK} (append to data/conf/dovecot/extra.conf in the Mailcow directory; then: docker compose restart dovecot-mailcow)`);
+      out(block);
+      out(`${MAILCOW_ENV_MARK} (mailsight's environment)`);
+      out(mailcowEnv({ masterUser: values['master-user'], hostname: values.hostname ?? process.env.MAILCOW_HOSTNAME }));
+    }
   } catch (err) {
     throw new UsageError((err as Error).message);
   }

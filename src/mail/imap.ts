@@ -5,7 +5,7 @@ import type { ActionPlan, ActOutcome } from './actions.js';
 import { probeImap, type ProbeResult } from './imap-probe.js';
 import { imapConnection, tlsProblem, type ImapTlsSettings, type TlsProblemCode } from './imap-tls.js';
 
-export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_UNAVAILABLE' | 'IMAP_NOT_YET_VISIBLE' | 'IMAP_ERROR' | TlsProblemCode;
+export type ImapErrorCode = 'IMAP_NOT_CONFIGURED' | 'IMAP_AUTH_FAILED' | 'IMAP_UNAVAILABLE' | 'IMAP_NOT_YET_VISIBLE' | 'IMAP_NO_ACCESS' | 'IMAP_ERROR' | TlsProblemCode;
 
 /** Pauses between NOOPs while a just-pushed UID is not visible yet (about 1.5 s in all). */
 const VISIBILITY_POLLS_MS = [0, 50, 100, 200, 400, 800];
@@ -287,6 +287,7 @@ export class ImapSessions {
         // Read-only unless a mailbox action needs to write: analysis never changes a flag.
         lock = await session.client.getMailboxLock(folder, { readOnly: !opts.writable });
       } catch (err) {
+        if (isNoSuchFolder(err) && folder.toUpperCase() === 'INBOX') throw this.noInbox(mailbox, err);
         if (isNoSuchFolder(err)) return 'no-folder';
         throw err;
       }
@@ -302,6 +303,21 @@ export class ImapSessions {
     } finally {
       this.releaseSession(session);
     }
+  }
+
+  /**
+   * Every user has an INBOX: a master login that cannot see it lacks rights, most often the ACL
+   * plugin checking the master user's rights instead of the user's. The same for every mailbox, so
+   * the jobs wait (an outage) instead of recording their messages as gone.
+   */
+  private noInbox(mailbox: string, cause: unknown): ImapError {
+    this.serverRest.failed();
+    const fix = "with Dovecot's acl plugin, set acl_user = %u and master_user = %u in plugin { } (Mailcow has both), so the master login gets the user's rights";
+    const message = `the master login as ${this.loginFor(mailbox)} sees no INBOX; fix: ${fix}`;
+    this.lastLogin = { outcome: 'failed', at: new Date(), error: message, code: 'IMAP_NO_ACCESS' };
+    const err = new ImapError('IMAP_NO_ACCESS', message, true, { cause, outageMs: this.serverRest.remaining() });
+    err.fix = fix;
+    return err;
   }
 
   /**

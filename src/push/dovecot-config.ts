@@ -15,12 +15,15 @@ export interface DovecotConfigOptions {
   driver: Driver;
   version: DovecotVersion;
   credentials: { username: string; password: string } | null;
+  /** Mailcow's `extra.conf` block (dovecot/<version>/mailcow-extra.conf), OX driver. */
+  mailcow?: boolean;
 }
 
 export function dovecotConfig(o: DovecotConfigOptions): string {
   const base = new URL(o.url);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error(`--url must be http(s)://host:port, not ${o.url}`);
-  const file = join(ROOT, 'dovecot', o.version, o.driver === 'ox' ? '90-mailsight.conf' : '90-mailsight-lua.conf');
+  const name = o.mailcow ? 'mailcow-extra.conf' : o.driver === 'ox' ? '90-mailsight.conf' : '90-mailsight-lua.conf';
+  const file = join(ROOT, 'dovecot', o.version, name);
   let text = readFileSync(file, 'utf8');
   const replace = (pattern: RegExp, value: string) => {
     if (!pattern.test(text)) throw new Error(`${file}: no line matches ${pattern}`);
@@ -36,4 +39,27 @@ export function dovecotConfig(o: DovecotConfigOptions): string {
     replace(/^(\s*mailsight_push_password = ).*$/m, escapeForDovecot(o.credentials?.password ?? ''));
   }
   return text;
+}
+
+export interface MailcowEnvOptions {
+  /** DOVECOT_MASTER_USER from mailcow.conf: Mailcow's master login is `<it>@mailcow.local`. */
+  masterUser: string;
+  /** MAILCOW_HOSTNAME: the name Dovecot's certificate is for. */
+  hostname?: string;
+}
+
+/** The mailsight `.env` lines for Mailcow: its Dovecot on the Docker network, over STARTTLS, as Mailcow's master user. */
+export function mailcowEnv(o: MailcowEnvOptions): string {
+  return [
+    'IMAP_HOST=dovecot',
+    'IMAP_PORT=143',
+    "# Mailcow refuses logins without TLS; its certificate is for MAILCOW_HOSTNAME, not for 'dovecot'.",
+    'IMAP_STARTTLS=required',
+    `IMAP_TLS_SERVERNAME=${o.hostname ?? 'CHANGE_ME (your MAILCOW_HOSTNAME)'}`,
+    "# Only while Mailcow still serves its self-signed certificate (before ACME): Mailcow's data/assets/ssl/cert.pem, mounted.",
+    '# IMAP_TLS_CA_FILE=/run/mailcow-ssl/cert.pem',
+    `IMAP_MASTER_USER=${o.masterUser.includes('@') ? o.masterUser : `${o.masterUser}@mailcow.local`}`,
+    'IMAP_MASTER_PASSWORD=CHANGE_ME (DOVECOT_MASTER_PASS from mailcow.conf)',
+    'IMAP_MASTER_SEPARATOR=*',
+  ].join('\n');
 }

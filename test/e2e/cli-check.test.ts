@@ -30,7 +30,7 @@ describeWith('Dovecot and PostgreSQL', ready)('mailsight check', () => {
     expect(r.stdout.trim().split('\n')).toEqual([
       expect.stringMatching(/^✓ configuration: valid/),
       '✓ database: PostgreSQL answers',
-      expect.stringMatching(/^✓ IMAP: master login as alice@example\.test\*\S+ on 127\.0\.0\.1:\d+ works$/),
+      expect.stringMatching(/^✓ IMAP: master login as alice@example\.test\*\S+ on 127\.0\.0\.1:\d+ works, without TLS$/),
       expect.stringMatching(/^✓ Ollama: http:\/\/127\.0\.0\.1:\d+ has llama3\.2:3b$/),
       expect.stringMatching(/^✓ push endpoint: http:\/\/127\.0\.0\.1:\d+\/push\/dovecot accepts the push credentials$/),
     ]);
@@ -38,7 +38,7 @@ describeWith('Dovecot and PostgreSQL', ready)('mailsight check', () => {
 
   it.each([
     ['the database', { DATABASE_URL: 'postgres://postgres@127.0.0.1:9/none' }, /✗ database: .*\n {4}fix: check DATABASE_URL/],
-    ['the IMAP master login', { IMAP_MASTER_PASSWORD: 'wrong' }, /✗ IMAP: .*\n {4}fix: Dovecot refused alice@example\.test\*\S+: check IMAP_MASTER_PASSWORD/],
+    ['the IMAP master login', { IMAP_MASTER_PASSWORD: 'wrong' }, /✗ IMAP: .*\n {4}fix: Dovecot refused alice@example\.test\*\S+: check IMAP_MASTER_USER and IMAP_MASTER_PASSWORD/],
     ['the IMAP server', { IMAP_PORT: '9' }, /✗ IMAP: .*\n {4}fix: check IMAP_HOST\/IMAP_PORT/],
     ['the model', { OLLAMA_MODEL: 'qwen2.5:7b' }, /✗ Ollama: .*not pulled.*\n {4}fix: run: ollama pull qwen2\.5:7b/],
     ['Ollama', { OLLAMA_HOST: 'http://127.0.0.1:9' }, /✗ Ollama: .*\n {4}fix: check OLLAMA_HOST/],

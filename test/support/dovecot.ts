@@ -50,6 +50,8 @@ export interface DovecotOptions {
   listen?: string;
   /** A whole configuration of its own instead of the test one (the Mailcow shape); files go in `dir`. */
   render?: (ctx: RenderContext) => string;
+  /** The master user's name (default `mailsight`); a `render` writes its own master passdb. */
+  masterUser?: string;
 }
 
 export interface RenderContext {
@@ -60,6 +62,9 @@ export interface RenderContext {
   listen: string;
   users: string[];
   userPassword: string;
+  masterUser: string;
+  masterPassword: string;
+  push?: PushTarget;
 }
 
 export interface Dovecot {
@@ -230,7 +235,7 @@ async function waitForGreeting(port: number, prefix: string, timeoutMs: number, 
 export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> {
   const users = opts.users ?? ['alice@example.test', 'bob@example.test'];
   const userPassword = 'userpw';
-  const masterUser = 'mailsight';
+  const masterUser = opts.masterUser ?? 'mailsight';
   const masterPassword = 'masterpw';
   // Short path: unix socket paths must stay under 108 bytes.
   const dir = mkdtempSync('/tmp/dc-');
@@ -252,7 +257,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     imapPort = await freePort();
     lmtpPort = await freePort();
     imapsPort = opts.imaps ? await freePort() : 0;
-    const ctx: RenderContext = { dir, imapPort, lmtpPort, imapsPort, listen, users, userPassword };
+    const ctx: RenderContext = { dir, imapPort, lmtpPort, imapsPort, listen, users, userPassword, masterUser, masterPassword, push: opts.push };
     writeFileSync(conf, opts.render ? opts.render(ctx) : config(ctx, opts));
     const proc = spawn(DOVECOT_BIN, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
