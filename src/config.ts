@@ -28,6 +28,18 @@ const encryptionKey = z.string().transform((v, ctx) => {
   }
 });
 
+/** A readable file that holds at least one PEM certificate (checked here: a bad one stops start-up with its reason). */
+const pemFile = nonEmpty.superRefine((file, ctx) => {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    return;
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) ctx.addIssue({ code: 'custom', message: `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` });
+});
+
 /** A DNS name or an IP literal (IPv6 in brackets): what may stand between the scheme and the port. */
 const HOST_RE = /^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)$/i;
 
@@ -112,7 +124,7 @@ export const configSchema = z
        */
       starttls: z.enum(['auto', 'required', 'never'], { error: 'must be auto, required or never' }).default('auto'),
       /** PEM file of extra CAs to trust for the IMAP server (a private CA, or the self-signed certificate itself). */
-      tlsCaFile: nonEmpty.optional(),
+      tlsCaFile: pemFile.optional(),
       /** The name the server's certificate must carry when it differs from IMAP_HOST (Mailcow: MAILCOW_HOSTNAME). */
       tlsServername: nonEmpty.optional(),
       /** false: the IMAP server's certificate is not checked (this connection only; warned about at start-up). */
@@ -203,17 +215,6 @@ export const configSchema = z
     auditFile: z.string().trim().min(1).optional(),
   })
   .superRefine((c, ctx) => {
-    if (c.imap.tlsCaFile) {
-      let pem = '';
-      try {
-        pem = readFileSync(c.imap.tlsCaFile, 'utf8');
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', path: ['imap', 'tlsCaFile'], message: `cannot read ${c.imap.tlsCaFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
-      }
-      if (pem && !pem.includes('-----BEGIN CERTIFICATE-----')) {
-        ctx.addIssue({ code: 'custom', path: ['imap', 'tlsCaFile'], message: `${c.imap.tlsCaFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)` });
-      }
-    }
     if (c.ollama.provider === 'openai' && !c.ollama.baseUrl) {
       ctx.addIssue({ code: 'custom', path: ['ollama', 'baseUrl'], message: 'is required with LLM_PROVIDER=openai (e.g. http://vllm:8000/v1)' });
     }

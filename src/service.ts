@@ -57,9 +57,17 @@ async function pullModelIfMissing(llm: LlmClient, config: Config, logger: Logger
   }
 }
 
+/** Choices that weaken the IMAP connection are the operator's to make, but never silently. */
+function warnAboutImapTls(config: Config, logger: Logger) {
+  const { tlsVerify, starttls, secure } = config.imap;
+  if (!tlsVerify) logger.warn('IMAP_TLS_VERIFY=false: the IMAP server\'s certificate is not checked (this connection only); prefer IMAP_TLS_CA_FILE');
+  if (!secure && starttls === 'never') logger.warn('IMAP_STARTTLS=never: the master password goes to the IMAP server without TLS; only for a trusted local connection');
+}
+
 /** The analysis side: IMAP sessions, the model, the pipeline, workers and the sweep. */
 function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWaker, metrics: Metrics, protection: ContentProtection) {
   const imap = new ImapSessions(config.imap, logger.child({ component: 'imap' }));
+  warnAboutImapTls(config, logger);
   const llm = llmClientFor(config);
   const readiness: ReadinessCheck[] = [
     {

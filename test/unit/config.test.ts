@@ -141,7 +141,56 @@ describe('loadConfig', () => {
 describe('OLLAMA_HOST with several hosts', () => {
   it('takes a comma-separated list, each normalised; a bad one is named', () => {
     expect(loadConfig({ OLLAMA_HOST: 'gpu1:11434, http://gpu2.example:11434/' }).ollama.host).toBe('http://gpu1:11434,http://gpu2.example:11434');
-    expect(() => loadConfig({ OLLAMA_HOST: 'gpu1:11434,ftp://x' })).toThrow(/OLLAMA_HOST: not a host:port or http\(s\) URL: ftp:\/\/x/);
+    expect(() => loadConfig({ OLLAMA_HOST: 'gpu1:11434,ftp://x' })).toThrow(/OLLAMA_HOST: not a host, host:port or http\(s\) URL: "ftp:\/\/x"/);
+  });
+});
+
+describe('OLLAMA_HOST as Ollama\'s own clients read it', () => {
+  it.each([
+    ['127.0.0.1', 'http://127.0.0.1:11434'],
+    ['ollama', 'http://ollama:11434'],
+    ['ollama:8000', 'http://ollama:8000'],
+    ['[::1]', 'http://[::1]:11434'],
+    ['http://ollama', 'http://ollama'],
+    ['https://gpu.example', 'https://gpu.example'],
+    ['https://gpu.example/ollama/', 'https://gpu.example/ollama'],
+    ['gpu.example:11434/proxy', 'http://gpu.example:11434/proxy'],
+  ])('%s means %s (no scheme: port 11434; a scheme: its own port; a path is kept)', (value, url) => {
+    expect(loadConfig({ OLLAMA_HOST: value }).ollama.host).toBe(url);
+  });
+
+  it.each(['not a url', 'ftp://ollama', 'http://', 'ollama:port', 'user:pw@ollama', 'http://ollama/?q=1', '-ollama'])('refuses %j, naming it', (value) => {
+    expect(configError({ OLLAMA_HOST: value }).message).toContain(`OLLAMA_HOST: not a host, host:port or http(s) URL: ${JSON.stringify(value)}`);
+  });
+});
+
+describe('IMAP TLS settings', () => {
+  it('defaults: STARTTLS when offered, certificates verified', () => {
+    expect(loadConfig({}).imap).toMatchObject({ secure: false, starttls: 'auto', tlsVerify: true });
+  });
+
+  it('reads IMAP_STARTTLS, IMAP_TLS_SERVERNAME, IMAP_TLS_VERIFY and a readable PEM IMAP_TLS_CA_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailsight-ca-'));
+    const ca = join(dir, 'ca.pem');
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const c = loadConfig({ IMAP_STARTTLS: 'required', IMAP_TLS_CA_FILE: ca, IMAP_TLS_SERVERNAME: 'mail.example.org', IMAP_TLS_VERIFY: 'false' });
+    expect(c.imap).toMatchObject({ starttls: 'required', tlsCaFile: ca, tlsServername: 'mail.example.org', tlsVerify: false });
+  });
+
+  it('names a bad value, an unreadable CA file and one without a certificate', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailsight-ca-'));
+    const notPem = join(dir, 'key.pem');
+    writeFileSync(notPem, 'hello');
+    const err = configError({ IMAP_STARTTLS: 'sometimes', IMAP_TLS_CA_FILE: join(dir, 'missing.pem') });
+    expect(err.problems).toEqual([expect.stringMatching(/^IMAP_STARTTLS: must be auto, required or never/), expect.stringMatching(/^IMAP_TLS_CA_FILE: cannot read .*missing\.pem: ENOENT/)]);
+    expect(configError({ IMAP_TLS_CA_FILE: notPem }).message).toMatch(/IMAP_TLS_CA_FILE: .*holds no PEM certificate/);
+  });
+
+  it('takes the same settings from the YAML file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailsight-yaml-'));
+    const file = join(dir, 'config.yml');
+    writeFileSync(file, 'imap:\n  host: dovecot\n  starttls: required\n  tls_servername: mail.example.org\n  tls_verify: true\n');
+    expect(loadConfig({ CONFIG_FILE: file }).imap).toMatchObject({ host: 'dovecot', starttls: 'required', tlsServername: 'mail.example.org', tlsVerify: true });
   });
 });
 
@@ -151,7 +200,8 @@ describe('LLM_PROVIDER=openai', () => {
     const c = loadConfig({ LLM_PROVIDER: 'openai', LLM_BASE_URL: 'http://vllm:8000/v1/, http://llamacpp:8080/v1', LLM_API_KEY: 'sk-123' });
     expect(c.ollama).toMatchObject({ provider: 'openai', baseUrl: 'http://vllm:8000/v1,http://llamacpp:8080/v1', apiKey: 'sk-123' });
     expect(configError({ LLM_PROVIDER: 'vllm' }).message).toContain('LLM_PROVIDER');
-    expect(configError({ LLM_BASE_URL: 'vllm:8000' }).message).toContain('LLM_BASE_URL: not an http(s) URL');
+    expect(loadConfig({ LLM_PROVIDER: 'openai', LLM_BASE_URL: 'vllm:8000/v1' }).ollama.baseUrl).toBe('http://vllm:8000/v1');
+    expect(configError({ LLM_BASE_URL: 'ftp://vllm' }).message).toContain('LLM_BASE_URL: not a host:port or http(s) URL: "ftp://vllm"');
     expect(loadConfig({}).ollama.provider).toBe('ollama');
   });
 });
