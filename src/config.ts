@@ -146,6 +146,16 @@ export const configSchema = z
       timeoutMs: int(100, 3_600_000).default(180_000),
       /** Pull the model at start-up when the server lacks it; off: mailsight fetches nothing by itself. */
       autoPull: bool.default(false),
+      /**
+       * The context window (tokens) asked of every LLM host, always the same: Ollama reloads the model
+       * when a request's num_ctx differs from the loaded one. Prompts are cut to fit it.
+       */
+      numCtx: int(1024, 1_048_576).default(4096),
+      /**
+       * Thinking models (qwen3, deepseek-r1, gpt-oss): Ollama thinks when `think` is not sent, before
+       * the schema applies, spending time and output tokens. false by default; gpt-oss takes low/medium/high.
+       */
+      think: z.enum(['false', 'true', 'low', 'medium', 'high'], { error: 'must be false, true, low, medium or high' }).default('false'),
       /** `openai`: an OpenAI-compatible server (vLLM, llama.cpp's server, LM Studio) at `baseUrl` instead of Ollama. */
       provider: z.enum(['ollama', 'openai']).default('ollama'),
       /** The OpenAI-compatible API's base URL(s), e.g. http://vllm:8000/v1; comma-separated for several. */
@@ -300,6 +310,8 @@ export const ENV_PATHS: Record<string, string[]> = {
   PRIVACY_KEEP_HEADERS: ['privacy', 'keepHeaders'],
   PRIVACY_SUMMARY_DAYS: ['privacy', 'summaryDays'],
   OLLAMA_AUTO_PULL: ['ollama', 'autoPull'],
+  LLM_NUM_CTX: ['ollama', 'numCtx'],
+  LLM_THINK: ['ollama', 'think'],
   LLM_PROVIDER: ['ollama', 'provider'],
   LLM_BASE_URL: ['ollama', 'baseUrl'],
   LLM_API_KEY: ['ollama', 'apiKey'],
@@ -318,6 +330,8 @@ function fromYaml(doc: any): Record<string, any> {
   const o = doc.ollama ?? {};
   if (o.host !== undefined) out.ollama.host = String(o.host);
   if (o.model !== undefined) out.ollama.model = o.model;
+  if (o.num_ctx !== undefined) out.ollama.numCtx = o.num_ctx;
+  if (o.think !== undefined) out.ollama.think = String(o.think);
   const p = doc.processing ?? {};
   if (p.batch_size !== undefined) out.processing.batchSize = p.batch_size;
   if (p.interval !== undefined) out.processing.intervalSec = p.interval;

@@ -34,7 +34,7 @@ export interface MessageSource {
 export interface PipelineDeps {
   db: Db;
   source: MessageSource;
-  llm: Pick<LlmClient, 'analyse' | 'model'>;
+  llm: Pick<LlmClient, 'analyse' | 'model' | 'fit'>;
   config: Pick<Config, 'processing' | 'rules' | 'actions' | 'dryRun'>;
   logger: Logger;
   metrics?: Metrics;
@@ -272,20 +272,26 @@ export function createPipeline(deps: PipelineDeps) {
     const shedAfter = config.processing.shedAfterSec;
     const brief = shedAfter > 0 && !requested && (await lag.seconds()) >= shedAfter;
     const leftOut = brief ? OPTIONAL_PARTS.filter((part) => (part === 'summary' ? prefs.summaryEnabled : prefs.replySuggestions)) : [];
-    const prompt = buildPrompt(parsed, {
-      maxBodyChars: config.processing.maxEmailSize,
-      replySuggestion: prefs.replySuggestions,
-      summaryLanguage: prefs.summaryLanguage ?? undefined,
-      signals: promptSignals(signals, ev),
-      brief,
-    });
+    // Cut to fit the model's context window, counted with its tokenizer: never sent larger.
+    const prompted = await llm.fit(
+      (maxBodyChars) =>
+        buildPrompt(parsed, {
+          maxBodyChars,
+          replySuggestion: prefs.replySuggestions,
+          summaryLanguage: prefs.summaryLanguage ?? undefined,
+          signals: promptSignals(signals, ev),
+          brief,
+        }),
+      config.processing.maxEmailSize,
+    );
+    const prompt = prompted.prompt;
     const hash = contentHash(prompt.inputHash, llm.model, prefs);
     row.contentHash = hash;
     row.rule = ruled.rule?.name ?? null;
 
     let answer: Awaited<ReturnType<typeof answerFor>>;
     try {
-      answer = await answerFor(hash, () => llm.analyse(prompt), job.force);
+      answer = await answerFor(hash, () => llm.analyse(prompted), job.force);
     } catch (err) {
       const e = err as { transient?: boolean; message?: string };
       if (e.transient !== false) throw err;

@@ -4,7 +4,7 @@ import { cutAtWord, trimQuotesAndSignature } from '../mail/text.js';
 import { CATEGORIES } from './result.js';
 
 /** Stored with every result: a change to the prompt's wording or shape bumps it. */
-export const PROMPT_VERSION = '2026-11-21.2';
+export const PROMPT_VERSION = '2026-11-30.1';
 
 export interface PromptOptions {
   maxBodyChars: number;
@@ -92,9 +92,4 @@ export function buildPrompt(p: ParsedMessage, opts: PromptOptions): Prompt {
   const user = `${asks}${checks}\n\nEMAIL-BEGIN-${token}\n${content}\nEMAIL-END-${token}`;
   const inputHash = createHash('sha256').update(SYSTEM).update('\0').update(user).digest('hex');
   return { system: SYSTEM, user, inputHash, bodyCut: body.cut };
-}
-
-/** Rough token count (about 4 characters a token for English mail), for sizing num_ctx. */
-export function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 4);
 }

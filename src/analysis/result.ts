@@ -44,7 +44,9 @@ export const analysisResultSchema = z.object({
   priority_reason: z.string().max(300),
   sensitive: z.array(z.enum(SENSITIVE_TYPES)).max(10),
   language: z.string().max(16).describe('ISO 639-1 code of the message language'),
-  reply_suggestion: z.string().max(2000).nullable(),
+  // llama.cpp's grammar parser refuses a repetition bound of 2,000 or more (MAX_REPETITION_THRESHOLD),
+  // and Ollama compiles this schema with it: maxLength 2000 made every call a 400.
+  reply_suggestion: z.string().max(1500).nullable(),
 });
 
 export type AnalysisResult = z.infer<typeof analysisResultSchema>;

@@ -51,15 +51,13 @@ export async function analyzeCommand(args: string[]): Promise<number> {
     report = buildReport(parsed, signals, ev, { ...decideVerdict(null, ev), verdictSource: 'signals' });
   } else {
     const llm = llmClientFor(config);
-    const prompt = buildPrompt(parsed, {
-      maxBodyChars: config.processing.maxEmailSize,
-      replySuggestion: Boolean(values.reply),
-      summaryLanguage: values.lang,
-      signals: promptSignals(signals, ev),
-    });
     let answer;
     try {
-      answer = await llm.analyse(prompt);
+      const source = await llm.fit(
+        (maxBodyChars) => buildPrompt(parsed, { maxBodyChars, replySuggestion: Boolean(values.reply), summaryLanguage: values.lang, signals: promptSignals(signals, ev) }),
+        config.processing.maxEmailSize,
+      );
+      answer = await llm.analyse(source);
     } catch (err) {
       process.stderr.write(`mailsight: ${(err as Error).message} (${llmHostOf(config)}, model ${config.ollama.model}); --signals-only works without Ollama\n`);
       return 1;

@@ -26,13 +26,14 @@ describe('LlmClient against the Ollama stand-in', () => {
     client = new LlmClient({ host: ollama.url, model: 'llama3.2:3b', timeoutMs: 1000 });
   });
 
-  it('makes one structured call: schema as format, temperature 0, context sized to the prompt', async () => {
+  it('makes one structured call: schema as format, temperature 0, the same num_ctx always, no thinking', async () => {
     const { result, usage } = await client.analyse(await promptOf(SPAM));
     expect(result).toMatchObject({ verdict: 'spam', category: 'spam', reply_suggestion: null });
     expect(ollama.state.chats).toHaveLength(1);
     const req = ollama.state.chats[0];
     expect(req.format).toEqual(JSON.parse(JSON.stringify(analysisJsonSchema)));
-    expect(req.options).toEqual({ temperature: 0, num_ctx: 2048 });
+    expect(req.options).toEqual({ temperature: 0, num_ctx: 4096, num_predict: 1024 });
+    expect(req.think).toBe(false);
     expect(req.stream).toBe(false);
     expect(usage.attempts).toBe(1);
     expect(usage.promptTokens).toBeGreaterThan(100);
@@ -80,7 +81,7 @@ describe('LlmClient against the Ollama stand-in', () => {
     expect(await client.analyse(await promptOf(HAM)).catch((e) => e)).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND', transient: true });
     expect(await client.check().catch((e) => e)).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND' });
     ollama.set({ models: ['llama3.2:3b'] });
-    expect(await client.check()).toEqual({ model: 'llama3.2:3b', provider: 'ollama' });
+    expect(await client.check()).toEqual({ model: 'llama3.2:3b', provider: 'ollama', numCtx: 4096, tokenizer: 'exact', version: '0.33.0' });
   });
 
   it('classifies an unreachable host as transient', async () => {
@@ -185,7 +186,7 @@ describe('LlmClient against an OpenAI-compatible server (LLM_PROVIDER=openai)', 
     expect(usage).toMatchObject({ attempts: 1 });
     expect(usage.promptTokens).toBeGreaterThan(100);
     expect(usage.completionTokens).toBeGreaterThan(10);
-    expect(await client().check()).toEqual({ model: 'llama3.2:3b', provider: 'openai' });
+    expect(await client().check()).toEqual({ model: 'llama3.2:3b', provider: 'openai', numCtx: 4096, tokenizer: 'exact' });
   });
 
   it('a server without JSON-schema output gets JSON mode, then plain output; what it took is remembered', async () => {
@@ -195,7 +196,8 @@ describe('LlmClient against an OpenAI-compatible server (LLM_PROVIDER=openai)', 
     expect((await c.analyse(prompt)).result.verdict).toBe('legit');
     expect(server.state.chats.map((r) => r.response_format?.type)).toEqual(['json_schema', 'json_object']);
     await c.analyse(prompt);
-    expect(server.state.chats.at(-1).response_format).toEqual({ type: 'json_object' });
+    // JSON mode with the schema beside it: llama-server enforces it there.
+    expect(server.state.chats.at(-1).response_format).toEqual({ type: 'json_object', schema: JSON.parse(JSON.stringify(analysisJsonSchema)) });
 
     server.set({ responseFormats: [] });
     server.state.chats.length = 0;
@@ -220,7 +222,7 @@ describe('LlmClient against an OpenAI-compatible server (LLM_PROVIDER=openai)', 
     expect(unauthorised.message).toContain('check LLM_API_KEY');
     expect(unauthorised.message).not.toContain('wrong');
 
-    server.set({ apiKey: undefined, models: ['qwen2.5:7b'] });
+    server.set({ apiKey: undefined, models: ['qwen2.5:7b', 'mistral:7b'] });
     const missing = await client().analyse(await promptOf(HAM)).catch((e) => e);
     expect(missing).toMatchObject({ code: 'LLM_MODEL_NOT_FOUND', transient: true });
     await expect(client().check()).rejects.toThrow(`model llama3.2:3b is not served by ${server.openaiUrl}`);
