@@ -1,3 +1,4 @@
+import { OLLAMA_MIN_VERSION } from './analysis/llm-backends.js';
 import { llmClientFor, llmHostOf } from './analysis/llm.js';
 import type { Config } from './config.js';
 import { DatabaseInUseError, openDb, ping } from './db/client.js';
@@ -91,11 +92,15 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
     await attempt(
       openai ? 'LLM server' : 'Ollama',
       async () => {
-        await llm.check();
-        return `${llmHost} has ${config.ollama.model}`;
+        const info = await llm.check();
+        const server = info.version ? `Ollama ${info.version}, ` : info.servedAs ? `served as ${info.servedAs}, ` : '';
+        return `${llmHost} has ${config.ollama.model} (${server}num_ctx ${info.numCtx}, prompts sized with ${info.tokenizer === 'exact' ? "the model's tokenizer" : 'a conservative estimate'})`;
       },
       (err) => {
-        const missing = (err as { code?: string }).code === 'LLM_MODEL_NOT_FOUND';
+        const code = (err as { code?: string }).code;
+        if (code === 'LLM_SERVER_TOO_OLD') return `upgrade Ollama on ${llmHost} to ${OLLAMA_MIN_VERSION} or later (curl ${llmHost}/api/version shows its version)`;
+        if (code === 'LLM_SCHEMA_REJECTED') return "the server cannot compile mailsight's output schema into a grammar: upgrade it; if that does not help, report it to mailsight with the server's name and version";
+        const missing = code === 'LLM_MODEL_NOT_FOUND';
         if (openai) {
           return missing
             ? `load ${config.ollama.model} on the server, or set OLLAMA_MODEL to a model it lists (curl ${llmHost}/models)`

@@ -37,24 +37,34 @@ function logPushCredentials(config: Config, logger: Logger) {
   return pushCredentials;
 }
 
+/** A pull's progress is logged at most this often (a 2 GB model on a slow link takes hours). */
+const PULL_LOG_EVERY_MS = 30_000;
+
 /**
- * OLLAMA_AUTO_PULL=true: the model is pulled at start-up when the server lacks it. Otherwise
+ * OLLAMA_AUTO_PULL=true: the model is pulled when the server lacks it, in the background: the
+ * service and its workers start at once (jobs wait for the model without spending attempts, as for
+ * any LLM outage), and the pull has no overall time limit, only one on a stall. Otherwise
  * mailsight never asks Ollama to fetch anything. A failed pull is logged; /ready keeps reporting it.
  */
-async function pullModelIfMissing(llm: LlmClient, config: Config, logger: Logger) {
-  try {
-    await llm.check();
-    return;
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'LLM_MODEL_NOT_FOUND') return;
-  }
-  logger.info({ model: config.ollama.model, host: llmHostOf(config) }, 'OLLAMA_AUTO_PULL: pulling the model');
-  try {
-    await llm.pull();
+function pullModelInBackground(llm: LlmClient, config: Config, logger: Logger): Promise<void> {
+  return (async () => {
+    try {
+      await llm.check();
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'LLM_MODEL_NOT_FOUND') return;
+    }
+    logger.info({ model: config.ollama.model, host: llmHostOf(config) }, 'OLLAMA_AUTO_PULL: pulling the model');
+    let logged = 0;
+    await llm.pull((host, p) => {
+      const now = Date.now();
+      if (now - logged < PULL_LOG_EVERY_MS && p.status !== 'success') return;
+      logged = now;
+      const percent = p.total ? Math.floor((100 * (p.completed ?? 0)) / p.total) : undefined;
+      logger.info({ model: config.ollama.model, host, status: p.status, percent }, 'model pull progress');
+    });
     logger.info({ model: config.ollama.model }, 'model pulled');
-  } catch (err) {
-    logger.error({ model: config.ollama.model, err: errorText(err) }, 'model pull failed');
-  }
+  })().catch((err) => logger.error({ model: config.ollama.model, err: errorText(err) }, 'model pull failed'));
 }
 
 /** Choices that weaken the IMAP connection are the operator's to make, but never silently. */
@@ -127,14 +137,19 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
         p.intervalSec * 1000,
       )
     : undefined;
+  let pulling: Promise<void> | undefined;
   return {
     imap,
     llm,
     pool,
     reconciler,
     readiness,
+    get pulling() {
+      return pulling;
+    },
     async start() {
-      if (config.ollama.autoPull) await pullModelIfMissing(llm, config, logger);
+      // Not awaited here: workers start meanwhile. Kept, so a test or shutdown can wait for it.
+      if (config.ollama.autoPull) pulling = pullModelInBackground(llm, config, logger);
       if (!pool || !reconciler) return;
       await waker.subscribe(() => pool.wake());
       pool.start();
@@ -211,5 +226,18 @@ export async function startService(config: Config, logger: Logger) {
       await db.close();
       logger.info('stopped');
     })());
-  return { server, db, app, stop, address, pool: processing.pool, imap: processing.imap, waker };
+  return {
+    server,
+    db,
+    app,
+    stop,
+    address,
+    pool: processing.pool,
+    imap: processing.imap,
+    waker,
+    /** The background model pull (OLLAMA_AUTO_PULL), while one runs. */
+    get pulling() {
+      return processing.pulling;
+    },
+  };
 }

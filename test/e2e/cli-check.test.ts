@@ -31,7 +31,7 @@ describeWith('Dovecot and PostgreSQL', ready)('mailsight check', () => {
       expect.stringMatching(/^✓ configuration: valid/),
       '✓ database: PostgreSQL answers',
       expect.stringMatching(/^✓ IMAP: master login as alice@example\.test\*\S+ on 127\.0\.0\.1:\d+ works, without TLS$/),
-      expect.stringMatching(/^✓ Ollama: http:\/\/127\.0\.0\.1:\d+ has llama3\.2:3b$/),
+      expect.stringMatching(/^✓ Ollama: http:\/\/127\.0\.0\.1:\d+ has llama3\.2:3b \(Ollama 0\.33\.0, num_ctx 4096, prompts sized with the model's tokenizer\)$/),
       expect.stringMatching(/^✓ push endpoint: http:\/\/127\.0\.0\.1:\d+\/push\/dovecot accepts the push credentials$/),
     ]);
   });
@@ -48,6 +48,17 @@ describeWith('Dovecot and PostgreSQL', ready)('mailsight check', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(line);
     expect(r.stdout.match(/^✗/gm)).toHaveLength(1);
+  });
+
+  it('an Ollama too old for a JSON schema is named with the version needed', async () => {
+    stack.ollama!.set({ version: '0.4.7' });
+    try {
+      const r = await check();
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/✗ Ollama: Ollama 0\.4\.7 at http:\/\/127\.0\.0\.1:\d+ is too old.*\n {4}fix: upgrade Ollama on \S+ to 0\.5\.0 or later/);
+    } finally {
+      stack.ollama!.set({ version: '0.33.0' });
+    }
   });
 
   it('a bad configuration lists every problem', async () => {
