@@ -22,6 +22,11 @@ const SHUTDOWN_GRACE_MS = 10_000;
 /** Connections for the push endpoint: each answers in about a millisecond, so a few serve thousands per second. */
 const PUSH_POOL_SIZE = 6;
 
+/**
+ * Says where the push credentials are. A generated password never goes into the log stream (logs
+ * are shipped and kept): the log names its file, and the ready-to-paste driver line is printed
+ * once to the terminal when there is one. `mailsight dovecot-config` prints it again at any time.
+ */
 function logPushCredentials(config: Config, logger: Logger) {
   const pushCredentials = resolvePushCredentials(config);
   if (!pushCredentials) {
@@ -29,8 +34,11 @@ function logPushCredentials(config: Config, logger: Logger) {
   } else if (pushCredentials.generated) {
     logger.info(
       { file: pushCredentials.file },
-      `generated a push password; put this line in Dovecot's plugin { } block:\n  ${oxDriverLine(localBaseUrl(config), pushCredentials)}`,
+      "generated a push password (kept in this file); print Dovecot's driver line with: mailsight dovecot-config --url <where Dovecot reaches mailsight>",
     );
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\nPut this line in Dovecot's plugin { } block (shown once; the password is in ${pushCredentials.file}):\n\n  ${oxDriverLine(localBaseUrl(config), pushCredentials)}\n\n`);
+    }
   } else if (pushCredentials.file) {
     logger.info({ file: pushCredentials.file }, 'push password read from file (print it with: cat <file>)');
   }

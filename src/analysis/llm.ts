@@ -5,7 +5,7 @@ import { Rest } from '../queue/job-error.js';
 import { analysisJsonSchema, analysisResultSchema, type AnalysisResult } from './result.js';
 import type { Config } from '../config.js';
 import type { Prompt } from './prompt.js';
-import { ESTIMATE, TEMPLATE_TOKENS_PER_MESSAGE, tokenCounterFor, type TokenCounter } from './tokens.js';
+import { ESTIMATE, estimateTokens, TEMPLATE_TOKENS_PER_MESSAGE, tokenCounterFor, type TokenCounter } from './tokens.js';
 
 export { LlmError, type LlmErrorCode } from './llm-error.js';
 
@@ -142,7 +142,12 @@ export class LlmClient {
    */
   async fit(build: (maxBodyChars: number) => Prompt, maxBodyChars: number): Promise<PromptSource> {
     const counter = await this.tokens();
-    const size = (p: Prompt) => counter.count(p.system) + counter.count(p.user);
+    // The estimate is never below Llama 3's count (tokens.ts), so a prompt it fits needs no exact
+    // count: the tokenizer (about 5 ms a prompt) runs only for the few long ones.
+    const size = (p: Prompt) => {
+      const estimate = this.systemTokens(p.system, ESTIMATE) + estimateTokens(p.user);
+      return estimate <= this.promptBudget || !counter.exact ? estimate : this.systemTokens(p.system, counter) + counter.count(p.user);
+    };
     let chars = maxBodyChars;
     let prompt = build(chars);
     for (let i = 0; i < 8; i++) {
@@ -154,6 +159,16 @@ export class LlmClient {
     }
     const fitted = chars;
     return { prompt, smaller: () => (fitted > MIN_BODY_CHARS ? build(Math.max(MIN_BODY_CHARS, Math.floor(fitted / 2))) : undefined) };
+  }
+
+  /** The system prompt is the same for every message: counted once per counter. */
+  private readonly systemCounts = new Map<TokenCounter, { text: string; tokens: number }>();
+  private systemTokens(text: string, counter: TokenCounter): number {
+    const known = this.systemCounts.get(counter);
+    if (known?.text === text) return known.tokens;
+    const tokens = counter.count(text);
+    this.systemCounts.set(counter, { text, tokens });
+    return tokens;
   }
 
   /**

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createApiKey, listApiKeys, revokeApiKey } from '../api/keys.js';
-import { out, UsageError, when, withDatabase } from './common.js';
+import { cliMailbox, out, UsageError, when, withDatabase } from './common.js';
 
 const APIKEY_HELP = `usage:
   mailsight apikey create --mailbox <user@example.org> [--name <label>] [--json]
@@ -25,8 +25,8 @@ export async function apikeyCommand(args: string[]): Promise<number> {
   }
   switch (sub) {
     case 'create': {
-      const mailbox = values.mailbox?.trim();
-      if (!mailbox) throw new UsageError('apikey create needs --mailbox <user@example.org>');
+      if (!values.mailbox?.trim()) throw new UsageError('apikey create needs --mailbox <user@example.org>');
+      const mailbox = cliMailbox(values.mailbox);
       const created = await withDatabase((db) => createApiKey(db, mailbox, values.name));
       if (values.json) out(JSON.stringify(created));
       else {
@@ -36,7 +36,7 @@ export async function apikeyCommand(args: string[]): Promise<number> {
       return 0;
     }
     case 'list': {
-      const keys = await withDatabase((db) => listApiKeys(db, values.mailbox));
+      const keys = await withDatabase((db) => listApiKeys(db, values.mailbox === undefined ? undefined : cliMailbox(values.mailbox)));
       if (values.json) {
         out(JSON.stringify(keys));
         return 0;

@@ -4,7 +4,7 @@ import { createLogger } from '../logger.js';
 import { ImapSessions } from '../mail/imap.js';
 import { backfillMailbox, parseSince, type BackfillProgress } from '../queue/backfill.js';
 import { QueueWaker } from '../queue/wake.js';
-import { out, readInput, UsageError, withDatabase } from './common.js';
+import { cliMailbox, out, readInput, UsageError, withDatabase } from './common.js';
 
 const BACKFILL_HELP = `usage: mailsight backfill (--mailbox <user@example.org> ... | --mailboxes-file <file>)
                           [--folder INBOX] [--since 30d] [--batch-size 500]
@@ -58,6 +58,9 @@ export async function backfillCommand(args: string[]): Promise<number> {
     mailboxes.push(...text.split(/\r?\n/).map((l) => l.replace(/#.*/, '').trim()).filter(Boolean));
   }
   if (mailboxes.length === 0) throw new UsageError('backfill needs --mailbox <user@example.org> or --mailboxes-file <file>');
+  // One name per mailbox (mail/mailbox-name.ts); duplicates in another case go once.
+  const canonical = [...new Set(mailboxes.map(cliMailbox))];
+  mailboxes.splice(0, mailboxes.length, ...canonical);
   let since: Date | undefined;
   try {
     since = values.since ? parseSince(values.since) : undefined;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig } from '../config.js';
 import { openDb, type Db } from '../db/client.js';
 import { migrate } from '../db/migrate.js';
+import { canonicalMailbox, MailboxNameError } from '../mail/mailbox-name.js';
 
 /** What every `mailsight` command shares: output, usage errors, the database, input files. */
 
@@ -19,6 +20,16 @@ export async function withDatabase<T>(fn: (db: Db) => Promise<T>): Promise<T> {
     return await fn(db);
   } finally {
     await db.close();
+  }
+}
+
+/** A mailbox named on the command line, in its canonical form; a name that has none is a usage error. */
+export function cliMailbox(name: string): string {
+  try {
+    return canonicalMailbox(name);
+  } catch (err) {
+    if (err instanceof MailboxNameError) throw new UsageError(`mailbox ${JSON.stringify(name)}: ${err.message}`);
+    throw err;
   }
 }
 

@@ -78,10 +78,24 @@ const filtersSchema = z.object({
   min_priority: z.coerce.number().int().min(1).max(10).optional(),
   sensitive: z.enum(['yes', 'no']).optional(),
   folder: params.folder.optional(),
-  since: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'since must be a date').optional(),
-  until: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'until must be a date').optional(),
+  since: z.string().refine(isCalendarDate, 'since must be a date (YYYY-MM-DD)').optional(),
+  until: z.string().refine(isCalendarDate, 'until must be a date (YYYY-MM-DD)').optional(),
   cursor: z.string().max(40).optional(),
 });
+
+/** YYYY-MM-DD naming a day that exists (2026-13-01 and 2026-02-30 do not). */
+function isCalendarDate(v: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(v)) return false;
+  const d = new Date(`${v}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === v;
+}
+
+/** The `:mailbox` of a page's path, canonical (mail/mailbox-name.ts); a name with control or non-ASCII characters is a 400. */
+function mailboxParam(c: Context): string {
+  const parsed = params.mailbox.safeParse(c.req.param('mailbox'));
+  if (!parsed.success) throw new AppError('VALIDATION_FAILED', `mailbox: ${parsed.error.issues[0]!.message}`);
+  return parsed.data;
+}
 
 /** Query parameters with empty values dropped (an untouched form field means "any"). */
 function queryOf(c: Context): Record<string, string> {
@@ -203,8 +217,7 @@ export function dashboardRoutes(deps: ApiDeps) {
   const signedIn: MiddlewareHandler = async (c, next) => {
     const p = principal(c);
     if (!p) return toLogin(c);
-    const mailbox = c.req.param('mailbox');
-    if (mailbox !== undefined) assertCanSee(p, mailbox);
+    if (c.req.param('mailbox') !== undefined) assertCanSee(p, mailboxParam(c));
     await next();
   };
   app.use('/', signedIn);
@@ -227,7 +240,7 @@ export function dashboardRoutes(deps: ApiDeps) {
   });
 
   app.get('/mailbox/:mailbox', async (c) => {
-    const mailbox = c.req.param('mailbox');
+    const mailbox = mailboxParam(c);
     const query = queryOf(c);
     const parsed = filtersSchema.safeParse(query);
     const f = parsed.success ? parsed.data : {};
@@ -259,6 +272,8 @@ export function dashboardRoutes(deps: ApiDeps) {
         nextUrl={page.next_cursor ? urls.mailbox(mailbox, qs({ cursor: page.next_cursor })) : null}
         firstUrl={cursor ? urls.mailbox(mailbox, qs({})) : null}
       />,
+      // The page still shows (unfiltered, with the reason), but says 400: the request was wrong.
+      parsed.success ? 200 : 400,
     );
   });
 
@@ -288,12 +303,12 @@ export function dashboardRoutes(deps: ApiDeps) {
   });
 
   app.get('/mailbox/:mailbox/preferences', async (c) => {
-    const mailbox = c.req.param('mailbox');
+    const mailbox = mailboxParam(c);
     return render(c, <PreferencesPage page={pageOf(c)} prefs={await getPreferences(deps.db, mailbox)} notice={notice(c)} />);
   });
 
   app.post('/mailbox/:mailbox/preferences', async (c) => {
-    const mailbox = c.req.param('mailbox');
+    const mailbox = mailboxParam(c);
     const form = await c.req.parseBody();
     // A checkbox left unticked is not sent at all: every switch is set, on or off.
     const switches = Object.fromEntries(SWITCHES.map(([name]) => [name, form[name] === 'on']));

@@ -29,10 +29,11 @@ export function apiKeyAuth(db: Db, adminKey: string | undefined, failures?: Auth
   };
 }
 
-const sameMailbox = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-
-/** The admin sees every mailbox; a mailbox key only its own. */
-export const mayAccess = (p: Principal, mailbox: string) => p.kind === 'admin' || sameMailbox(p.mailbox, mailbox);
+/**
+ * The admin sees every mailbox; a mailbox key only its own. Both names are canonical (requests are
+ * canonicalised when parsed, keys when made), so the comparison is exact: no Unicode case folding.
+ */
+export const mayAccess = (p: Principal, mailbox: string) => p.kind === 'admin' || p.mailbox === mailbox;
 
 /** A mailbox key reads and writes only its own mailbox. */
 export function assertMailboxAccess(c: Context, mailbox: string): void {

@@ -1,7 +1,8 @@
 import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { Logger } from '../logger.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { errorText, type Logger } from '../logger.js';
 
 /** The one error vocabulary: every code maps to one HTTP status. */
 export const ERROR_STATUS = {
@@ -26,15 +27,18 @@ export class AppError extends Error {
   readonly status: ContentfulStatusCode;
   /** For 429 and 503: when the client may try again (Retry-After). */
   readonly retryAfterSec?: number;
+  /** Headers the answer carries (405's Allow). */
+  readonly headers?: Record<string, string>;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown; retryAfterSec?: number },
+    options?: { cause?: unknown; retryAfterSec?: number; headers?: Record<string, string> },
   ) {
     super(message, options);
     this.name = 'AppError';
     this.status = ERROR_STATUS[code];
     this.retryAfterSec = options?.retryAfterSec;
+    this.headers = options?.headers;
   }
 }
 
@@ -49,7 +53,7 @@ export function errorResponse(c: Context, err: AppError, headers?: Record<string
 export function onError(logger: Logger): ErrorHandler {
   return (err, c) => {
     if (err instanceof AppError) {
-      return errorResponse(c, err, err.retryAfterSec ? { 'Retry-After': String(err.retryAfterSec) } : undefined);
+      return errorResponse(c, err, { ...err.headers, ...(err.retryAfterSec ? { 'Retry-After': String(err.retryAfterSec) } : {}) });
     }
     if (err instanceof HTTPException) {
       // Hono's own refusals: an oversized body, or a JSON body its validator could not parse.
@@ -57,7 +61,14 @@ export function onError(logger: Logger): ErrorHandler {
       const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 400 && /json/i.test(err.message) ? 'INVALID_JSON' : 'HTTP_ERROR';
       return c.json(errorBody(code, err.message), status);
     }
-    logger.error({ err, path: c.req.path, requestId: c.get('requestId') }, 'unhandled error');
+    if (isDatabaseUnavailable(err)) {
+      logger.warn({ err: errorText(err), path: c.req.path, requestId: c.get('requestId') }, 'database unavailable');
+      return c.json(errorBody('DATABASE_UNAVAILABLE', 'the database is not available; try again shortly'), 503, { 'Retry-After': '5' });
+    }
+    // errorText, not the error object: a failed query's message carries its SQL parameters
+    // (mailbox names, key ids), which must not reach the log. The stack names only our code.
+    const e = err as Error;
+    logger.error({ err: { type: e?.name, message: errorText(err), stack: e?.stack?.split('\n').slice(1, 6).join('\n') }, path: c.req.path, requestId: c.get('requestId') }, 'unhandled error');
     return c.json(errorBody('INTERNAL', 'internal error'), 500);
   };
 }

@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { canonicalMailboxOr } from '../mail/mailbox-name.js';
 
 /** Request fields shared by the /api/v1 routes, with messages that name what is wrong. */
 
@@ -10,13 +11,15 @@ const required = (what: string) => ({
   error: (i: { input?: unknown }) => (i.input === undefined ? 'is required' : `must be ${what}`),
 });
 
+/** A mailbox (Dovecot login name), in its canonical form: `Alice@Example.org` is `alice@example.org`. */
 export const mailbox = z
   .string(required('a string'))
   .trim()
   .min(1, 'must not be empty')
   .max(320, 'is longer than 320 characters')
   .refine((v) => !CONTROL_CHARS.test(v), 'contains control characters')
-  .openapi({ description: 'The mailbox (Dovecot login name)', example: 'alice@example.org' });
+  .transform((v, ctx) => canonicalMailboxOr(v, (message) => ctx.addIssue({ code: 'custom', message })))
+  .openapi({ description: 'The mailbox (Dovecot login name; compared in lower case, ASCII only)', example: 'alice@example.org' });
 
 export const folder = z
   .string(required('a string'))
@@ -34,6 +37,18 @@ export const uid = z
   .min(1, 'must be at least 1')
   .max(UINT32_MAX, 'must fit in 32 bits'))
   .openapi({ type: 'integer', description: 'IMAP UID of the message', example: 42 });
+
+/**
+ * A whole number in a query string, written in decimal digits only: `Number()` would also take
+ * `1e3`, `0x10` or ` 7`, which no client means.
+ */
+export const queryInt = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d{1,9}$/, 'must be a whole number in decimal digits')
+    .transform(Number)
+    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+    .openapi({ type: 'integer', minimum: min, maximum: max });
 
 /** A boolean in a query string: true/false or 1/0. */
 export const queryBool = z

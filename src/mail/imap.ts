@@ -98,7 +98,8 @@ function isNoSuchFolder(err: unknown): boolean {
 }
 
 export class ImapSessions {
-  readonly stats = { logins: 0, fetches: 0, bytesFetched: 0 };
+  /** Logins, and how many of them ran over TLS (one handshake each), fetches and bytes. */
+  readonly stats = { logins: 0, tlsLogins: 0, fetches: 0, bytesFetched: 0 };
   private readonly sessions = new Map<string, Session>();
   private readonly waiting: (() => void)[] = [];
   /** Logouts started by eviction or idle timers; close() awaits them. */
@@ -216,6 +217,7 @@ export class ImapSessions {
       session.ready = client.connect().then(
         () => {
           this.stats.logins++;
+          if ((client as unknown as { socket?: { encrypted?: boolean } }).socket?.encrypted) this.stats.tlsLogins++;
           this.serverRest.ok();
           this.authRest.ok();
           this.lastLogin = { outcome: 'ok', at: new Date() };

@@ -1,5 +1,6 @@
 import libmime from 'libmime';
 import { z } from 'zod';
+import { canonicalMailboxOr } from '../mail/mailbox-name.js';
 
 /**
  * The two bodies Dovecot can send: the OX driver's (fixed by Dovecot) and the one our
@@ -33,6 +34,9 @@ const name = (what: string, max: number) =>
     .min(1, `${what} must not be empty`)
     .max(max, `${what} is longer than ${max} characters`)
     .refine((v) => !CONTROL_CHARS.test(v), `${what} contains control characters`);
+
+/** A Dovecot login name, in its canonical form (mail/mailbox-name.ts). */
+const user = name('user', 255).transform((v, ctx) => canonicalMailboxOr(v, (message) => ctx.addIssue({ code: 'custom', message: `user ${message}` })));
 
 /** IMAP UIDs and UIDVALIDITY: 1 .. 2^32-1; Dovecot sends numbers, scripts may send digit strings. */
 const u32 = (what: string) =>
@@ -72,7 +76,7 @@ export function decodeHeader(raw: string): string | undefined {
 }
 
 export const oxPushBody = z.object({
-  user: name('user', 255),
+  user,
   event: z.string().min(1).max(64).default('messageNew'),
   folder: name('folder', 1024),
   'imap-uidvalidity': u32('imap-uidvalidity'),
@@ -86,7 +90,7 @@ export const oxPushBody = z.object({
 export const luaPushBody = z.object({
   driver: z.literal('lua'),
   event: z.string().min(1).max(64),
-  user: name('user', 255),
+  user,
   folder: name('folder', 1024),
   uidvalidity: u32('uidvalidity'),
   uid: u32('uid'),

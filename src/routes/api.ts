@@ -70,5 +70,12 @@ export function apiRoutes(deps: ApiDeps) {
   app.route('/', statsRoutes(deps));
   app.route('/', preferencesRoutes(deps));
   app.route('/', mailboxRoutes(deps));
+  // A known path asked with another method: 405 with the methods it takes (README), not 404.
+  app.all('*', (c) => {
+    const path = c.req.path.slice(API_BASE.length);
+    const allowed = [...new Set(app.routes.filter((r) => r.path === path && r.method !== 'ALL').map((r) => r.method))];
+    if (allowed.length === 0) throw new AppError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`);
+    throw new AppError('METHOD_NOT_ALLOWED', `${path} takes ${allowed.join(', ')}, not ${c.req.method}`, { headers: { Allow: allowed.join(', ') } });
+  });
   return app;
 }

@@ -19,11 +19,8 @@ const stats = createRoute({
       .object({
         mailbox: p.mailbox.optional(),
         since: p.instant.optional(),
-        timeline_minutes: z.coerce
-          .number()
-          .int()
-          .min(1)
-          .max(MAX_TIMELINE_MINUTES)
+        timeline_minutes: p
+          .queryInt(1, MAX_TIMELINE_MINUTES)
           .optional()
           .openapi({ description: `Also return analyses over time for this many minutes (at most ${MAX_TIMELINE_MINUTES}), in about 30 buckets` }),
       })
