@@ -6,6 +6,8 @@ import type { Db } from './db/client.js';
 import { ping } from './db/client.js';
 import type { ReadinessCheck } from './health/readiness.js';
 import { accessLog } from './http/access-log.js';
+import { AllowList } from './http/allow-list.js';
+import { KeyRateLimiter } from './http/rate-limit.js';
 import { AuthFailureLimiter } from './http/auth-failures.js';
 import { notFound, onError } from './http/errors.js';
 import type { Logger } from './logger.js';
@@ -63,6 +65,7 @@ export function createApp(deps: AppDeps) {
       onQueued: deps.onQueued,
       metrics,
       authFailures: new AuthFailureLimiter('push auth', deps.logger, limits),
+      allowFrom: deps.config.push.allowFrom ? AllowList.parse(deps.config.push.allowFrom) : undefined,
       protection,
     }),
   );
@@ -79,6 +82,8 @@ export function createApp(deps: AppDeps) {
     readiness,
     onQueued: deps.onQueued,
     authFailures: new AuthFailureLimiter('API key', deps.logger, limits),
+    rateLimiter: new KeyRateLimiter(deps.config.apiRateLimit),
+    onRateLimited: () => metrics.apiRateLimited.inc(),
     protection,
   };
   app.route(API_BASE, apiRoutes(services));

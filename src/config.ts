@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { rulesSchema } from './analysis/rules.js';
+import { AllowList } from './http/allow-list.js';
 import { parseKey } from './privacy/sealer.js';
 
 /**
@@ -105,10 +106,28 @@ export const configSchema = z
        * second of pushes, and only if the Postgres server itself crashes) the sweep recovers.
        */
       synchronousCommit: bool.default(false),
+      /**
+       * Addresses and CIDRs allowed to push (Dovecot's). Others get 403 before authentication;
+       * allowed ones are never locked out by failed attempts (each is logged and counted).
+       */
+      allowFrom: z
+        .union([z.string(), z.array(z.string())])
+        .transform((v, ctx) => {
+          const entries = (Array.isArray(v) ? v : v.split(',')).map((e) => e.trim()).filter(Boolean);
+          try {
+            AllowList.parse(entries);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          }
+          return entries;
+        })
+        .optional(),
     }),
     apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Bearer token /metrics asks for; unset, /metrics is open (keep it on the internal network). */
     metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Requests per minute per API key (admin and mailbox keys alike), with bursts up to as many (429 beyond). */
+    apiRateLimit: int(1, 1_000_000).default(120),
     /** Failed push-auth or API-key attempts from one address per minute before it is refused (429). */
     authMaxFailures: int(1, 100_000).default(20),
     /** How long such an address is refused. */
@@ -177,8 +196,12 @@ export const configSchema = z
       workers: bool.default(true),
       /** A job that failed this many times with transient errors becomes `dead`. */
       maxAttempts: int(1, 100).default(8),
-      /** A claimed job returns to the queue when its worker has not renewed the lease for this long. */
-      leaseSec: int(2, 86_400).default(300),
+      /**
+       * A claimed job returns to the queue when its worker has not renewed the lease for this long
+       * (renewed every third of it). Short, so a crashed instance's jobs on another host return
+       * within half a minute; on the same host a restart takes them back at once.
+       */
+      leaseSec: int(2, 86_400).default(30),
       /** Retry delay after the first failure; doubles each attempt, with jitter, up to retryMaxMs. */
       retryBaseMs: int(10, 86_400_000).default(30_000),
       retryMaxMs: int(10, 86_400_000).default(3_600_000),
@@ -274,9 +297,11 @@ export const ENV_PATHS: Record<string, string[]> = {
   PUSH_AUTH: ['push', 'auth'],
   PUSH_DB_TIMEOUT_MS: ['push', 'dbTimeoutMs'],
   PUSH_SYNCHRONOUS_COMMIT: ['push', 'synchronousCommit'],
+  PUSH_ALLOW_FROM: ['push', 'allowFrom'],
   API_KEY: ['apiKey'],
   METRICS_TOKEN: ['metricsToken'],
   AUTH_MAX_FAILURES: ['authMaxFailures'],
+  API_RATE_LIMIT: ['apiRateLimit'],
   AUTH_BLOCK_SEC: ['authBlockSec'],
   IMAP_HOST: ['imap', 'host'],
   IMAP_PORT: ['imap', 'port'],

@@ -17,6 +17,8 @@ const EVENT_LOOP_SAMPLE_MS = 100;
 export class Metrics {
   readonly registry = new Registry();
   readonly pushes: Counter<'outcome'>;
+  readonly pushAuthFailures: Counter<'from'>;
+  readonly apiRateLimited: Counter;
   readonly jobs: Counter<'outcome'>;
   readonly llmSeconds: Histogram;
   readonly tokens: Counter<'kind'>;
@@ -27,8 +29,19 @@ export class Metrics {
     const registers = [this.registry];
     this.pushes = new Counter({
       name: 'mailsight_pushes_total',
-      help: 'Push notifications received, by outcome (queued, duplicate, expunged, ignored, rejected, unauthorized, rate_limited, db_unavailable)',
+      help: 'Push notifications received, by outcome (queued, duplicate, expunged, ignored, rejected, unauthorized, forbidden, rate_limited, db_unavailable)',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.pushAuthFailures = new Counter({
+      name: 'mailsight_push_auth_failures_total',
+      help: 'Pushes with wrong or missing credentials, by where from: allowed (PUSH_ALLOW_FROM: never locked out) or other',
+      labelNames: ['from'],
+      registers,
+    });
+    this.apiRateLimited = new Counter({
+      name: 'mailsight_api_rate_limited_total',
+      help: 'API requests refused with 429 because their key was over API_RATE_LIMIT',
       registers,
     });
     this.jobs = new Counter({

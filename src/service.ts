@@ -9,13 +9,15 @@ import { migrate } from './db/migrate.js';
 import type { ReadinessCheck } from './health/readiness.js';
 import { errorText, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { heartbeat, HEARTBEAT_MS, removeInstance } from './privacy/instances.js';
 import { checkKeys } from './privacy/keys.js';
 import { protectionFor, type ContentProtection } from './privacy/protection.js';
 import { ImapSessions } from './mail/imap.js';
 import { localBaseUrl, oxDriverLine, resolvePushCredentials } from './push/credentials.js';
 import { Reconciler } from './queue/reconcile.js';
 import { QueueWaker } from './queue/wake.js';
-import { newWorkerId, WorkerPool } from './queue/worker.js';
+import { releaseOrphans } from './queue/lifecycle.js';
+import { instancePrefix, newWorkerId, WorkerPool, workerGone } from './queue/worker.js';
 
 /** How long in-flight requests and jobs get to finish on SIGTERM before we close anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -152,6 +154,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
     pool,
     reconciler,
     readiness,
+    workerId,
     get pulling() {
       return pulling;
     },
@@ -159,6 +162,10 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
       // Not awaited here: workers start meanwhile. Kept, so a test or shutdown can wait for it.
       if (config.ollama.autoPull) pulling = pullModelInBackground(llm, config, logger);
       if (!pool || !reconciler) return;
+      // A predecessor on this host killed mid-job (kill -9, OOM, a container restart) left its
+      // claims behind: take them back now instead of after their leases.
+      const orphans = await releaseOrphans(db, instancePrefix(), (holder) => workerGone(holder, workerId));
+      if (orphans > 0) logger.warn({ jobs: orphans }, 'took back the jobs of a previous process on this host that ended without releasing them');
       await waker.subscribe(() => pool.wake());
       pool.start();
       reconciler.start();
@@ -220,6 +227,14 @@ export async function startService(config: Config, logger: Logger) {
   logger.info({ address }, 'listening');
   await processing.start();
 
+  // Which key this instance seals with, for rotate-key (privacy/instances.ts).
+  const keyId = protection.sealer?.currentId ?? null;
+  const beat = () => heartbeat(db, processing.workerId, keyId, logger).catch((err) => logger.warn({ err: errorText(err) }, 'instance heartbeat failed'));
+  await beat();
+  let beating: Promise<void> | undefined;
+  const heartbeatTimer = setInterval(() => (beating = beat()), HEARTBEAT_MS);
+  heartbeatTimer.unref();
+
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -228,6 +243,9 @@ export async function startService(config: Config, logger: Logger) {
       // Dovecot keeps connections alive: idle ones would hold close() open forever.
       (server as import('node:http').Server).closeIdleConnections?.();
       await processing.stop(SHUTDOWN_GRACE_MS);
+      clearInterval(heartbeatTimer);
+      await beating;
+      await removeInstance(db, processing.workerId).catch(() => {});
       await Promise.race([closed, new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
       await waker.close();
       if (pushDb !== db) await pushDb.close();

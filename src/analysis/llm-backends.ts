@@ -103,26 +103,35 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** Classifies whatever the ollama client threw. */
-export function classifyOllamaError(err: unknown, url = 'Ollama'): LlmError {
+export function classifyOllamaError(err: unknown, url = '(OLLAMA_HOST)'): LlmError {
   if (err instanceof LlmError) return err;
   const e = err as { name?: string; status_code?: number; message?: string; cause?: { code?: string } };
   const message = e?.message ?? String(err);
-  if (isAbort(err)) return new LlmError('LLM_TIMEOUT', `${url} did not answer in time`, true, { cause: err });
+  if (isAbort(err)) return new LlmError('LLM_TIMEOUT', `Ollama at ${url} did not answer in time`, true, { cause: err });
   if (e?.name === 'ResponseError' && typeof e.status_code === 'number') {
     if (e.status_code === 404 && /model/i.test(message))
-      return new LlmError('LLM_MODEL_NOT_FOUND', `model not available on ${url} (${message}); run \`ollama pull\``, true, { cause: err });
-    if (e.status_code >= 500 || e.status_code === 429) return new LlmError('LLM_SERVER_ERROR', `${url} answered ${e.status_code}: ${message}`, true, { cause: err });
+      return new LlmError('LLM_MODEL_NOT_FOUND', `model not available on Ollama at ${url} (${message}); run \`ollama pull\``, true, { cause: err });
+    if (e.status_code >= 500 || e.status_code === 429) return new LlmError('LLM_SERVER_ERROR', `Ollama at ${url} answered ${e.status_code}: ${message}`, true, { cause: err });
     if (SCHEMA_PROBLEM.test(message)) {
       return new LlmError(
         'LLM_SCHEMA_REJECTED',
-        `${url} refused mailsight's output schema (${message}): the same for every message, so the jobs wait; upgrade Ollama, or report it to mailsight with the server's version`,
+        `Ollama at ${url} refused mailsight's output schema (${message}): the same for every message, so the jobs wait; upgrade Ollama, or report it to mailsight with the server's version`,
         true,
         { cause: err },
       );
     }
-    return new LlmError('LLM_BAD_REQUEST', `${url} answered ${e.status_code}: ${message}`, false, { cause: err });
+    return new LlmError('LLM_BAD_REQUEST', `Ollama at ${url} answered ${e.status_code}: ${message}`, false, { cause: err });
   }
-  return new LlmError('LLM_UNREACHABLE', `cannot reach ${url}: ${e?.cause?.code ?? message}`, true, { cause: err });
+  return new LlmError('LLM_UNREACHABLE', `cannot reach Ollama at ${url}: ${networkCode(err) ?? message}`, true, { cause: err });
+}
+
+/** The socket error under a fetch failure (undici nests it: TypeError -> cause, or an AggregateError's errors). */
+function networkCode(err: unknown): string | undefined {
+  for (let e = err as { code?: string; cause?: unknown; errors?: unknown[] } | undefined, depth = 0; e && depth < 4; depth++) {
+    if (typeof e.code === 'string' && !e.code.startsWith('UND_ERR_')) return e.code;
+    e = (e.cause ?? e.errors?.[0]) as typeof e;
+  }
+  return undefined;
 }
 
 /** How long a server's version is trusted before it is asked again (it may be upgraded in place). */

@@ -11,7 +11,7 @@ type AnalysisRow = typeof emailAnalysis.$inferSelect;
 type QueueRow = typeof processingQueue.$inferSelect;
 
 /** The API's view of an analysis row: the table's snake_case names, the UID as the seed's `email_id`. */
-export function analysisJson(r: AnalysisRow) {
+export function analysisJson(r: AnalysisRow & { unreadableKeyId?: string | null }) {
   return {
     id: r.id,
     mailbox: r.mailbox,
@@ -50,6 +50,7 @@ export function analysisJson(r: AnalysisRow) {
     moved_to_folder: r.movedToFolder,
     moved_to_uid: r.movedToUid,
     parse_warnings: r.parseWarnings,
+    unreadable_key_id: r.unreadableKeyId ?? null,
     model: r.model,
     prompt_version: r.promptVersion,
     cache_hit: r.cacheHit,
@@ -131,7 +132,7 @@ export async function getMessage(db: Db, ref: MessageRef, protection: ContentPro
     uidvalidity,
     email_id: key.uid,
     state: stateOf(q, a),
-    analysis: a ? analysisJson(protection.revealAnalysis(a)) : null,
+    analysis: a ? analysisJson(protection.revealAnalysisForDisplay(a)) : null,
     queue: q ? queueJson(q) : null,
     audit: audit.map((e) => ({
       at: e.at.toISOString(),
@@ -195,7 +196,7 @@ export async function listAnalyses(db: Db, f: ListFilter, protection: ContentPro
     .limit(f.limit + 1);
   const page = rows.slice(0, f.limit);
   return {
-    items: page.map((r) => analysisJson(protection.revealAnalysis(r))),
+    items: page.map((r) => analysisJson(protection.revealAnalysisForDisplay(r))),
     next_cursor: rows.length > f.limit ? encodeCursor(page[page.length - 1]!.id) : null,
   };
 }

@@ -48,13 +48,23 @@ async function currentUidvalidity(db: Db, imap: FolderStatusSource | undefined, 
 }
 
 /**
- * Queues a message ahead of push and sweep work. An analysed message is left alone unless `force`;
+ * Jobs asked for over the API that one mailbox may have waiting ahead of pushed mail. Past this,
+ * further requests wait their turn like pushed mail (the claim is fair between mailboxes within a
+ * priority), so one key's flood of forced re-analyses cannot hold back other mailboxes' new mail.
+ */
+export const API_PRIORITY_PER_MAILBOX = 3;
+
+/**
+ * Queues a message ahead of push and sweep work (up to API_PRIORITY_PER_MAILBOX per mailbox). An analysed message is left alone unless `force`;
  * a job already running is left alone; anything else (new, waiting, failed, dead, skipped) is queued
  * now with fresh attempts. One statement decides, so two requests cannot race into two jobs.
  */
 export async function requestAnalysis(db: Db, imap: FolderStatusSource | undefined, r: AnalyzeRequest, logger: Logger) {
   const uidvalidity = await currentUidvalidity(db, imap, r, logger);
-  const priority = SOURCE_PRIORITY.api;
+  const [ahead] = await db.rows<{ n: number }>(sql`
+    select count(*)::int as n from llm_processing_queue
+    where mailbox = ${r.mailbox} and state = 'queued' and priority = ${SOURCE_PRIORITY.api}`);
+  const priority = (ahead?.n ?? 0) < API_PRIORITY_PER_MAILBOX ? SOURCE_PRIORITY.api : SOURCE_PRIORITY.push;
   // The SELECT's condition keeps an analysed message out unless forced; the conflict's keeps a running job alone.
   const rows = await db.rows<{ id: number; inserted: boolean }>(sql`
     insert into llm_processing_queue (mailbox, folder, uidvalidity, uid, source, priority, force)

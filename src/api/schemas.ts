@@ -46,6 +46,9 @@ export const analysisSchema = z
     moved_to_folder: nullable(z.string()),
     moved_to_uid: nullable(z.number().int()),
     parse_warnings: z.array(z.string()),
+    unreadable_key_id: nullable(z.string()).openapi({
+      description: 'Set when the stored content cannot be opened: the id of the key it is sealed with, which is not configured. Content fields are then empty',
+    }),
     model: nullable(z.string()),
     prompt_version: nullable(z.string()),
     cache_hit: z.boolean(),

@@ -37,6 +37,12 @@ export async function rotateKeyCommand(args: string[]): Promise<number> {
       onBatch: (p) => out(`${p.table}: ${p.done} re-sealed`),
     });
   });
+  if (report.stillSealingWithOld.length > 0) {
+    out(`not done: every stored row is re-sealed, but these running instances still seal new content with an old key:`);
+    for (const i of report.stillSealingWithOld) out(`  ${i.id}: key ${i.keyId ?? '(none: plaintext)'}, last seen ${i.at.toISOString()}`);
+    out(`restart them with ENCRYPTION_KEY=<the new key> (and the old one in ENCRYPTION_KEY_PREVIOUS), then run mailsight rotate-key again`);
+    return 4;
+  }
   if (!report.complete) {
     out(`interrupted: run mailsight rotate-key again to continue`);
     return 3;

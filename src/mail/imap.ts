@@ -373,8 +373,13 @@ export class ImapSessions {
     after: (state: { uidValidity: number; uidNext: number }) => Promise<number>,
   ): Promise<{ uidValidity: number; uidNext: number; afterUid: number; uids: number[] } | null> {
     const out = await this.withFolder(mailbox, folder, async (client, uidValidity) => {
-      await client.noop(); // a reused session sees mail that arrived since only after asking
-      const uidNext = Number(client.mailbox ? client.mailbox.uidNext : 0);
+      // A reused session's view is the one of its SELECT: the server's STATUS says what UIDNEXT is
+      // now (imapflow's mailbox.uidNext is not updated by a NOOP, so a session kept open never saw
+      // new mail). The NOOP brings the new messages into the view the SEARCH below runs on.
+      await client.noop();
+      const status = await client.status(folder, { uidNext: true });
+      if (!status) throw new ImapError('IMAP_ERROR', `STATUS ${folder} failed`, true);
+      const uidNext = Number(status.uidNext);
       const afterUid = await after({ uidValidity, uidNext });
       if (uidNext - 1 <= afterUid) return { uidValidity, uidNext, afterUid, uids: [] };
       // `n:*` always matches the highest UID even when it is below n: filter.

@@ -90,6 +90,19 @@ export class ContentProtection {
     return out;
   }
 
+  /**
+   * For display (API, dashboard): as revealAnalysis, but a row that cannot be opened (sealed with a
+   * key that is not configured, or damaged) comes back with its content empty and the key id it
+   * names in `unreadableKeyId`, so one such row never breaks a list.
+   */
+  revealAnalysisForDisplay<T extends Pick<AnalysisRow, 'mailbox' | 'sealedHeaders' | 'sealedContent' | 'keyId'>>(row: T): T & { unreadableKeyId: string | null } {
+    try {
+      return { ...this.revealAnalysis(row), unreadableKeyId: null };
+    } catch {
+      return { ...row, ...NO_HEADERS, ...NO_CONTENT, unreadableKeyId: row.keyId ?? 'unknown' };
+    }
+  }
+
   /** An analysis row as it is read: sealed content opened into its columns. */
   revealAnalysis<T extends Pick<AnalysisRow, 'mailbox' | 'sealedHeaders' | 'sealedContent'>>(row: T): T {
     if (!row.sealedHeaders && !row.sealedContent) return row;

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { liveInstances, type InstanceBeat } from './instances.js';
 import { setRegisteredKeyIds } from './keys.js';
 import type { ContentProtection } from './protection.js';
 
@@ -28,6 +29,8 @@ export interface RotationReport {
   queue: number;
   audit: number;
   complete: boolean;
+  /** Live instances that still seal with another key: the rotation is not done while they run. */
+  stillSealingWithOld: InstanceBeat[];
 }
 
 type Row = Record<string, any>;
@@ -118,7 +121,7 @@ const STEPS: Step[] = [
 export async function rotateKeys(db: Db, protection: ContentProtection, opts: RotateOptions): Promise<RotationReport> {
   const sealer = protection.sealer;
   if (!sealer) throw new Error('rotate-key needs ENCRYPTION_KEY (the new key); the old one goes in ENCRYPTION_KEY_PREVIOUS');
-  const report: RotationReport = { analyses: 0, queue: 0, audit: 0, complete: false };
+  const report: RotationReport = { analyses: 0, queue: 0, audit: 0, complete: false, stillSealingWithOld: [] };
   for (const step of STEPS) {
     for (;;) {
       if (opts.signal?.aborted) return report;
@@ -134,6 +137,9 @@ export async function rotateKeys(db: Db, protection: ContentProtection, opts: Ro
       if (n < opts.batchSize) break;
     }
   }
+  // Every row is re-sealed; but an instance still running with the old key writes new rows with it.
+  report.stillSealingWithOld = (await liveInstances(db)).filter((i) => i.keyId !== sealer.currentId);
+  if (report.stillSealingWithOld.length > 0) return report;
   report.complete = true;
   await setRegisteredKeyIds(db, [sealer.currentId]);
   return report;

@@ -209,6 +209,26 @@ export async function release(db: Db, ids: number[], workerId: string): Promise<
   return rows.length;
 }
 
+/**
+ * Jobs held by workers of this instance that are gone: a process killed (kill -9, OOM) on the
+ * same host, or in the same container, leaves its claims behind until their leases expire. A
+ * restarted instance gives them back at once. `isGone` decides per holder (workerId); the attempt
+ * stays spent, so a message that kills its worker every time still ends `dead`.
+ */
+export async function releaseOrphans(db: Db, instancePrefix: string, isGone: (workerId: string) => boolean): Promise<number> {
+  const holders = await db.rows<{ locked_by: string }>(sql`
+    select distinct locked_by from llm_processing_queue
+    where state = 'processing' and starts_with(locked_by, ${instancePrefix})`);
+  const gone = holders.map((h) => h.locked_by).filter(isGone);
+  if (gone.length === 0) return 0;
+  const rows = await db.rows<{ id: number }>(sql`
+    update llm_processing_queue
+    set state = 'queued', run_at = now(), lease_until = null, locked_by = null, updated_at = now()
+    where state = 'processing' and locked_by in (${sql.join(gone.map((g) => sql`${g}`), sql`, `)})
+    returning id`);
+  return rows.length;
+}
+
 /** Renews the leases of the jobs this worker holds, so only a dead worker's jobs expire. */
 export async function extendLeases(db: Db, ids: number[], workerId: string, leaseMs: number): Promise<void> {
   if (ids.length === 0) return;

@@ -43,8 +43,29 @@ const DEFAULT_IDLE_POLL_MS = 30_000;
 /** Jobs claimed beyond the free slots, ready to start the moment a slot frees. */
 const PREFETCH_JOBS = 1;
 
+/** `<host>:<pid>:<random>`: the host is the instance's identity across restarts (a container keeps its host name). */
 export function newWorkerId(): string {
-  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  return `${instancePrefix()}${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+export const instancePrefix = () => `${hostname()}:`;
+
+/**
+ * Whether the worker that holds a job is gone: another worker id of this host whose process no
+ * longer runs, or whose pid is now this process's own (a container restarted: node is pid 1 again).
+ */
+export function workerGone(holder: string, self: string): boolean {
+  if (holder === self || !holder.startsWith(instancePrefix())) return false;
+  const pid = Number(holder.slice(instancePrefix().length).split(':')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    // EPERM: it runs, as another user.
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }
 
 /**

@@ -7,6 +7,7 @@ import { checkReadiness, type ReadinessCheck } from '../health/readiness.js';
 import { API_KEY_HEADER, apiKeyAuth } from '../http/api-auth.js';
 import type { AuthFailureLimiter } from '../http/auth-failures.js';
 import { AppError } from '../http/errors.js';
+import type { KeyRateLimiter } from '../http/rate-limit.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
 import type { Logger } from '../logger.js';
 import type { ContentProtection } from '../privacy/protection.js';
@@ -30,6 +31,10 @@ export interface ApiDeps {
   onQueued?: () => void;
   /** Failed key attempts per source address (429 past the limit). */
   authFailures?: AuthFailureLimiter;
+  /** Requests per key (API_RATE_LIMIT); absent: unlimited. */
+  rateLimiter?: KeyRateLimiter;
+  /** Counts requests refused by the per-key limit, for /metrics. */
+  onRateLimited?: () => void;
   /** Opens sealed content for the replies. */
   protection: ContentProtection;
 }
@@ -52,6 +57,18 @@ export function apiRoutes(deps: ApiDeps) {
     description: 'The admin key (API_KEY) or a mailbox key from `mailsight apikey create`',
   });
   app.use('*', apiKeyAuth(deps.db, deps.adminKey, deps.authFailures));
+  const limiter = deps.rateLimiter;
+  if (limiter) {
+    app.use('*', async (c, next) => {
+      const p = c.get('principal');
+      const wait = limiter.take(p.kind === 'admin' ? 'admin' : `key:${p.keyId}`);
+      if (wait > 0) {
+        deps.onRateLimited?.();
+        throw new AppError('TOO_MANY_REQUESTS', `this API key made too many requests (API_RATE_LIMIT per minute); try again in ${wait} s`, { retryAfterSec: wait });
+      }
+      await next();
+    });
+  }
   app.use(
     '*',
     bodyLimit({

@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import type { Db } from '../db/client.js';
-import type { AuthFailureLimiter } from '../http/auth-failures.js';
+import type { AllowList } from '../http/allow-list.js';
+import { clientAddress, type AuthFailureLimiter } from '../http/auth-failures.js';
 import { accessLog } from '../http/access-log.js';
 import { basicAuth } from '../http/basic-auth.js';
 import { readBodyText } from '../http/body.js';
@@ -23,12 +24,15 @@ export interface PushRouteDeps {
   onQueued?: () => void;
   metrics?: Metrics;
   authFailures?: AuthFailureLimiter;
+  /** PUSH_ALLOW_FROM: only these may push (others 403 before authentication), and they are never locked out. */
+  allowFrom?: AllowList;
   protection: ContentProtection;
 }
 
 /** The mailsight_pushes_total label of a refused push. */
 function refusal(status: number): string {
   if (status === 401) return 'unauthorized';
+  if (status === 403) return 'forbidden';
   if (status === 429) return 'rate_limited';
   if (status === 503) return 'db_unavailable';
   return 'rejected';
@@ -45,7 +49,20 @@ export function pushRoutes(deps: PushRouteDeps) {
       if (c.res.status >= 400) pushes.inc({ outcome: refusal(c.res.status) });
     });
   }
-  app.on(['PUT', 'POST'], '/', basicAuth(deps.credentials, deps.authFailures), async (c) => {
+  const allowFrom = deps.allowFrom;
+  if (allowFrom) {
+    app.use(async (c, next) => {
+      const address = clientAddress(c);
+      if (!allowFrom.allows(address)) throw new AppError('FORBIDDEN', `pushes from ${address} are not allowed (PUSH_ALLOW_FROM)`);
+      await next();
+    });
+  }
+  const auth = basicAuth(deps.credentials, deps.authFailures, {
+    trusted: allowFrom ? (address) => allowFrom.allows(address) : undefined,
+    onFailure: (trusted) => deps.metrics?.pushAuthFailures.inc({ from: trusted ? 'allowed' : 'other' }),
+    logger: deps.logger,
+  });
+  app.on(['PUT', 'POST'], '/', auth, async (c) => {
     const text = await readBodyText(c, MAX_PUSH_BODY_BYTES);
     let body: unknown;
     try {

@@ -128,11 +128,16 @@ describeWith('Dovecot and PostgreSQL', ready)('the API against a real Dovecot an
     expect(noFolder.body.error.message).toMatch(/no folder Nope/);
   });
 
-  it('health names each component; stats and /metrics count the work done', async () => {
+  it('health names each component (details for the admin key only); stats and /metrics count the work done', async () => {
     const health = await api('GET', '/get/llm/health');
-    expect(health.body).toMatchObject({
+    expect(health.body).toEqual({
       status: 'ok',
-      components: { database: { ok: true }, imap: { ok: true }, ollama: { ok: true, model: 'llama3.2:3b' } },
+      components: { database: { ok: true, latencyMs: expect.any(Number) }, imap: { ok: true, latencyMs: expect.any(Number) }, ollama: { ok: true, latencyMs: expect.any(Number) } },
+    });
+    const admin = await api('GET', '/get/llm/health', undefined, ADMIN);
+    expect(admin.body).toMatchObject({
+      status: 'ok',
+      components: { database: { ok: true }, imap: { ok: true, tls: 'none', lastLogin: { outcome: 'ok' } }, ollama: { ok: true, model: 'llama3.2:3b', numCtx: 4096 } },
     });
     const stats = await api('GET', '/get/llm/stats');
     expect(stats.body.mailbox).toBe(ALICE);

@@ -10,13 +10,14 @@ import { waitFor } from '../support/wait.js';
 const ready = dovecotAvailable() && (await postgresAvailable());
 const ALICE = 'alice@example.test';
 const KEY = 'sk-local-e2e-key';
+const OPENAI_ADMIN = 'openai-e2e-admin-key-0123456789';
 
 describeWith('Dovecot and PostgreSQL', ready)('the pipeline on an OpenAI-compatible server (LLM_PROVIDER=openai)', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await startStack({ users: [ALICE] });
     stack.ollama!.set({ apiKey: KEY, responseFormats: ['json_object'] });
-    await stack.restart({ ollama: { provider: 'openai', baseUrl: stack.ollama!.openaiUrl, apiKey: KEY } });
+    await stack.restart({ apiKey: OPENAI_ADMIN, ollama: { provider: 'openai', baseUrl: stack.ollama!.openaiUrl, apiKey: KEY } });
   });
   afterAll(async () => stack?.close());
 
@@ -38,7 +39,9 @@ describeWith('Dovecot and PostgreSQL', ready)('the pipeline on an OpenAI-compati
 
     const readyRes = await fetch(`${stack.ms.baseUrl}/ready`);
     expect(readyRes.status).toBe(200);
-    const body: any = await readyRes.json();
-    expect(body.components.ollama).toMatchObject({ ok: true, provider: 'openai', host: stack.ollama!.openaiUrl, model: 'llama3.2:3b' });
+    // /ready says only that it works; the admin's health endpoint says which server and model.
+    expect(((await readyRes.json()) as any).components.ollama).toEqual({ ok: true, latencyMs: expect.any(Number) });
+    const health: any = await (await fetch(`${stack.ms.baseUrl}/api/v1/get/llm/health`, { headers: { 'x-api-key': OPENAI_ADMIN } })).json();
+    expect(health.components.ollama).toMatchObject({ ok: true, provider: 'openai', host: stack.ollama!.openaiUrl, model: 'llama3.2:3b' });
   });
 });

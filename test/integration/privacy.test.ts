@@ -113,9 +113,19 @@ for (const driver of DRIVERS) {
       expect(page.items).toHaveLength(1);
       expect(page.items[0]).toMatchObject({ email_id: 2, subject: `${SECRET_SUBJECT} #2`, from_address: SECRET_SENDER, tags: ['merger', 'board'], summary: `${SECRET_SUMMARY} (2)` });
 
-      // Without the key the rows cannot be read: a reader with another key is refused, not given garbage.
-      await expect(listAnalyses(t.db, { mailbox, limit: 10 }, sealing(KEY_B))).rejects.toThrow(SealError);
-      await expect(listAnalyses(t.db, { mailbox, limit: 10 }, plaintext)).rejects.toThrow(/ENCRYPTION_KEY is not set/);
+      // Without the key the rows cannot be read: a reader with another key gets no garbage, and the
+      // list still answers, each row marked unreadable with the key it is sealed with.
+      for (const reader of [sealing(KEY_B), plaintext]) {
+        const unreadable = await listAnalyses(t.db, { mailbox, limit: 10 }, reader);
+        expect(unreadable.items.length).toBeGreaterThan(0);
+        for (const item of unreadable.items) {
+          expect(item).toMatchObject({ unreadable_key_id: keyId(KEY_A), summary: null, subject: null, from_address: null, tags: [] });
+          expect(item.verdict).not.toBeNull(); // metadata is never sealed: filters and verdicts still work
+        }
+      }
+      // The strict reader (rotation's) still refuses: it must never re-seal emptied content.
+      const [row] = (await t.db.rows(sql`select mailbox, sealed_headers as "sealedHeaders", sealed_content as "sealedContent" from llm_email_analysis where mailbox = ${mailbox} limit 1`)) as any[];
+      expect(() => sealing(KEY_B).revealAnalysis(row)).toThrow(SealError);
     });
 
     it('start-up refuses a wrong key or a missing one once data is sealed, and accepts the right one', async () => {
@@ -257,6 +267,56 @@ describeWith('PostgreSQL', pgUp)('rotate-key and start-up with the real processe
     );
     await expect(startMailsight({ databaseUrl: t.url })).rejects.toThrow(/it is not set/);
     const ok = await startMailsight({ databaseUrl: t.url, privacy: { encryptionKey: KEY_B.toString('hex') } });
+    await ok.stopOnly();
+  });
+});
+
+describeWith('PostgreSQL', pgUp)('rotate-key while an instance still seals with the old key', () => {
+  const BIN = new URL('../../bin/mailsight.js', import.meta.url).pathname;
+  let t: TestDb;
+  beforeAll(async () => {
+    t = await openTestDb('postgres');
+  });
+  afterAll(async () => t?.close());
+
+  it('is not reported done, and start-up without the old key refuses, naming it; done once the instance runs the new key', async () => {
+    const mailbox = 'live-rotate@example.test';
+    const pushHeaders = async (ms: Awaited<ReturnType<typeof startMailsight>>, uid: number) => {
+      const res = await fetch(ms.pushUrl, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('dovecot:push-secret').toString('base64')}` },
+        body: JSON.stringify({ user: mailbox, folder: 'INBOX', 'imap-uidvalidity': 1, 'imap-uid': uid, subject: `${SECRET_SUBJECT} ${uid}` }),
+      });
+      expect(res.status).toBe(202);
+    };
+    const env = { ...process.env, DATABASE_URL: t.url!, ENCRYPTION_KEY: KEY_B.toString('hex'), ENCRYPTION_KEY_PREVIOUS: KEY_A.toString('hex'), LOG_LEVEL: 'warn' };
+    const rotate = () => promisify(execFile)(process.execPath, [BIN, 'rotate-key'], { env }).then((r) => ({ code: 0, stdout: r.stdout }), (e) => ({ code: e.code as number, stdout: e.stdout as string }));
+
+    // An instance running with the old key.
+    const old = await startMailsight({ databaseUrl: t.url, privacy: { encryptionKey: KEY_A.toString('hex') }, processing: { workers: false } });
+    try {
+      await pushHeaders(old, 1);
+      const first = await rotate();
+      expect(first.code).toBe(4);
+      expect(first.stdout).toMatch(/not done: .*\n {2}\S+: key [0-9a-f]+, last seen/);
+      expect(first.stdout).toContain(keyId(KEY_A));
+      // It goes on sealing with the old key after the rotation...
+      await pushHeaders(old, 2);
+      // ...so a start with only the new key refuses, naming the old one.
+      await expect(startMailsight({ databaseUrl: t.url, privacy: { encryptionKey: KEY_B.toString('hex') } })).rejects.toThrow(new RegExp(`sealed with key ${keyId(KEY_A)}`));
+    } finally {
+      await old.stopOnly();
+    }
+    // The instance restarted with the new key (and the old one to read): now the rotation completes.
+    const renewed = await startMailsight({ databaseUrl: t.url, privacy: { encryptionKey: KEY_B.toString('hex'), previousKeys: KEY_A.toString('hex') }, processing: { workers: false } });
+    try {
+      const second = await rotate();
+      expect(second.code).toBe(0);
+      expect(second.stdout).toMatch(/^done: /m);
+    } finally {
+      await renewed.stopOnly();
+    }
+    const ok = await startMailsight({ databaseUrl: t.url, privacy: { encryptionKey: KEY_B.toString('hex') }, processing: { workers: false } });
     await ok.stopOnly();
   });
 });
