@@ -33,6 +33,27 @@ export function send(agent: Agent, t: HttpTarget, body: string): Promise<number>
   });
 }
 
+/**
+ * A burst: `n` pushes sent at the same moment, each on its own connection (as many LMTP processes
+ * of a busy Dovecot would); the status of each, and the latency percentiles.
+ */
+export async function burst(t: HttpTarget, n: number, body: (i: number) => string) {
+  const agent = new Agent({ keepAlive: false, maxSockets: n });
+  const latencies: number[] = [];
+  const statuses = new Map<number, number>();
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const started = performance.now();
+      const status = await send(agent, t, body(i)).catch(() => 0);
+      latencies.push(performance.now() - started);
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    }),
+  );
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { n, statuses: Object.fromEntries(statuses), p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1)! };
+}
+
 /** Closed loop: `concurrency` clients, each sending its next request when the last one answered. */
 export async function closedLoop(t: HttpTarget, concurrency: number, seconds: number, body: (i: number) => string) {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });

@@ -1,5 +1,6 @@
 // `npm run bench [name...]`: runs the named benchmarks (default: all) and writes bench/results/*.json.
 import { runApiBench } from './api.js';
+import { runFairnessBench } from './fairness.js';
 import { runPipelineBench } from './pipeline.js';
 import { runPushBench } from './push.js';
 import { runScaleBench } from './scale.js';
@@ -11,6 +12,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   api: runApiBench,
   signals: runSignalsBench,
   scale: runScaleBench,
+  fairness: runFairnessBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));
