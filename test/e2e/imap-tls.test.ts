@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emailAnalysis, processingQueue } from '../../src/db/schema.js';
@@ -54,6 +55,18 @@ async function jobError(stack: Stack): Promise<{ state: string; attempts: number
   return { state: job.state, attempts: job.attempts, lastError: job.lastError };
 }
 
+const BIN = new URL('../../bin/mailsight.js', import.meta.url).pathname;
+
+/** `mailsight check --mailbox alice` with the stack's settings and `extra`. */
+function checkCli(stack: Stack, extra: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [BIN, 'check', '--mailbox', ALICE, '--url', stack.ms.baseUrl], { env: { ...stack.env(), ...extra } });
+    let stdout = '';
+    c.stdout.on('data', (d) => (stdout += d));
+    c.on('close', (code) => resolve({ code, stdout }));
+  });
+}
+
 describeWith('Dovecot and PostgreSQL', ready)('IMAP over TLS', () => {
   let certs: Certs;
   beforeAll(() => {
@@ -71,6 +84,15 @@ describeWith('Dovecot and PostgreSQL', ready)('IMAP over TLS', () => {
       });
     });
     afterAll(async () => stack?.close());
+
+    it('mailsight check names the TLS problem and its fix, not the host and port', async () => {
+      const { stdout, code } = await checkCli(stack, {});
+      expect(code).toBe(1);
+      expect(stdout).toMatch(/✗ IMAP: .*self-signed.*\n {4}fix: set IMAP_TLS_CA_FILE/);
+      expect(stdout).not.toMatch(/check IMAP_HOST\/IMAP_PORT/);
+      const fixed = await checkCli(stack, { IMAP_TLS_CA_FILE: certs.selfSigned.cert });
+      expect(fixed.stdout).toMatch(/✓ IMAP: master login as alice@example\.test\*mailsight on 127\.0\.0\.1:\d+ works, over STARTTLS, certificate for localhost, 127\.0\.0\.1 verified/);
+    });
 
     it('without a CA: the jobs wait, none fails, and the problem and its fix are named', async () => {
       await deliverOne(stack);

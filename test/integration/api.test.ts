@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, revokeApiKey } from '../../src/api/keys.js';
+import { API_PRIORITY_PER_MAILBOX } from '../../src/api/request-analysis.js';
 import { createApp } from '../../src/app.js';
 import { auditLog, processingQueue } from '../../src/db/schema.js';
 import { claim } from '../../src/queue/lifecycle.js';
@@ -335,9 +336,12 @@ for (const driver of DRIVERS) {
 
       it('a failed, gone or skipped message is queued again with fresh attempts', async () => {
         for (const uid of [3, 4, 13]) {
+          // Alice has API jobs queued or running already: past API_PRIORITY_PER_MAILBOX they queue at push priority.
+          const [{ n } = { n: 0 }] = await t.db.rows<{ n: number }>(sql`
+            select count(*)::int as n from llm_processing_queue where mailbox = ${ALICE} and state in ('queued', 'processing') and priority = 0`);
           const body = await json(await analyze({ email_id: uid }));
           expect(body, `uid ${uid}`).toMatchObject({ state: 'queued', queued: true });
-          expect(await queueRow(uid)).toMatchObject({ state: 'queued', attempts: 0, lastError: null, priority: 0 });
+          expect(await queueRow(uid)).toMatchObject({ state: 'queued', attempts: 0, lastError: null, priority: Number(n) < API_PRIORITY_PER_MAILBOX ? 0 : 1 });
         }
       });
 

@@ -1,7 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { openPostgres } from '../../src/db/client.js';
 import { createLogger } from '../../src/logger.js';
+import { startService } from '../../src/service.js';
 import { Browser } from '../support/browser.js';
 import { seedAnalysis } from '../support/seed.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
@@ -86,4 +90,23 @@ describeWith('PostgreSQL', pgUp)('the API during a database outage', () => {
     expect((await res.json()).error.code).toBe('DATABASE_UNAVAILABLE');
     expect(lines.join('\n')).not.toContain('secret-mailbox');
   });
+});
+
+it('a generated push password never reaches the log stream', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailsight-genpw-'));
+  const lines: string[] = [];
+  const logger = createLogger('debug', { write: (s: string) => void lines.push(s) });
+  try {
+    const service = await startService(testConfig({ dataDir, push: { password: undefined }, processing: { workers: false } }), logger);
+    await service.stop();
+    const password = readFileSync(join(dataDir, 'push-password'), 'utf8').trim();
+    expect(password.length).toBeGreaterThan(20);
+    const log = lines.join('\n');
+    expect(log).toContain('generated a push password');
+    expect(log).toContain(join(dataDir, 'push-password'));
+    expect(log).not.toContain(password);
+    expect(log).not.toContain(encodeURIComponent(password));
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LlmClient, OUTPUT_TOKENS } from '../../src/analysis/llm.js';
 import { buildPrompt, type Prompt } from '../../src/analysis/prompt.js';
 import { analysisJsonSchema } from '../../src/analysis/result.js';
@@ -178,6 +178,26 @@ describe('LlmClient and OpenAI-compatible servers', () => {
     expect(await client().check()).toMatchObject({ model: 'llama3.2:3b', servedAs: '/models/Llama-3.2-3B-Instruct-Q4_K_M.gguf' });
     await client().analyse(buildPrompt(await parseMessage(Buffer.from(HAM)), { maxBodyChars: 4000, replySuggestion: false }));
     expect(server.state.chats.at(-1)).toMatchObject({ model: '/models/Llama-3.2-3B-Instruct-Q4_K_M.gguf', max_tokens: OUTPUT_TOKENS });
+  });
+
+  it('a weaker response_format is remembered for the server, and the schema tried again after 10 minutes', async () => {
+    server.set({ mode: 'ok', models: ['llama3.2:3b'], responseFormats: ['json_object'] });
+    server.state.chats.length = 0;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const c = client();
+      const prompt = buildPrompt(await parseMessage(Buffer.from(HAM)), { maxBodyChars: 4000, replySuggestion: false });
+      for (let i = 0; i < 3; i++) await c.analyse(prompt);
+      // Asked once with json_schema, then json_object from then on: the refusal cost one request.
+      expect(server.state.chats.map((r) => r.response_format.type)).toEqual(['json_schema', 'json_object', 'json_object', 'json_object']);
+      server.set({ responseFormats: ['json_schema', 'json_object'] }); // the server was upgraded meanwhile
+      vi.setSystemTime(Date.now() + 11 * 60_000);
+      server.state.chats.length = 0;
+      for (let i = 0; i < 2; i++) await c.analyse(prompt);
+      expect(server.state.chats.map((r) => r.response_format.type)).toEqual(['json_schema', 'json_schema']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('"Loading model" (llama-server starting) is transient', async () => {
