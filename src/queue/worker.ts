@@ -45,8 +45,13 @@ const PREFETCH_JOBS = 1;
 
 /** `<host>:<pid>:<random>`: the host is the instance's identity across restarts (a container keeps its host name). */
 export function newWorkerId(): string {
-  return `${instancePrefix()}${process.pid}:${randomBytes(3).toString('hex')}`;
+  const id = `${instancePrefix()}${process.pid}:${randomBytes(3).toString('hex')}`;
+  thisProcessWorkers.add(id);
+  return id;
 }
+
+/** Worker ids made in this process: alive whatever their pid says (several instances in one process, as tests run them). */
+const thisProcessWorkers = new Set<string>();
 
 export const instancePrefix = () => `${hostname()}:`;
 
@@ -55,7 +60,7 @@ export const instancePrefix = () => `${hostname()}:`;
  * longer runs, or whose pid is now this process's own (a container restarted: node is pid 1 again).
  */
 export function workerGone(holder: string, self: string): boolean {
-  if (holder === self || !holder.startsWith(instancePrefix())) return false;
+  if (holder === self || thisProcessWorkers.has(holder) || !holder.startsWith(instancePrefix())) return false;
   const pid = Number(holder.slice(instancePrefix().length).split(':')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return true;
