@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { txRows, type Db } from '../db/client.js';
 import { AppError } from '../http/errors.js';
 import type { Logger } from '../logger.js';
 import { errorText } from '../logger.js';
@@ -65,10 +65,7 @@ export async function requestAnalysis(db: Db, imap: FolderStatusSource | undefin
   const uidvalidity = await currentUidvalidity(db, imap, r, logger);
   // Counted and inserted under a per-mailbox lock: 41 requests at once must not all see 0 ahead.
   const rows = await db.orm.transaction(async (tx) => {
-    const exec = async <T>(query: SQL): Promise<T[]> => {
-      const res = (await tx.execute(query)) as unknown as T[] | { rows: T[] };
-      return Array.isArray(res) ? res : res.rows;
-    };
+    const exec = <T>(query: SQL) => txRows<T>(tx, query);
     await exec(sql`select pg_advisory_xact_lock(hashtext(${`api-priority:${r.mailbox}`}))`);
     const [ahead] = await exec<{ n: number }>(sql`
       select count(*)::int as n from llm_processing_queue

@@ -33,6 +33,15 @@ const TEXT_ARRAY_OID = 1009;
 /** Postgres is waiting on a dead host: give up on a connection attempt after this long. */
 const CONNECT_TIMEOUT_SEC = 5;
 
+/**
+ * Raw SQL inside a transaction (`db.orm.transaction(tx => ...)`), rows as objects on both drivers:
+ * postgres.js gives an array, PGlite `{ rows }` (what `Db.rows` does outside one).
+ */
+export async function txRows<T>(tx: { execute(query: SQL): Promise<unknown> }, query: SQL): Promise<T[]> {
+  const res = (await tx.execute(query)) as T[] | { rows?: T[] };
+  return Array.isArray(res) ? res : (res.rows ?? []);
+}
+
 export interface PostgresOptions {
   /** Connections in the pool. */
   max?: number;

@@ -110,6 +110,8 @@ export class ImapSessions {
   /** Set when the master login failed and none has worked since: see AUTH_REST_BASE_MS. */
   private readonly authRest = new Rest(AUTH_REST_BASE_MS, AUTH_REST_MAX_MS);
   private lastLogin: LoginState = { outcome: 'not yet' };
+  /** Why logins rest now (the server unreachable, TLS, the master login refused). */
+  private restReason?: { code: ImapErrorCode; message: string; fix?: string };
   private lastProbe?: { at: number; result: Promise<ProbeResult> };
 
   constructor(
@@ -206,8 +208,11 @@ export class ImapSessions {
       }
       const resting = Math.max(this.serverRest.remaining(), this.authRest.remaining());
       if (resting > 0) {
-        const why = this.lastLogin.outcome === 'failed' && this.authRest.remaining() > 0 ? `the master login failed (${this.lastLogin.error})` : 'IMAP server unreachable recently';
-        throw new ImapError(this.lastLogin.outcome === 'failed' && this.lastLogin.code ? this.lastLogin.code : 'IMAP_UNAVAILABLE', `${why}; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting });
+        // The reason of the failure that started the rest, so every waiting job says what to fix.
+        const why = this.restReason ?? { code: 'IMAP_UNAVAILABLE' as const, message: 'IMAP server unreachable recently' };
+        const err = new ImapError(why.code, `${why.message}; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting });
+        err.fix = why.fix;
+        throw err;
       }
       const client = this.newClient(mailbox);
       const session: Session = { mailbox, client, users: 1, ready: Promise.resolve() };
@@ -249,6 +254,7 @@ export class ImapSessions {
     const e = classifyImapError(err, this.loginFor(mailbox), this.opts);
     if (isNetworkError(err) || e.fix) {
       this.serverRest.failed();
+      this.restReason = { code: e.code, message: e.message, fix: e.fix };
       if (e.fix) this.lastLogin = { outcome: 'failed', at: new Date(), error: e.message, code: e.code };
       const out = new ImapError(e.code, e.message, true, { cause: err, outageMs: this.serverRest.remaining() });
       out.fix = e.fix;
@@ -259,6 +265,7 @@ export class ImapSessions {
       this.lastLogin = { outcome: 'failed', at: new Date(), error: e.message, code: e.code };
       if (noneWorked) {
         this.authRest.failed();
+        this.restReason = { code: e.code, message: `the master login failed (${e.message})` };
         this.logger.error({ login: this.loginFor(mailbox), retryInMs: this.authRest.remaining() }, 'IMAP master login refused and none has worked yet: check IMAP_MASTER_USER, IMAP_MASTER_PASSWORD and the master passdb; logins pause meanwhile');
         return new ImapError(e.code, e.message, true, { cause: err, outageMs: this.authRest.remaining() });
       }
@@ -316,6 +323,7 @@ export class ImapSessions {
     this.serverRest.failed();
     const fix = "with Dovecot's acl plugin, set acl_user = %u and master_user = %u in plugin { } (Mailcow has both), so the master login gets the user's rights";
     const message = `the master login as ${this.loginFor(mailbox)} sees no INBOX; fix: ${fix}`;
+    this.restReason = { code: 'IMAP_NO_ACCESS', message, fix };
     this.lastLogin = { outcome: 'failed', at: new Date(), error: message, code: 'IMAP_NO_ACCESS' };
     const err = new ImapError('IMAP_NO_ACCESS', message, true, { cause, outageMs: this.serverRest.remaining() });
     err.fix = fix;

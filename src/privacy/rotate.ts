@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../db/client.js';
+import { txRows, type Db } from '../db/client.js';
 import { liveInstances, type InstanceBeat } from './instances.js';
 import { setRegisteredKeyIds } from './keys.js';
 import type { ContentProtection } from './protection.js';
@@ -126,10 +126,8 @@ export async function rotateKeys(db: Db, protection: ContentProtection, opts: Ro
     for (;;) {
       if (opts.signal?.aborted) return report;
       const n = await db.orm.transaction(async (tx) => {
-        const run = (q: ReturnType<typeof sql>) => tx.execute(q) as unknown as Promise<{ rows?: Row[] } | Row[]>;
-        const res = await run(step.select(sealer.currentId, opts.batchSize));
-        const rows = (Array.isArray(res) ? res : (res.rows ?? [])) as Row[];
-        for (const r of rows) await run(step.reseal(r, protection));
+        const rows = await txRows<Row>(tx, step.select(sealer.currentId, opts.batchSize));
+        for (const r of rows) await tx.execute(step.reseal(r, protection));
         return rows.length;
       });
       report[step.table] += n;

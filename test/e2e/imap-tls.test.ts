@@ -188,6 +188,11 @@ describeWith('Dovecot and PostgreSQL', ready)('IMAP over TLS', () => {
       const job = await jobError(stack);
       expect(job.lastError).toMatch(/offers no STARTTLS.*IMAP_STARTTLS=required/);
       expect(job.attempts).toBe(0);
+      // Retried while the setting is wrong: each retry still says what to fix.
+      await new Promise((r) => setTimeout(r, 2_500));
+      const [again] = await stack.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, ALICE));
+      expect(again!.lastError).toMatch(/IMAP_TLS_UNAVAILABLE: .*offers no STARTTLS.*fix: /);
+      expect(again!.attempts).toBe(0);
       expect(await health(stack)).toMatchObject({ ok: false, code: 'IMAP_TLS_UNAVAILABLE' });
       const rows = await stack.db.orm.select().from(emailAnalysis).where(eq(emailAnalysis.mailbox, ALICE));
       expect(rows).toHaveLength(0);

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { eq } from 'drizzle-orm';
+import { processingQueue } from '../../src/db/schema.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dovecotAvailable } from '../support/dovecot.js';
 import { deliver } from '../support/lmtp.js';
@@ -95,6 +97,14 @@ describeWith('Dovecot and PostgreSQL', ready)('readiness', () => {
       await deliver(stack.dc.lmtpPort, testMessage('wrong-2', ALICE, 'Hello again', 'Still wrong?'), [ALICE]);
       await new Promise((r) => setTimeout(r, 1_500));
       expect(stack.dc.log().match(/auth failed/gi) ?? []).toHaveLength(1);
+      // Both jobs wait with no attempt spent; the one that met the refusal says so. The workers claim
+      // nothing while logins pause, so the other has not been tried at all.
+      const jobs = await stack.db.orm.select().from(processingQueue).where(eq(processingQueue.mailbox, ALICE)).orderBy(processingQueue.id);
+      expect(jobs.map((j) => [j.state, j.attempts])).toEqual([
+        ['queued', 0],
+        ['queued', 0],
+      ]);
+      expect(jobs[0]!.lastError).toMatch(/^IMAP_AUTH_FAILED: IMAP master login alice@example\.test\*mailsight refused/);
     });
   });
 });
