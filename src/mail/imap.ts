@@ -254,7 +254,7 @@ export class ImapSessions {
     const e = classifyImapError(err, this.loginFor(mailbox), this.opts);
     if (isNetworkError(err) || e.fix) {
       this.serverRest.failed();
-      this.restReason = { code: e.code, message: e.message, fix: e.fix };
+      this.restReason = { code: e.code, message: e.fix ? e.message : `IMAP server unreachable recently (${e.message})`, fix: e.fix };
       if (e.fix) this.lastLogin = { outcome: 'failed', at: new Date(), error: e.message, code: e.code };
       const out = new ImapError(e.code, e.message, true, { cause: err, outageMs: this.serverRest.remaining() });
       out.fix = e.fix;
