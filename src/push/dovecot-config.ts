@@ -55,11 +55,13 @@ export function mailcowEnv(o: MailcowEnvOptions): string {
     'IMAP_PORT=143',
     "# Mailcow refuses logins without TLS; its certificate is for MAILCOW_HOSTNAME, not for 'dovecot'.",
     'IMAP_STARTTLS=required',
-    `IMAP_TLS_SERVERNAME=${o.hostname ?? 'CHANGE_ME (your MAILCOW_HOSTNAME)'}`,
+    ...(o.hostname ? [] : ['# Your MAILCOW_HOSTNAME (the name on its certificate); --hostname fills it in.']),
+    `IMAP_TLS_SERVERNAME=${o.hostname ?? ''}`,
     "# Only while Mailcow still serves its self-signed certificate (before ACME): Mailcow's data/assets/ssl/cert.pem, mounted.",
     '# IMAP_TLS_CA_FILE=/run/mailcow-ssl/cert.pem',
     `IMAP_MASTER_USER=${o.masterUser.includes('@') ? o.masterUser : `${o.masterUser}@mailcow.local`}`,
-    'IMAP_MASTER_PASSWORD=CHANGE_ME (DOVECOT_MASTER_PASS from mailcow.conf)',
+    '# DOVECOT_MASTER_PASS from mailcow.conf (left empty, mailsight refuses to start and says so).',
+    'IMAP_MASTER_PASSWORD=',
     'IMAP_MASTER_SEPARATOR=*',
   ].join('\n');
 }
