@@ -134,8 +134,8 @@ function networkCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** How long a server's version is trusted before it is asked again (it may be upgraded in place). */
-const VERSION_RECHECK_MS = 10 * 60_000;
+/** How long what a server said of itself (its version, the model it serves) is trusted before it is asked again. */
+const SERVER_RECHECK_MS = 10 * 60_000;
 /** A pull may take hours on a slow link; it fails only when no progress arrives for this long. */
 const PULL_STALL_MS = 5 * 60_000;
 
@@ -154,7 +154,7 @@ export class OllamaBackend implements ChatBackend {
 
   /** The server's version; refuses one too old for a schema as `format` (it would 400 every call). */
   private async assertCompatible(): Promise<string> {
-    if (this.version && Date.now() - this.version.at < VERSION_RECHECK_MS) return this.version.value;
+    if (this.version && Date.now() - this.version.at < SERVER_RECHECK_MS) return this.version.value;
     let value: string;
     try {
       value = (await this.ollama.version()).version;
@@ -265,8 +265,7 @@ export class OpenAiBackend implements ChatBackend {
       res = await this.fetch(`${this.url}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     } catch (err) {
       if (isAbort(err)) throw new LlmError('LLM_TIMEOUT', `${this.url} did not answer in time`, true, { cause: err });
-      const code = (err as { cause?: { code?: string } })?.cause?.code;
-      throw new LlmError('LLM_UNREACHABLE', `cannot reach ${this.url}: ${code ?? (err as Error).message}`, true, { cause: err });
+      throw new LlmError('LLM_UNREACHABLE', `cannot reach ${this.url}: ${networkCode(err) ?? (err as Error).message}`, true, { cause: err });
     }
     const text = await res.text();
     let json: any = null;
@@ -302,7 +301,7 @@ export class OpenAiBackend implements ChatBackend {
 
   /** The model id to send: the configured one, or the only one a single-model server (llama-server) serves. */
   private async modelFor(model: string): Promise<string> {
-    if (!this.served || Date.now() - this.served.at > VERSION_RECHECK_MS) await this.describe(model);
+    if (!this.served || Date.now() - this.served.at > SERVER_RECHECK_MS) await this.describe(model);
     return this.served?.id ?? model;
   }
 

@@ -223,8 +223,6 @@ export class LlmClient {
   async analyse(source: Prompt | PromptSource): Promise<{ result: AnalysisResult; usage: LlmUsage }> {
     const started = performance.now();
     const { prompt, smaller } = 'prompt' in source ? source : { prompt: source, smaller: undefined };
-    // The repair turn is sized with the estimate (never below the real count): no tokenizer load for it.
-    const counter = ESTIMATE;
     let messages: Message[] = [
       { role: 'system', content: prompt.system },
       { role: 'user', content: prompt.user },
@@ -261,21 +259,22 @@ export class LlmClient {
       lastProblem = checked.problem;
       if (repaired) break;
       repaired = true;
-      messages = [...messages.slice(0, 2), ...this.repairTurn(messages, res.content, checked.problem, counter)];
+      messages = [...messages.slice(0, 2), ...this.repairTurn(messages, res.content, checked.problem)];
     }
     throw new LlmError('LLM_INVALID_OUTPUT', `model output invalid after a repair attempt: ${lastProblem}`, false);
   }
 
   /**
    * The answer back with what was wrong, cut so the conversation still fits the window (the
-   * prompt was sized for one turn; the echo of a long answer would push it out).
+   * prompt was sized for one turn; the echo of a long answer would push it out). Sized with the
+   * estimate, never below the real count: no tokenizer load for it.
    */
-  private repairTurn(messages: Message[], answer: string, problem: string, counter: TokenCounter): Message[] {
+  private repairTurn(messages: Message[], answer: string, problem: string): Message[] {
     const hint = `That answer was invalid: ${problem}. Answer again with only the JSON object that matches the schema.`;
-    const used = messages.reduce((n, m) => n + counter.count(m.content), 0) + counter.count(hint) + 2 * TEMPLATE_TOKENS_PER_MESSAGE;
+    const used = messages.reduce((n, m) => n + estimateTokens(m.content), 0) + estimateTokens(hint) + 2 * TEMPLATE_TOKENS_PER_MESSAGE;
     const room = this.promptBudget - used;
     let echo = answer.slice(0, 4000);
-    while (echo.length > 0 && counter.count(echo) > room) echo = echo.slice(0, Math.floor(echo.length * 0.75));
+    while (echo.length > 0 && estimateTokens(echo) > room) echo = echo.slice(0, Math.floor(echo.length * 0.75));
     return [
       { role: 'assistant', content: echo },
       { role: 'user', content: hint },

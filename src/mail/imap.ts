@@ -13,7 +13,11 @@ const VISIBILITY_POLLS_MS = [0, 50, 100, 200, 400, 800];
 /** Transient ones (server down, connection lost, auth backend busy) retry; the rest fail the job. */
 export class ImapError extends JobError<ImapErrorCode> {
   /** What an operator changes to fix it (TLS and login problems), for `check` and the health endpoint. */
-  fix?: string;
+  readonly fix?: string;
+  constructor(code: ImapErrorCode, message: string, transient: boolean, options?: { cause?: unknown; outageMs?: number; fix?: string }) {
+    super(code, message, transient, options);
+    this.fix = options?.fix;
+  }
 }
 
 export interface ImapOptions extends ImapTlsSettings {
@@ -72,9 +76,7 @@ export function classifyImapError(err: unknown, login: string, settings?: ImapTl
   const tls = settings && tlsProblem(err, settings);
   if (tls) {
     // The same for every mailbox until the configuration changes: the jobs wait (an outage), none fails.
-    const out = new ImapError(tls.code, `${tls.message}; fix: ${tls.fix}`, true, { cause: err });
-    out.fix = tls.fix;
-    return out;
+    return new ImapError(tls.code, `${tls.message}; fix: ${tls.fix}`, true, { cause: err, fix: tls.fix });
   }
   if (e?.authenticationFailed) {
     // Dovecot says [UNAVAILABLE] when its auth backend is down, [AUTHENTICATIONFAILED] for wrong credentials or no such user.
@@ -210,9 +212,7 @@ export class ImapSessions {
       if (resting > 0) {
         // The reason of the failure that started the rest, so every waiting job says what to fix.
         const why = this.restReason ?? { code: 'IMAP_UNAVAILABLE' as const, message: 'IMAP server unreachable recently' };
-        const err = new ImapError(why.code, `${why.message}; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting });
-        err.fix = why.fix;
-        throw err;
+        throw new ImapError(why.code, `${why.message}; trying again in ${Math.ceil(resting / 1000)} s`, true, { outageMs: resting, fix: why.fix });
       }
       const client = this.newClient(mailbox);
       const session: Session = { mailbox, client, users: 1, ready: Promise.resolve() };
@@ -256,9 +256,7 @@ export class ImapSessions {
       this.serverRest.failed();
       this.restReason = { code: e.code, message: e.fix ? e.message : `IMAP server unreachable recently (${e.message})`, fix: e.fix };
       if (e.fix) this.lastLogin = { outcome: 'failed', at: new Date(), error: e.message, code: e.code };
-      const out = new ImapError(e.code, e.message, true, { cause: err, outageMs: this.serverRest.remaining() });
-      out.fix = e.fix;
-      return out;
+      return new ImapError(e.code, e.message, true, { cause: err, outageMs: this.serverRest.remaining(), fix: e.fix });
     }
     if (e.code === 'IMAP_AUTH_FAILED') {
       const noneWorked = this.lastLogin.outcome !== 'ok';
@@ -325,9 +323,7 @@ export class ImapSessions {
     const message = `the master login as ${this.loginFor(mailbox)} sees no INBOX; fix: ${fix}`;
     this.restReason = { code: 'IMAP_NO_ACCESS', message, fix };
     this.lastLogin = { outcome: 'failed', at: new Date(), error: message, code: 'IMAP_NO_ACCESS' };
-    const err = new ImapError('IMAP_NO_ACCESS', message, true, { cause, outageMs: this.serverRest.remaining() });
-    err.fix = fix;
-    return err;
+    return new ImapError('IMAP_NO_ACCESS', message, true, { cause, outageMs: this.serverRest.remaining(), fix });
   }
 
   /**
