@@ -6,7 +6,6 @@ import type { Db } from './db/client.js';
 import { ping } from './db/client.js';
 import type { ReadinessCheck } from './health/readiness.js';
 import { accessLog } from './http/access-log.js';
-import { AllowList } from './http/allow-list.js';
 import { KeyRateLimiter } from './http/rate-limit.js';
 import { AuthFailureLimiter } from './http/auth-failures.js';
 import { notFound, onError } from './http/errors.js';
@@ -65,7 +64,7 @@ export function createApp(deps: AppDeps) {
       onQueued: deps.onQueued,
       metrics,
       authFailures: new AuthFailureLimiter('push auth', deps.logger, limits),
-      allowFrom: deps.config.push.allowFrom ? AllowList.parse(deps.config.push.allowFrom) : undefined,
+      allowFrom: deps.config.push.allowFrom,
       protection,
     }),
   );

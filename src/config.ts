@@ -118,13 +118,12 @@ export const configSchema = z
       allowFrom: z
         .union([z.string(), z.array(z.string())])
         .transform((v, ctx) => {
-          const entries = (Array.isArray(v) ? v : v.split(',')).map((e) => e.trim()).filter(Boolean);
           try {
-            AllowList.parse(entries);
+            return AllowList.parse((Array.isArray(v) ? v : v.split(',')).map((e) => e.trim()).filter(Boolean));
           } catch (err) {
             ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            return z.NEVER;
           }
-          return entries;
         })
         .optional(),
     }),

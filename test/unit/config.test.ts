@@ -205,3 +205,16 @@ describe('LLM_PROVIDER=openai', () => {
     expect(loadConfig({}).ollama.provider).toBe('ollama');
   });
 });
+
+describe('PUSH_ALLOW_FROM', () => {
+  it('takes addresses and CIDRs, IPv4 and IPv6; an IPv4 client on a dual-stack socket matches its IPv4 entry', () => {
+    const list = loadConfig({ PUSH_ALLOW_FROM: '127.0.0.1, 172.22.1.0/24, ::1' }).push.allowFrom!;
+    expect(['127.0.0.1', '172.22.1.250', '::1', '::ffff:172.22.1.9'].map((a) => list.allows(a))).toEqual([true, true, true, true]);
+    expect(['127.0.0.2', '172.22.2.1', 'local', ''].map((a) => list.allows(a))).toEqual([false, false, false, false]);
+    expect(loadConfig({}).push.allowFrom).toBeUndefined();
+  });
+
+  it('names every entry that is not an address or a CIDR', () => {
+    expect(configError({ PUSH_ALLOW_FROM: '127.0.0.1, dovecot, 10.0.0.0/33' }).message).toContain('PUSH_ALLOW_FROM: not an IP address or CIDR: "dovecot", "10.0.0.0/33"');
+  });
+});
