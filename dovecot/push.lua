@@ -11,7 +11,7 @@
 --   mailsight_push_url = http://127.0.0.1:8080/push/dovecot
 --   mailsight_push_user = dovecot
 --   mailsight_push_password = <PUSH_PASSWORD>
--- Dovecot 2.4: see dovecot/2.4/mailsight-lua.conf (the same names under lua_settings).
+-- Dovecot 2.4: see dovecot/2.4/90-mailsight-lua.conf (the same names under lua_settings).
 -- Needs no Lua modules beyond what Dovecot ships.
 
 local client = nil
@@ -55,14 +55,20 @@ end
 
 local KEYS = { 'driver', 'event', 'user', 'folder', 'uidvalidity', 'uid', 'message_id', 'from', 'subject' }
 
+-- The HTTP client's options: 2.3 takes its own names; 2.4 takes Dovecot's http_client_* settings
+-- without the prefix, and refuses 2.3's names ("max_attempts is unknown setting").
+local CLIENT_2_3 = { timeout = 2000, max_attempts = 1, user_agent = 'dovecot-push-lua' }
+local CLIENT_2_4 = { request_timeout = '2s', request_max_attempts = 1, user_agent = 'dovecot-push-lua' }
+
 function script_init(lua_settings)
   -- Dovecot 2.4 passes lua_settings here; 2.3 uses plugin_getenv per user (below).
   if type(lua_settings) == 'table' then settings = lua_settings end
-  client = dovecot.http.client({
-    timeout = 2000,            -- delivery waits for us: never longer than 2 s
-    max_attempts = 1,          -- mailsight dedupes, but a retry only doubles the wait
-    user_agent = 'dovecot-push-lua',
-  })
+  -- Delivery waits for us: never longer than 2 s, and no retry (a retry only doubles the wait;
+  -- the sweep finds what a lost push missed).
+  local ok, c = pcall(dovecot.http.client, CLIENT_2_3)
+  if not ok then c = dovecot.http.client(CLIENT_2_4) end
+  client = c
+  -- 2.4 ignores this value (failures are raised with error()); 2.3 checks it.
   return 0
 end
 

@@ -1,11 +1,12 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { resolvePushCredentials } from '../push/credentials.js';
-import { dovecotConfig, mailcowEnv } from '../push/dovecot-config.js';
+import { dovecotConfig, mailcowEnv, masterConfig } from '../push/dovecot-config.js';
 import { out, UsageError } from './common.js';
 
 const DOVECOT_HELP = `usage: mailsight dovecot-config --url <http://host:port> [--driver ox|lua] [--dovecot 2.3|2.4]
-                                [--user <name>] [--password <secret>]
+                                [--user <name>] [--password <secret>] [--lua-file <path>]
+       mailsight dovecot-config --master [--master-users-file <path>] [--dovecot 2.3|2.4]
        mailsight dovecot-config --mailcow [--url http://mailsight:8080] [--dovecot 2.3|2.4]
                                 [--master-user <DOVECOT_MASTER_USER>] [--hostname <MAILCOW_HOSTNAME>]
 
@@ -14,7 +15,10 @@ credentials filled in, '%' written '%%' as Dovecot's config needs. --url is wher
 mailsight. Credentials default to PUSH_USERNAME / PUSH_PASSWORD, or the password the service
 generated in DATA_DIR; with PUSH_AUTH=none there are none.
   --driver ox   (default) one push per delivery into INBOX; needs the per-user METADATA opt-in
-  --driver lua  every folder, IMAP APPEND and expunges too; needs dovecot/push.lua installed
+  --driver lua  every folder, IMAP APPEND and expunges too, no opt-in; needs dovecot/push.lua
+                installed (at /etc/dovecot/mailsight/push.lua, or where --lua-file says)
+  --master      the master user's passdb (dovecot/<version>/91-mailsight-master.conf), reading
+                --master-users-file (default /etc/dovecot/master-users)
   --mailcow     the block for Mailcow's data/conf/dovecot/extra.conf (it keeps Mailcow's plugin
                 lists), then mailsight's .env lines for Mailcow (host, TLS, master user); the two
                 parts start with '# ==> extra.conf' and '# ==> .env'`;
@@ -35,6 +39,9 @@ export function dovecotConfigCommand(args: string[]): number {
       mailcow: { type: 'boolean' },
       'master-user': { type: 'string', default: 'mailsight' },
       hostname: { type: 'string' },
+      'lua-file': { type: 'string' },
+      master: { type: 'boolean' },
+      'master-users-file': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -42,12 +49,16 @@ export function dovecotConfigCommand(args: string[]): number {
     out(DOVECOT_HELP);
     return 0;
   }
+  if (values.dovecot !== '2.3' && values.dovecot !== '2.4') throw new UsageError('--dovecot must be 2.3 or 2.4');
+  if (values.master) {
+    out(masterConfig(values.dovecot, values['master-users-file']).trimEnd());
+    return 0;
+  }
   // On Mailcow's network Dovecot reaches mailsight by its service name.
   if (values.mailcow) values.url ??= 'http://mailsight:8080';
   if (!values.url) throw new UsageError('dovecot-config needs --url <http://host:port> (where Dovecot reaches mailsight)');
   if (values.mailcow && values.driver !== 'ox') throw new UsageError('--mailcow prints the OX driver block; for the Lua driver see dovecot/mailcow.md');
   if (values.driver !== 'ox' && values.driver !== 'lua') throw new UsageError('--driver must be ox or lua');
-  if (values.dovecot !== '2.3' && values.dovecot !== '2.4') throw new UsageError('--dovecot must be 2.3 or 2.4');
   let credentials: { username: string; password: string } | null;
   if (values.password !== undefined) credentials = { username: values.user ?? 'dovecot', password: values.password };
   else {
@@ -56,7 +67,7 @@ export function dovecotConfigCommand(args: string[]): number {
     if (credentials && values.user) credentials = { ...credentials, username: values.user };
   }
   try {
-    const block = dovecotConfig({ url: values.url, driver: values.driver, version: values.dovecot, credentials, mailcow: values.mailcow }).trimEnd();
+    const block = dovecotConfig({ url: values.url, driver: values.driver, version: values.dovecot, credentials, mailcow: values.mailcow, luaFile: values['lua-file'] }).trimEnd();
     if (!values.mailcow) out(block);
     else {
       out(`${MAILCOW_EXTRA_MARK} (append to data/conf/dovecot/extra.conf in the Mailcow directory; then: docker compose restart dovecot-mailcow)`);

@@ -17,28 +17,40 @@ export interface DovecotConfigOptions {
   credentials: { username: string; password: string } | null;
   /** Mailcow's `extra.conf` block (dovecot/<version>/mailcow-extra.conf), OX driver. */
   mailcow?: boolean;
+  /** Lua driver: where push.lua is installed (default, as the snippet says: /etc/dovecot/mailsight/push.lua). */
+  luaFile?: string;
+}
+
+/** Reads a shipped snippet and replaces the value after each pattern's prefix; a pattern that matches nothing is an error. */
+function fillSnippet(version: DovecotVersion, name: string, values: [RegExp, string][]): string {
+  const file = join(ROOT, 'dovecot', version, name);
+  let text = readFileSync(file, 'utf8');
+  for (const [pattern, value] of values) {
+    if (!pattern.test(text)) throw new Error(`${file}: no line matches ${pattern}`);
+    text = text.replace(pattern, (_m, prefix: string) => `${prefix}${value}`);
+  }
+  return text;
 }
 
 export function dovecotConfig(o: DovecotConfigOptions): string {
   const base = new URL(o.url);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error(`--url must be http(s)://host:port, not ${o.url}`);
   const name = o.mailcow ? 'mailcow-extra.conf' : o.driver === 'ox' ? '90-mailsight.conf' : '90-mailsight-lua.conf';
-  const file = join(ROOT, 'dovecot', o.version, name);
-  let text = readFileSync(file, 'utf8');
-  const replace = (pattern: RegExp, value: string) => {
-    if (!pattern.test(text)) throw new Error(`${file}: no line matches ${pattern}`);
-    text = text.replace(pattern, (_m, prefix: string) => `${prefix}${value}`);
-  };
   if (o.driver === 'ox') {
     const url = pushUrl(base.origin, o.credentials);
-    if (o.version === '2.3') replace(/^(\s*push_notification_driver = ox:url=).*$/m, url);
-    else replace(/^(\s*ox_url = ).*$/m, url);
-  } else {
-    replace(/^(\s*mailsight_push_url = ).*$/m, escapeForDovecot(new URL(PUSH_PATH, base.origin).toString()));
-    replace(/^(\s*mailsight_push_user = ).*$/m, escapeForDovecot(o.credentials?.username ?? ''));
-    replace(/^(\s*mailsight_push_password = ).*$/m, escapeForDovecot(o.credentials?.password ?? ''));
+    return fillSnippet(o.version, name, [[o.version === '2.3' ? /^(\s*push_notification_driver = ox:url=).*$/m : /^(\s*ox_url = ).*$/m, url]]);
   }
-  return text;
+  return fillSnippet(o.version, name, [
+    [/^(\s*mailsight_push_url = ).*$/m, escapeForDovecot(new URL(PUSH_PATH, base.origin).toString())],
+    [/^(\s*mailsight_push_user = ).*$/m, escapeForDovecot(o.credentials?.username ?? '')],
+    [/^(\s*mailsight_push_password = ).*$/m, escapeForDovecot(o.credentials?.password ?? '')],
+    ...(o.luaFile ? [[o.version === '2.3' ? /^(\s*push_notification_driver = lua:file=).*$/m : /^(\s*lua_file = ).*$/m, o.luaFile] as [RegExp, string]] : []),
+  ]);
+}
+
+/** The master user's passdb (dovecot/<version>/91-mailsight-master.conf), reading its users from `file`. */
+export function masterConfig(version: DovecotVersion, file = '/etc/dovecot/master-users'): string {
+  return fillSnippet(version, '91-mailsight-master.conf', [[version === '2.3' ? /^(\s*args = ).*$/m : /^(\s*passwd_file_path = ).*$/m, file]]);
 }
 
 export interface MailcowEnvOptions {

@@ -1,24 +1,64 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
-import { escapeForDovecot, oxDriverLine } from '../../src/push/credentials.js';
+import { dovecotConfig, masterConfig, type DovecotVersion } from '../../src/push/dovecot-config.js';
 
 /**
- * A private Dovecot 2.3 for tests: own temp dir, free ports, passwd-file users, a master user,
- * and the push plugin pointing wherever the test says. Follows shared/dovecot-notes.md.
+ * A private Dovecot for tests: own temp dir, free ports, passwd-file users, a master user, and the
+ * push plugin pointing wherever the test says. Follows shared/dovecot-notes.md.
+ *
+ * Two versions: the machine's Dovecot 2.3 (Debian 12), and Debian 13's Dovecot 2.4 in a root made by
+ * debootstrap (test/support/dovecot-2.4-root.sh), run with chroot. Both are configured with the
+ * snippets shipped in dovecot/<version>/, included as files, filled in by the functions behind
+ * `mailsight dovecot-config`; the rest of the configuration is the test's own.
  */
 
+export type { DovecotVersion };
 const execFileAsync = promisify(execFile);
 const MAIL_UID = 65534; // nobody
-export const DOVECOT_BIN = '/usr/sbin/dovecot';
-export const DOVEADM_BIN = '/usr/bin/doveadm';
 export const PUSH_LUA = resolve(import.meta.dirname, '../../dovecot/push.lua');
+/** Where dovecot-2.4-root.sh keeps the current 2.4 root (a link to the one for today's package versions). */
+const ROOT_24 = process.env.MAILSIGHT_DOVECOT24_ROOT ?? join(process.env.MAILSIGHT_TEST_CACHE ?? '/var/cache/mailsight-test', 'dovecot-2.4');
+/** The OX driver's per-user opt-in: a METADATA entry under this key. */
+export const OX_OPT_IN_KEY = '/private/vendor/vendor.dovecot/http-notify';
+export const DOVECOT_VERSIONS: DovecotVersion[] = ['2.3', '2.4'];
 
-export function dovecotAvailable(): boolean {
-  return existsSync(DOVECOT_BIN) && process.getuid?.() === 0;
+/** The file-system root a version's Dovecot runs in: '' for the machine's own. */
+function installRoot(version: DovecotVersion): string {
+  if (version === '2.3') return '';
+  return existsSync(ROOT_24) ? realpathSync(ROOT_24) : ROOT_24;
+}
+
+export function dovecotAvailable(version: DovecotVersion = '2.3'): boolean {
+  return existsSync(`${installRoot(version)}/usr/sbin/dovecot`) && process.getuid?.() === 0;
+}
+
+/** A Dovecot program of that version: the machine's, or the 2.4 root's through chroot. */
+export function dovecotCommand(version: DovecotVersion, program: string, args: string[]): [string, string[]] {
+  const root = installRoot(version);
+  const bin = program === 'dovecot' ? '/usr/sbin/dovecot' : `/usr/bin/${program}`;
+  return root ? ['chroot', [root, bin, ...args]] : [bin, args];
+}
+
+/** Runs doveconf/doveadm of that version; resolves with stdout. */
+export async function dovecotTool(version: DovecotVersion, program: 'doveconf' | 'doveadm', args: string[]): Promise<string> {
+  const [cmd, argv] = dovecotCommand(version, program, args);
+  return (await execFileAsync(cmd, argv)).stdout;
+}
+
+/**
+ * A temp dir that version's Dovecot can read: under the 2.4 root's /tmp for chroot. `dir` is the
+ * path Dovecot sees, `hostDir` the same folder from here.
+ */
+export function dovecotTempDir(version: DovecotVersion, prefix = 'dc-'): { dir: string; hostDir: string } {
+  const root = installRoot(version);
+  // Short path: unix socket paths must stay under 108 bytes.
+  const hostDir = mkdtempSync(join(root || '/', 'tmp', prefix));
+  chmodSync(hostDir, 0o755);
+  return { dir: hostDir.slice(root.length), hostDir };
 }
 
 export interface PushTarget {
@@ -27,17 +67,21 @@ export interface PushTarget {
   url: string;
   username?: string;
   password?: string;
-  /** The driver setting line(s) verbatim (e.g. from `mailsight dovecot-config`), instead of building them. */
+  /** A 2.3 driver line verbatim (as the service logs it), set after the snippet's own. */
   raw?: string;
 }
 
 export interface DovecotOptions {
+  /** Which Dovecot (default 2.3, the machine's). */
+  version?: DovecotVersion;
   users?: string[];
   push?: PushTarget;
   /** Set the OX driver's per-user METADATA opt-in for every user (default true). */
   optIn?: boolean;
   /** TLS: `ssl = yes` (STARTTLS offered) or `required`, with this certificate and key. Default: `ssl = no`. */
   tls?: { cert: string; key: string; ssl?: 'yes' | 'required' };
+  /** Folders made for every user (2.3 and 2.4 alike), with their SPECIAL-USE flag. */
+  specialUse?: Record<string, string>;
   /** Also an `imaps` listener (implicit TLS); needs `tls`. */
   imaps?: boolean;
   /**
@@ -55,7 +99,13 @@ export interface DovecotOptions {
 }
 
 export interface RenderContext {
+  version: DovecotVersion;
+  /** The test's folder as Dovecot sees it (inside the 2.4 root for chroot). */
   dir: string;
+  /** The same folder from here: where files are written. */
+  hostDir: string;
+  /** A file from outside (a certificate) copied into the folder; returns the path Dovecot sees. */
+  place(hostFile: string, name: string): string;
   imapPort: number;
   lmtpPort: number;
   imapsPort: number;
@@ -68,7 +118,12 @@ export interface RenderContext {
 }
 
 export interface Dovecot {
+  version: DovecotVersion;
+  /** The test's folder as Dovecot sees it. */
   dir: string;
+  /** The same folder from here. */
+  hostDir: string;
+  /** dovecot.conf as Dovecot sees it. */
   conf: string;
   /** The address the listeners bind. */
   host: string;
@@ -81,6 +136,8 @@ export interface Dovecot {
   masterUser: string;
   masterPassword: string;
   doveadm(args: string[]): Promise<string>;
+  /** doveconf of this Dovecot's version on its configuration. */
+  doveconf(args: string[]): Promise<string>;
   log(): string;
   /** Kills Dovecot (SIGKILL) and starts it again on the same ports and mail: a crash and restart. */
   restart(opts?: { downMs?: number }): Promise<void>;
@@ -118,25 +175,37 @@ function listenOn(port: number): Promise<number> {
   });
 }
 
-function pushSettings(push: PushTarget | undefined): string {
-  if (!push) return '';
-  if (push.raw) return push.raw;
-  const creds = push.username && push.password ? { username: push.username, password: push.password } : null;
-  // The same line the service logs and the operator pastes.
-  if (push.driver === 'ox') return oxDriverLine(new URL(push.url).origin, creds);
-  return [
-    `push_notification_driver = lua:file=${PUSH_LUA}`,
-    `mailsight_push_url = ${push.url}`,
-    push.username ? `mailsight_push_user = ${push.username}` : '',
-    push.password ? `mailsight_push_password = ${escapeForDovecot(push.password)}` : '',
-  ].join('\n  ');
+/** The shipped snippets, filled in as `mailsight dovecot-config` fills them, written next to dovecot.conf. */
+function snippets(ctx: RenderContext, push: PushTarget | undefined): string[] {
+  const { version, dir, hostDir } = ctx;
+  const files: string[] = [];
+  const write = (name: string, text: string) => {
+    writeFileSync(join(hostDir, name), text);
+    files.push(`${dir}/${name}`);
+  };
+  write('91-mailsight-master.conf', masterConfig(version, `${dir}/master-users`));
+  if (push) {
+    const creds = push.username && push.password ? { username: push.username, password: push.password } : null;
+    const luaFile = push.driver === 'lua' ? ctx.place(PUSH_LUA, 'push.lua') : undefined;
+    let text = dovecotConfig({ url: new URL(push.url).origin, driver: push.driver, version, credentials: creds, luaFile });
+    if (push.raw) text += `\nplugin {\n  ${push.raw}\n}\n`;
+    write(push.driver === 'ox' ? '90-mailsight.conf' : '90-mailsight-lua.conf', text);
+  }
+  return files;
 }
 
-function config(ctx: RenderContext, opts: DovecotOptions): string {
+function folders(specialUse: Record<string, string> | undefined): string {
+  const all = { Junk: '\\Junk', ...specialUse };
+  return Object.entries(all)
+    .map(([name, flag]) => `  mailbox "${name}" {\n    special_use = ${flag.replaceAll('\\', '\\\\')}\n    auto = create\n  }`)
+    .join('\n')
+    .replaceAll('\\\\', '\\');
+}
+
+/** The test's own part, Dovecot 2.3 syntax. */
+function config23(ctx: RenderContext, opts: DovecotOptions, includes: string[]): string {
   const { dir, imapPort, lmtpPort, imapsPort, listen } = ctx;
-  const push = opts.push;
-  const plugins = push?.driver === 'lua' ? 'notify push_notification mail_lua push_notification_lua' : 'notify push_notification';
-  const ssl = opts.tls ? `ssl = ${opts.tls.ssl ?? 'yes'}\nssl_cert = <${opts.tls.cert}\nssl_key = <${opts.tls.key}` : 'ssl = no';
+  const ssl = opts.tls ? `ssl = ${opts.tls.ssl ?? 'yes'}\nssl_cert = <${ctx.place(opts.tls.cert, 'cert.pem')}\nssl_key = <${ctx.place(opts.tls.key, 'key.pem')}` : 'ssl = no';
   return `
 base_dir = ${dir}/run
 state_dir = ${dir}/state
@@ -147,26 +216,17 @@ ${ssl}
 disable_plaintext_auth = ${opts.disablePlaintextAuth ? 'yes' : 'no'}
 auth_mechanisms = plain login
 auth_failure_delay = 0
-auth_master_user_separator = *
 mail_location = maildir:~/Maildir
-mail_attribute_dict = file:%h/dovecot-attributes
 lda_mailbox_autocreate = yes
 lmtp_save_to_detail_mailbox = yes
 recipient_delimiter = +
 namespace inbox {
   inbox = yes
   separator = /
-  mailbox Junk {
-    special_use = \\Junk
-    auto = create
-  }
+${folders(opts.specialUse)}
 }
-passdb {
-  driver = passwd-file
-  args = ${dir}/master-users
-  master = yes
-  pass = yes
-}
+# The master passdb comes before the users' one.
+!include ${includes[0]}
 passdb {
   driver = passwd-file
   args = ${dir}/users
@@ -199,15 +259,79 @@ service anvil {
 }
 protocol imap {
   imap_metadata = yes
-  mail_plugins = $mail_plugins ${push?.driver === 'lua' ? plugins : ''}
 }
-protocol lmtp {
-  mail_plugins = $mail_plugins ${push ? plugins : ''}
-}
-plugin {
-  ${pushSettings(push)}
-}
+${includes.slice(1).map((f) => `!include ${f}`).join('\n')}
 `;
+}
+
+/** The test's own part, Dovecot 2.4 syntax (block settings, `%{user}`, `listen` in listeners). */
+function config24(ctx: RenderContext, opts: DovecotOptions, includes: string[]): string {
+  const { dir, imapPort, lmtpPort, imapsPort, listen } = ctx;
+  const ssl = opts.tls
+    ? `ssl = ${opts.tls.ssl ?? 'yes'}\nssl_server_cert_file = ${ctx.place(opts.tls.cert, 'cert.pem')}\nssl_server_key_file = ${ctx.place(opts.tls.key, 'key.pem')}`
+    : 'ssl = no';
+  return `dovecot_config_version = 2.4.1
+dovecot_storage_version = 2.4.1
+base_dir = ${dir}/run
+state_dir = ${dir}/state
+log_path = ${dir}/dovecot.log
+protocols = imap lmtp
+listen = ${listen}
+${ssl}
+auth_allow_cleartext = ${opts.disablePlaintextAuth ? 'no' : 'yes'}
+auth_mechanisms = plain login
+auth_failure_delay = 0
+mail_driver = maildir
+mail_path = ~/Maildir
+lda_mailbox_autocreate = yes
+lmtp_save_to_detail_mailbox = yes
+recipient_delimiter = +
+namespace inbox {
+  inbox = yes
+  separator = /
+${folders(opts.specialUse)}
+}
+# The master passdb comes before the users' one.
+!include ${includes[0]}
+passdb users {
+  driver = passwd-file
+  passwd_file_path = ${dir}/users
+}
+userdb users {
+  driver = passwd-file
+  passwd_file_path = ${dir}/users
+  fields {
+    uid = ${MAIL_UID}
+    gid = ${MAIL_UID}
+    home = ${dir}/home/%{user}
+  }
+}
+service imap-login {
+  inet_listener imap {
+    listen = ${listen}
+    port = ${imapPort}
+  }
+  inet_listener imaps {
+    listen = ${listen}
+    port = ${imapsPort}
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    listen = ${listen}
+    port = ${lmtpPort}
+  }
+}
+protocol imap {
+  imap_metadata = yes
+}
+${includes.slice(1).map((f) => `!include ${f}`).join('\n')}
+`;
+}
+
+function config(ctx: RenderContext, opts: DovecotOptions): string {
+  const includes = snippets(ctx, opts.push);
+  return ctx.version === '2.3' ? config23(ctx, opts, includes) : config24(ctx, opts, includes);
 }
 
 async function waitForGreeting(port: number, prefix: string, timeoutMs: number, host = '127.0.0.1'): Promise<void> {
@@ -237,15 +361,22 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
   const userPassword = 'userpw';
   const masterUser = opts.masterUser ?? 'mailsight';
   const masterPassword = 'masterpw';
-  // Short path: unix socket paths must stay under 108 bytes.
-  const dir = mkdtempSync('/tmp/dc-');
-  chmodSync(dir, 0o755);
-  for (const sub of ['run', 'state']) mkdirSync(join(dir, sub));
-  mkdirSync(join(dir, 'home'));
-  chownSync(join(dir, 'home'), MAIL_UID, MAIL_UID);
-  writeFileSync(join(dir, 'users'), users.map((u) => `${u}:{PLAIN}${userPassword}::::::\n`).join(''));
-  writeFileSync(join(dir, 'master-users'), `${masterUser}:{PLAIN}${masterPassword}::::::\n`);
-  const conf = join(dir, 'dovecot.conf');
+  const version = opts.version ?? '2.3';
+  const { dir, hostDir } = dovecotTempDir(version);
+  for (const sub of ['run', 'state']) mkdirSync(join(hostDir, sub));
+  mkdirSync(join(hostDir, 'home'));
+  chownSync(join(hostDir, 'home'), MAIL_UID, MAIL_UID);
+  writeFileSync(join(hostDir, 'users'), users.map((u) => `${u}:{PLAIN}${userPassword}::::::\n`).join(''));
+  writeFileSync(join(hostDir, 'master-users'), `${masterUser}:{PLAIN}${masterPassword}::::::\n`);
+  const conf = `${dir}/dovecot.conf`;
+  const place = (hostFile: string, name: string) => {
+    copyFileSync(hostFile, join(hostDir, name));
+    return `${dir}/${name}`;
+  };
+  const startProcess = () => {
+    const [cmd, argv] = dovecotCommand(version, 'dovecot', ['-F', '-c', conf]);
+    return spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  };
 
   let child: ChildProcess | undefined;
   let imapPort = 0;
@@ -257,29 +388,23 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     imapPort = await freePort();
     lmtpPort = await freePort();
     imapsPort = opts.imaps ? await freePort() : 0;
-    const ctx: RenderContext = { dir, imapPort, lmtpPort, imapsPort, listen, users, userPassword, masterUser, masterPassword, push: opts.push };
-    writeFileSync(conf, opts.render ? opts.render(ctx) : config(ctx, opts));
-    const proc = spawn(DOVECOT_BIN, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const ctx: RenderContext = { version, dir, hostDir, place, imapPort, lmtpPort, imapsPort, listen, users, userPassword, masterUser, masterPassword, push: opts.push };
+    writeFileSync(join(hostDir, 'dovecot.conf'), opts.render ? opts.render(ctx) : config(ctx, opts));
+    const proc = startProcess();
     let stderr = '';
     proc.stderr!.on('data', (d) => (stderr += d));
     const exited = new Promise<number>((res) => proc.once('exit', (code) => res(code ?? -1)));
     const ready = greetings();
     const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
     if (first === 'ready') child = proc;
-    else if (first !== 89) throw new Error(`dovecot exited with ${first}: ${stderr}`);
+    else if (first !== 89) throw new Error(`dovecot ${version} exited with ${first}: ${stderr}`);
     // 89: a port was taken between picking and binding; pick again.
   }
   if (!child) throw new Error('dovecot: could not bind free ports');
 
-  const doveadm = async (args: string[]) => {
-    const { stdout } = await execFileAsync(DOVEADM_BIN, ['-c', conf, ...args]);
-    return stdout;
-  };
-  if (opts.push?.driver === 'ox' && opts.optIn !== false) {
-    for (const u of users) {
-      await doveadm(['mailbox', 'metadata', 'set', '-u', u, '-s', '', '/private/vendor/vendor.dovecot/http-notify', `user=${u}`]);
-    }
-  }
+  const doveadm = (args: string[]) => dovecotTool(version, 'doveadm', ['-c', conf, ...args]);
+  const doveconf = (args: string[]) => dovecotTool(version, 'doveconf', ['-c', conf, ...args]);
+  if (opts.push?.driver === 'ox' && opts.optIn !== false) await optInEveryUser(doveadm);
   let proc = child;
   const kill = async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
@@ -289,7 +414,9 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     }
   };
   return {
+    version,
     dir,
+    hostDir,
     conf,
     host: listen,
     imapPort,
@@ -300,13 +427,14 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     masterUser,
     masterPassword,
     doveadm,
-    log: () => (existsSync(join(dir, 'dovecot.log')) ? readFileSync(join(dir, 'dovecot.log'), 'utf8') : ''),
+    doveconf,
+    log: () => (existsSync(join(hostDir, 'dovecot.log')) ? readFileSync(join(hostDir, 'dovecot.log'), 'utf8') : ''),
     async restart(o = {}) {
       await kill();
       if (o.downMs) await new Promise((r) => setTimeout(r, o.downMs));
       // The listeners' ports were just freed; a moment's retry covers a slow release.
       for (let attempt = 0; ; attempt++) {
-        const next = spawn(DOVECOT_BIN, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const next = startProcess();
         const exited = new Promise<number>((res) => next.once('exit', (code) => res(code ?? -1)));
         const ready = greetings();
         const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
@@ -320,9 +448,20 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     },
     async stop() {
       await kill();
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(hostDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The OX driver's opt-in for every user the userdb lists, as dovecot/README.md does it: `doveadm user '*'`,
+ * then one `metadata set -u` per user. (`metadata set -A` would be shorter, but on 2.3.19 and 2.4.1 it
+ * sets the entry only for the first user and writes a garbled key for the others.)
+ */
+export async function optInEveryUser(doveadm: (args: string[]) => Promise<string>): Promise<string[]> {
+  const users = (await doveadm(['user', '*'])).split('\n').filter(Boolean);
+  for (const u of users) await doveadm(['mailbox', 'metadata', 'set', '-u', u, '-s', '', OX_OPT_IN_KEY, `user=${u}`]);
+  return users;
 }
 
 /** An IMAP session as `user` through the master login (as mailsight logs in); the caller logs out. */
