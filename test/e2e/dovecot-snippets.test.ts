@@ -1,30 +1,47 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { dovecotConfig, masterConfig } from '../../src/push/dovecot-config.js';
 import { describeWith } from '../support/services.js';
-import { dovecotAvailable } from '../support/dovecot.js';
+import { DOVECOT_VERSIONS, dovecotAvailable, dovecotTempDir, dovecotTool } from '../support/dovecot.js';
 
-const run = promisify(execFile);
-const DIR = resolve(import.meta.dirname, '../../dovecot/2.3');
+const SHIPPED = new URL('../../dovecot/', import.meta.url).pathname;
 
-describeWith('Dovecot', dovecotAvailable())('shipped Dovecot 2.3 snippets', () => {
-  it.each(['90-mailsight.conf', '90-mailsight-lua.conf', '91-mailsight-master.conf'])(
-    '%s is accepted by doveconf',
-    async (file) => {
-      const dir = mkdtempSync('/tmp/dconf-');
+/** What each shipped file must set, as `doveconf -n` prints it back. */
+const EXPECTED: Record<string, RegExp> = {
+  '90-mailsight.conf': /push_notification_driver = ox:url=|push_notification ox \{[^}]*url = http/s,
+  '90-mailsight-lua.conf': /push_notification_driver = lua:file=|push_notification lua \{[^}]*lua_file = /s,
+  '91-mailsight-master.conf': /master = yes/,
+  'mailcow-extra.conf': /push_notification/,
+};
+
+for (const version of DOVECOT_VERSIONS) {
+  describeWith(`Dovecot ${version}`, dovecotAvailable(version))(`shipped Dovecot ${version} snippets`, () => {
+    const files = readdirSync(join(SHIPPED, version));
+
+    it('are the four this test knows', () => {
+      expect(files.sort()).toEqual(Object.keys(EXPECTED).sort());
+    });
+
+    it.each(files)(`%s, as shipped, is accepted by Dovecot ${version}'s doveconf`, async (file) => {
+      const { dir, hostDir } = dovecotTempDir(version, 'dconf-');
       try {
-        writeFileSync(join(dir, 'master-users'), '');
-        const snippet = readFileSync(join(DIR, file), 'utf8').replace('/etc/dovecot/master-users', join(dir, 'master-users'));
-        const conf = join(dir, 'dovecot.conf');
-        writeFileSync(conf, `protocols = imap lmtp\n${snippet}\n`);
-        const { stdout } = await run('doveconf', ['-n', '-c', conf]);
-        if (file.includes('master')) expect(stdout).toContain('master = yes');
-        else expect(stdout).toMatch(/push_notification_driver = (ox|lua):/);
+        writeFileSync(join(hostDir, 'master-users'), '');
+        writeFileSync(join(hostDir, 'push.lua'), '');
+        // Only the paths this machine lacks are pointed elsewhere, as `dovecot-config` does.
+        const text =
+          file === '91-mailsight-master.conf'
+            ? masterConfig(version, `${dir}/master-users`)
+            : file === '90-mailsight-lua.conf'
+              ? dovecotConfig({ url: 'http://127.0.0.1:8080', driver: 'lua', version, credentials: { username: 'dovecot', password: 'p%w' }, luaFile: `${dir}/push.lua` })
+              : readFileSync(join(SHIPPED, version, file), 'utf8');
+        const head = version === '2.4' ? 'dovecot_config_version = 2.4.1\ndovecot_storage_version = 2.4.1\n' : '';
+        writeFileSync(join(hostDir, 'dovecot.conf'), `${head}protocols = imap lmtp\n${text}\n`);
+        const out = await dovecotTool(version, 'doveconf', ['-n', '-c', `${dir}/dovecot.conf`]);
+        expect(out).toMatch(EXPECTED[file]!);
       } finally {
-        rmSync(dir, { recursive: true, force: true });
+        rmSync(hostDir, { recursive: true, force: true });
       }
-    },
-  );
-});
+    });
+  });
+}

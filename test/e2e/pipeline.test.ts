@@ -11,7 +11,8 @@ import { startStack, type Stack } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 import { testMessage } from '../support/message.js';
 
-const ready = dovecotAvailable() && (await postgresAvailable());
+const pg = await postgresAvailable();
+const ready = dovecotAvailable() && pg;
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'ken', 'leo', 'mia', 'nina', 'oscar', 'peggy', 'quinn', 'rupert', 'sybil'].map((u) => `${u}@example.test`);
 
 const FINAL = ['done', 'skipped', 'failed', 'dead', 'gone', 'stale'];
@@ -51,7 +52,7 @@ function spawnMailsight(stack: Stack, env: Record<string, string>) {
       ...stack.env(),
       PORT: String(stack.port),
       HOST: '127.0.0.1',
-      DATA_DIR: `${stack.dc.dir}/mailsight-child`,
+      DATA_DIR: `${stack.dc.hostDir}/mailsight-child`,
       OLLAMA_TIMEOUT_MS: '60000',
       ...env,
     },
@@ -68,6 +69,42 @@ function pushBody(mailbox: string, uidvalidity: number, uid: number) {
 }
 
 
+/** Corpus mail delivered over LMTP, pushed, fetched with the master user and analysed: every row complete, nothing marked read. */
+async function analysesDeliveredCorpus(stack: Stack) {
+  const corpus = loadCorpus(15);
+  const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
+  for (const m of corpus) await lmtp.deliver(m.raw, ['alice@example.test']);
+  lmtp.close();
+
+  const jobs = await settled(stack, 'alice@example.test', corpus.length);
+  expect(jobs.map((j) => j.state)).toEqual(corpus.map(() => 'done'));
+  const rows = await analysesOf(stack, 'alice@example.test');
+  expect(rows).toHaveLength(corpus.length);
+  for (const r of rows) {
+    expect(r.status).toBe('analyzed');
+    expect(r.summary).toBeTruthy();
+    expect(r.category).toBeTruthy();
+    expect(['legit', 'spam', 'scam', 'phishing', 'unknown']).toContain(r.verdict);
+    expect(r.priority).toBeGreaterThanOrEqual(1);
+    expect(r.model).toBe('llama3.2:3b');
+    expect(r.promptVersion).toMatch(/^\d{4}-\d{2}-\d{2}\.\d+$/);
+    expect(r.promptTokens).toBeGreaterThan(0);
+    expect(r.completionTokens).toBeGreaterThan(0);
+    expect(r.fetchMs).toBeGreaterThanOrEqual(0);
+    expect(r.sizeBytes).toBeGreaterThan(0);
+  }
+  // The corpus' spam is recognisable to the stand-in's rules: at least some spam verdicts arrive intact.
+  expect(rows.some((r) => r.verdict === 'spam' || r.verdict === 'phishing')).toBe(true);
+  expect(await seenFlags(stack, 'alice@example.test')).toBe(0);
+  // Each chat asked with the schema, temperature 0 and a sized context.
+  const chat = stack.ollama!.state.chats.at(-1);
+  expect(chat.format).toMatchObject({ type: 'object', required: expect.arrayContaining(['summary', 'verdict']) });
+  expect(chat.options).toMatchObject({ temperature: 0 });
+  expect(chat.options.num_ctx).toBeGreaterThanOrEqual(2048);
+  // One IMAP login served the whole mailbox.
+  expect(stack.ms.imap.stats.logins).toBe(1);
+}
+
 describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> push -> IMAP fetch -> Ollama -> rows', () => {
   let stack: Stack;
   beforeAll(async () => {
@@ -77,40 +114,7 @@ describeWith('Dovecot and PostgreSQL', ready)('analysis pipeline: Dovecot -> pus
     await stack?.close();
   });
 
-  it('turns delivered corpus messages into analysis rows, and no message gains \\Seen', async () => {
-    const corpus = loadCorpus(15);
-    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
-    for (const m of corpus) await lmtp.deliver(m.raw, ['alice@example.test']);
-    lmtp.close();
-
-    const jobs = await settled(stack, 'alice@example.test', corpus.length);
-    expect(jobs.map((j) => j.state)).toEqual(corpus.map(() => 'done'));
-    const rows = await analysesOf(stack, 'alice@example.test');
-    expect(rows).toHaveLength(corpus.length);
-    for (const r of rows) {
-      expect(r.status).toBe('analyzed');
-      expect(r.summary).toBeTruthy();
-      expect(r.category).toBeTruthy();
-      expect(['legit', 'spam', 'scam', 'phishing', 'unknown']).toContain(r.verdict);
-      expect(r.priority).toBeGreaterThanOrEqual(1);
-      expect(r.model).toBe('llama3.2:3b');
-      expect(r.promptVersion).toMatch(/^\d{4}-\d{2}-\d{2}\.\d+$/);
-      expect(r.promptTokens).toBeGreaterThan(0);
-      expect(r.completionTokens).toBeGreaterThan(0);
-      expect(r.fetchMs).toBeGreaterThanOrEqual(0);
-      expect(r.sizeBytes).toBeGreaterThan(0);
-    }
-    // The corpus' spam is recognisable to the stand-in's rules: at least some spam verdicts arrive intact.
-    expect(rows.some((r) => r.verdict === 'spam' || r.verdict === 'phishing')).toBe(true);
-    expect(await seenFlags(stack, 'alice@example.test')).toBe(0);
-    // Each chat asked with the schema, temperature 0 and a sized context.
-    const chat = stack.ollama!.state.chats.at(-1);
-    expect(chat.format).toMatchObject({ type: 'object', required: expect.arrayContaining(['summary', 'verdict']) });
-    expect(chat.options).toMatchObject({ temperature: 0 });
-    expect(chat.options.num_ctx).toBeGreaterThanOrEqual(2048);
-    // One IMAP login served the whole mailbox.
-    expect(stack.ms.imap.stats.logins).toBe(1);
-  });
+  it('turns delivered corpus messages into analysis rows, and no message gains \\Seen', () => analysesDeliveredCorpus(stack));
 
   it('a duplicate push, a retry and a restart leave one row and one LLM call', async () => {
     const mailbox = 'bob@example.test';
@@ -526,4 +530,17 @@ describeWith('Dovecot and PostgreSQL', ready)('pushes lost while the mailbox\'s 
     // Found on the same session, not by a new login.
     expect(stack.ms.imap.stats.logins).toBe(logins);
   });
+});
+
+// The same path through Debian 13's Dovecot 2.4, configured with the snippets of dovecot/2.4/.
+describeWith('Dovecot 2.4 and PostgreSQL', dovecotAvailable('2.4') && pg)('analysis pipeline through Dovecot 2.4 (master-user fetch)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ users: USERS, dovecot: { version: '2.4' } });
+  });
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('turns delivered corpus messages into analysis rows, and no message gains \\Seen', () => analysesDeliveredCorpus(stack));
 });

@@ -397,8 +397,8 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     const ready = greetings();
     const first = await Promise.race([ready.then(() => 'ready' as const), exited]);
     if (first === 'ready') child = proc;
-    else if (first !== 89) throw new Error(`dovecot ${version} exited with ${first}: ${stderr}`);
-    // 89: a port was taken between picking and binding; pick again.
+    // 89 with "Address already in use": a port was taken between picking and binding; pick again.
+    else if (first !== 89 || !/in use/i.test(stderr)) throw new Error(`dovecot ${version} exited with ${first}: ${stderr}`);
   }
   if (!child) throw new Error('dovecot: could not bind free ports');
 

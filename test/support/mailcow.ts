@@ -32,23 +32,34 @@ export interface MailcowShape {
 }
 
 export function mailcowDovecot(shape: MailcowShape) {
-  return (ctx: RenderContext): string => {
-    const { dir } = ctx;
-    const f = (name: string) => join(dir, name);
-    writeFileSync(f('mail_plugins'), MAILCOW_PLUGINS);
-    writeFileSync(f('mail_plugins_imap'), MAILCOW_PLUGINS_IMAP);
-    writeFileSync(f('mail_plugins_lmtp'), MAILCOW_PLUGINS_LMTP);
-    // What Mailcow's entrypoint writes: one line, SHA1 of the password in hex.
-    const sha1 = createHash('sha1').update(ctx.masterPassword).digest('hex');
-    writeFileSync(f('dovecot-master.passwd'), `${ctx.masterUser}:{SHA1}${sha1}::::::\n`);
-    writeFileSync(f('dovecot-master.userdb'), `${ctx.masterUser}:{SHA1}${sha1}:${MAIL_UID}:${MAIL_UID}::${dir}/vmail/master::\n`);
-    writeFileSync(f('users'), ctx.users.map((u) => `${u}:{PLAIN}${ctx.userPassword}::::::\n`).join(''));
-    // mail_crypt's global keys (Mailcow keeps them in /mail_crypt).
-    execFileSync('sh', ['-c', `openssl ecparam -name prime256v1 -genkey | openssl pkey -out ${f('ecprivkey.pem')} && openssl pkey -in ${f('ecprivkey.pem')} -pubout -out ${f('ecpubkey.pem')}`]);
-    mkdirSync(f('vmail'), { recursive: true });
-    chownSync(f('vmail'), MAIL_UID, MAIL_UID);
-    writeFileSync(f('extra.conf'), `${shape.extraConf}\n`);
-    return `
+  return (ctx: RenderContext): string => (ctx.version === '2.4' ? mailcow24(ctx, shape) : mailcow23(ctx, shape));
+}
+
+/** Mailcow's own files (plugin lists, master passwd-file and userdb, users, mail_crypt keys, extra.conf); returns the path maker. */
+function mailcowFiles(ctx: RenderContext, shape: MailcowShape) {
+  const { dir, hostDir } = ctx;
+  const f = (name: string) => `${dir}/${name}`;
+  const h = (name: string) => join(hostDir, name);
+  writeFileSync(h('mail_plugins'), MAILCOW_PLUGINS);
+  writeFileSync(h('mail_plugins_imap'), MAILCOW_PLUGINS_IMAP);
+  writeFileSync(h('mail_plugins_lmtp'), MAILCOW_PLUGINS_LMTP);
+  // What Mailcow's entrypoint writes: one line, SHA1 of the password in hex.
+  const sha1 = createHash('sha1').update(ctx.masterPassword).digest('hex');
+  writeFileSync(h('dovecot-master.passwd'), `${ctx.masterUser}:{SHA1}${sha1}::::::\n`);
+  writeFileSync(h('dovecot-master.userdb'), `${ctx.masterUser}:{SHA1}${sha1}:${MAIL_UID}:${MAIL_UID}::${dir}/vmail/master::\n`);
+  writeFileSync(h('users'), ctx.users.map((u) => `${u}:{PLAIN}${ctx.userPassword}::::::\n`).join(''));
+  // mail_crypt's global keys (Mailcow keeps them in /mail_crypt).
+  execFileSync('sh', ['-c', `openssl ecparam -name prime256v1 -genkey | openssl pkey -out ${h('ecprivkey.pem')} && openssl pkey -in ${h('ecprivkey.pem')} -pubout -out ${h('ecpubkey.pem')}`]);
+  mkdirSync(h('vmail'), { recursive: true });
+  chownSync(h('vmail'), MAIL_UID, MAIL_UID);
+  writeFileSync(h('extra.conf'), `${shape.extraConf}\n`);
+  return { f, cert: ctx.place(shape.cert, 'cert.pem'), key: ctx.place(shape.key, 'key.pem') };
+}
+
+function mailcow23(ctx: RenderContext, shape: MailcowShape): string {
+  const { dir } = ctx;
+  const { f, cert, key } = mailcowFiles(ctx, shape);
+  return `
 base_dir = ${dir}/run
 state_dir = ${dir}/state
 log_path = ${dir}/dovecot.log
@@ -61,8 +72,8 @@ mail_home = ${dir}/vmail/%d/%n
 mail_location = maildir:~/
 mail_plugins = <${f('mail_plugins')}
 ssl = yes
-ssl_cert = <${shape.cert}
-ssl_key = <${shape.key}
+ssl_cert = <${cert}
+ssl_key = <${key}
 ssl_min_protocol = TLSv1.2
 recipient_delimiter = +
 auth_master_user_separator = *
@@ -156,5 +167,123 @@ remote 127.0.0.3 {
 !include_try ${f('extra.conf')}
 # </Includes>
 `;
-  };
+}
+
+/**
+ * The same shape in Dovecot 2.4 syntax (Mailcow's branch feat/dovecot-2.4): named passdbs with
+ * `passwd_file_path`, `auth_allow_cleartext` only for 127.0.0.1, plugin lists as blocks, mail_compress
+ * and mail_crypt under their 2.4 names.
+ */
+function mailcow24(ctx: RenderContext, shape: MailcowShape): string {
+  const { dir } = ctx;
+  const { f, cert, key } = mailcowFiles(ctx, shape);
+  const block = (list: string) => `{\n${list.split(' ').map((p) => `    ${p.replace('zlib', 'mail_compress')} = yes`).join('\n')}\n  }`;
+  const plugins = (list: string) => list.split(' ').filter((p) => !['imap_zlib', 'listescape', 'replication'].includes(p)).join(' ');
+  return `dovecot_config_version = 2.4.1
+dovecot_storage_version = 2.4.1
+base_dir = ${dir}/run
+state_dir = ${dir}/state
+log_path = ${dir}/dovecot.log
+protocols = imap lmtp
+listen = ${ctx.listen}
+auth_mechanisms = plain login
+auth_allow_cleartext = no
+auth_failure_delay = 0
+mail_home = ${dir}/vmail/%{user | domain}/%{user | username}
+mail_driver = maildir
+mail_path = ~/
+mail_plugins ${block(plugins(MAILCOW_PLUGINS))}
+ssl = yes
+ssl_server_cert_file = ${cert}
+ssl_server_key_file = ${key}
+ssl_min_protocol = TLSv1.2
+recipient_delimiter = +
+auth_master_user_separator = *
+passdb users-first {
+  driver = passwd-file
+  passwd_file_path = ${f('users')}
+  result_success = return-ok
+  result_failure = continue
+  result_internalfail = continue
+}
+passdb master {
+  driver = passwd-file
+  passwd_file_path = ${f('dovecot-master.passwd')}
+  master = yes
+  skip = authenticated
+}
+passdb users {
+  driver = passwd-file
+  passwd_file_path = ${f('users')}
+}
+userdb master {
+  driver = passwd-file
+  passwd_file_path = ${f('dovecot-master.userdb')}
+}
+userdb users {
+  driver = passwd-file
+  passwd_file_path = ${f('users')}
+  fields {
+    uid = ${MAIL_UID}
+    gid = ${MAIL_UID}
+  }
+  skip = found
+}
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+}
+protocol imap {
+  mail_plugins ${block(plugins(MAILCOW_PLUGINS_IMAP))}
+  imap_metadata = yes
+}
+mail_attribute {
+  dict file {
+    path = %{home}/dovecot-attributes
+  }
+}
+protocol lmtp {
+  mail_plugins ${block(plugins(MAILCOW_PLUGINS_LMTP))}
+}
+acl_driver = vfile
+${shape.withoutAclUser ? '' : '# Mailcow\'s: ACLs are checked for the user logged in as, not the master user.\nacl_user = %{user}'}
+quota "User quota" {
+  driver = count
+}
+crypt_global_public_key_file = ${f('ecpubkey.pem')}
+crypt_global_private_key main {
+  crypt_private_key_file = ${f('ecprivkey.pem')}
+}
+crypt_write_algorithm = aes-256-gcm-sha256
+mail_compress_write_method = gz
+service imap-login {
+  inet_listener imap {
+    listen = ${ctx.listen}
+    port = ${ctx.imapPort}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    listen = ${ctx.listen}
+    port = ${ctx.lmtpPort}
+  }
+}
+# SOGo's cleartext exception (2.4: only 127.0.0.1 on Mailcow), for an address that is not mailsight's.
+remote 127.0.0.3 {
+  auth_allow_cleartext = yes
+}
+
+!include_try ${f('extra.conf')}
+`;
 }
