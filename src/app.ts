@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import { requestId } from 'hono/request-id';
 import type { FolderStatusSource } from './api/request-analysis.js';
 import type { Config } from './config.js';
+import { FolderFilter } from './mail/folders.js';
 import type { Db } from './db/client.js';
 import { ping } from './db/client.js';
 import type { ReadinessCheck } from './health/readiness.js';
@@ -66,6 +67,7 @@ export function createApp(deps: AppDeps) {
       authFailures: new AuthFailureLimiter('push auth', deps.logger, limits),
       allowFrom: deps.config.push.allowFrom,
       protection,
+      folders: new FolderFilter(deps.config.folders.include, deps.config.folders.exclude),
     }),
   );
   app.use(requestId());

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { rulesSchema } from './analysis/rules.js';
+import { DEFAULT_EXCLUDE, folderEntryProblem } from './mail/folders.js';
 import { AllowList } from './http/allow-list.js';
 import { parseKey } from './privacy/sealer.js';
 
@@ -83,6 +84,17 @@ const ollamaHost = serverList('not a host, host:port or http(s) URL', OLLAMA_DEF
 
 /** Base URLs of an OpenAI-compatible API: the path is kept (…/v1), a trailing slash dropped. */
 const llmBaseUrl = serverList('not a host:port or http(s) URL', undefined);
+
+/** FOLDERS_INCLUDE / FOLDERS_EXCLUDE: comma-separated in the environment, a list in YAML; `none` is the empty list. */
+const folderList = z
+  .union([z.string(), z.array(z.string())])
+  .transform((v) => (Array.isArray(v) ? v : v.trim().toLowerCase() === 'none' ? [] : v.split(',')).map((e) => String(e).trim()).filter(Boolean))
+  .superRefine((entries, ctx) => {
+    for (const e of entries) {
+      const problem = folderEntryProblem(e);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }
+  });
 
 export const configSchema = z
   .object({
@@ -232,6 +244,13 @@ export const configSchema = z
       summaryDays: int(0, 36_500).default(0),
     }),
     dryRun: bool.default(true),
+    /**
+     * Which folders' new and appended mail is analysed (mail/folders.ts): an include list (empty: every
+     * folder) and an exclude list (default Drafts, Sent, Trash and Junk, by SPECIAL-USE or usual name).
+     */
+    folders: z
+      .object({ include: folderList.default([]), exclude: folderList.default(DEFAULT_EXCLUDE) })
+      .default({ include: [], exclude: DEFAULT_EXCLUDE }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     rules: rulesSchema,
     actions: z
@@ -346,6 +365,8 @@ export const ENV_PATHS: Record<string, string[]> = {
   LLM_API_KEY: ['ollama', 'apiKey'],
   LLM_HOST_REST_MAX_SEC: ['ollama', 'hostRestMaxSec'],
   DRY_RUN: ['dryRun'],
+  FOLDERS_INCLUDE: ['folders', 'include'],
+  FOLDERS_EXCLUDE: ['folders', 'exclude'],
   AUDIT_FILE: ['auditFile'],
   LOG_LEVEL: ['logLevel'],
 };
@@ -371,6 +392,7 @@ function fromYaml(doc: any): Record<string, any> {
   const imapKeys = { host: imap.host, port: imap.port, secure: imap.secure, starttls: imap.starttls, tlsCaFile: imap.tls_ca_file, tlsServername: imap.tls_servername, tlsVerify: imap.tls_verify };
   for (const [k, v] of Object.entries(imapKeys)) if (v !== undefined) out.imap[k] = v;
   if (doc.dry_run !== undefined) out.dryRun = doc.dry_run;
+  if (doc.folders !== undefined) out.folders = doc.folders;
   if (doc.rules !== undefined) out.rules = doc.rules;
   if (doc.actions !== undefined) out.actions = doc.actions;
   return out;

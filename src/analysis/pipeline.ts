@@ -13,7 +13,8 @@ import type { LlmClient, LlmUsage } from './llm.js';
 import { buildPrompt, PROMPT_VERSION } from './prompt.js';
 import type { AnalysisResult } from './result.js';
 import { errorText } from '../logger.js';
-import { planActions, type ActionPlan, type ActOutcome } from '../mail/actions.js';
+import { FolderFilter } from '../mail/folders.js';
+import { planActions, type ActHooks, type ActionPlan, type ActOutcome } from '../mail/actions.js';
 import { archiveAnalysis, AuditSink, type AuditEntry } from './audit.js';
 import { compileRules } from './rules.js';
 import { computeSignals, evidence, promptSignals, SENSITIVE_TYPE, type Evidence, type Signals } from './signals/index.js';
@@ -28,14 +29,16 @@ export const OPTIONAL_PARTS = ['summary', 'reply_suggestion'] as const;
 /** Where the pipeline gets messages from, and acts on them: the IMAP sessions in production. */
 export interface MessageSource {
   fetchMessage(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>): Promise<FetchOutcome>;
-  act?(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>, plan: ActionPlan): Promise<ActOutcome>;
+  act?(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome>;
+  /** The folder's SPECIAL-USE flags ([] for none, null: no such folder). */
+  folderFlags?(mailbox: string, folder: string): Promise<string[] | null>;
 }
 
 export interface PipelineDeps {
   db: Db;
   source: MessageSource;
   llm: Pick<LlmClient, 'analyse' | 'model' | 'fit'>;
-  config: Pick<Config, 'processing' | 'rules' | 'actions' | 'dryRun'>;
+  config: Pick<Config, 'processing' | 'rules' | 'actions' | 'dryRun'> & Partial<Pick<Config, 'folders'>>;
   logger: Logger;
   metrics?: Metrics;
   protection: ContentProtection;
@@ -143,6 +146,7 @@ export function createPipeline(deps: PipelineDeps) {
   const { db, source, llm, config, logger, metrics, protection } = deps;
   const audit = deps.audit ?? new AuditSink();
   const ruleFor = compileRules(config.rules);
+  const folders = config.folders ? new FolderFilter(config.folders.include, config.folders.exclude) : null;
   const lag = new QueueLag(db);
   /** Identical content being analysed right now: later copies wait for the first call. */
   const inFlight = new Map<string, Promise<LlmAnswer>>();
@@ -223,6 +227,14 @@ export function createPipeline(deps: PipelineDeps) {
       const reason = 'auto_analysis is off for this mailbox';
       await store({ ...base, ...headerColumns(job, protection), status: 'skipped', skipReason: reason, totalMs: 0 });
       return { state: 'skipped', detail: reason, llmCalls: 0 };
+    }
+
+    // The push judged the folder by its name; the server's SPECIAL-USE marks settle it (a Junk folder
+    // called "Spam-Quarantäne"). INBOX is never one of them.
+    if (!requested && folders?.usesFlags && source.folderFlags && job.folder.toUpperCase() !== 'INBOX') {
+      const flags = await source.folderFlags(job.mailbox, job.folder);
+      const decision = folders.decide(job.folder, flags ?? undefined);
+      if (!decision.analyse) return { state: 'skipped', detail: decision.reason, llmCalls: 0 };
     }
 
     const fetched = await source.fetchMessage(job);
@@ -365,8 +377,11 @@ export function createPipeline(deps: PipelineDeps) {
       if (plan.moveToJunk) entries.push({ ...common, action: 'would_move', reason: `DRY_RUN: to the Junk folder${plan.markSeen ? ', marked read' : ''}` });
     } else {
       acted = true;
+      // The move is recorded before it is made: its MessageAppend push (and the source's expunge) can
+      // arrive before the MOVE returns, and must find it (push/receive.ts, queue/jobs.ts markExpunged).
+      const hooks: ActHooks = { beforeMove: (target) => recordMoving(db, key, target) };
       try {
-        const out = await source.act(key, plan);
+        const out = await source.act(key, plan, hooks);
         if (out.status === 'done') {
           if (out.keywords.length) entries.push({ ...common, action: 'flagged', reason: `keywords ${out.keywords.join(' ')}` });
           if (out.movedTo) {
@@ -380,6 +395,7 @@ export function createPipeline(deps: PipelineDeps) {
       } catch (err) {
         entries.push({ ...common, action: plan.moveToJunk ? 'move_failed' : 'error', reason: errorText(err) });
       }
+      if (!entries.some((e) => e.action === 'moved')) await clearMoving(db, key);
     }
     if (!acted) return entries;
     await audit.write(db, entries);
@@ -403,14 +419,32 @@ function sensitiveTypes(s: Signals): string[] {
   return Object.keys(s.sensitive).map((k) => SENSITIVE_TYPE[k as keyof typeof SENSITIVE_TYPE]);
 }
 
-/** Where the message went and which keywords it got, on its analysis row. */
-async function recordActions(db: Db, key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, keywords: string[], movedTo?: { folder: string; uid?: number }) {
+type Key = { mailbox: string; folder: string; uidvalidity: number; uid: number };
+const keyIs = (key: Key) => sql`mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}`;
+
+/**
+ * Where the message went and which keywords it got, on its analysis row. The UID in the new folder
+ * comes from COPYUID, or else from the move's own push, which may have recorded it already.
+ */
+async function recordActions(db: Db, key: Key, keywords: string[], movedTo?: { folder: string; uid?: number }) {
   await db.rows(sql`
     update llm_email_analysis
        set keywords = array(select jsonb_array_elements_text(${JSON.stringify(keywords)}::jsonb)),
-           moved_to_folder = ${movedTo?.folder ?? null}, moved_to_uid = ${movedTo?.uid ?? null}, updated_at = now()
-     where mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}
+           moved_to_folder = ${movedTo?.folder ?? null},
+           moved_to_uid = case when ${movedTo?.folder ?? null}::text is null then null else coalesce(${movedTo?.uid ?? null}::bigint, moved_to_uid) end,
+           updated_at = now()
+     where ${keyIs(key)}
     returning id`);
+}
+
+/** The move about to be made (the UID there is not known yet). */
+async function recordMoving(db: Db, key: Key, target: string) {
+  await db.rows(sql`update llm_email_analysis set moved_to_folder = ${target}, moved_to_uid = null, updated_at = now() where ${keyIs(key)} returning id`);
+}
+
+/** A move that did not happen: unless its push arrived (then it did), the row says the message stayed. */
+async function clearMoving(db: Db, key: Key) {
+  await db.rows(sql`update llm_email_analysis set moved_to_folder = null, updated_at = now() where ${keyIs(key)} and moved_to_folder is not null and moved_to_uid is null returning id`);
 }
 
 export type AnalyseJob = ReturnType<typeof createPipeline>;

@@ -68,3 +68,53 @@ export async function findByContentHash(db: Db, hash: string) {
   const [row] = await findByHashStatement(db).execute({ hash });
   return row;
 }
+
+/** Columns a followed copy takes from the analysis it follows: all but the key, the id, the move and the timestamps. */
+const FOLLOWED = WRITTEN_KEYS.filter(
+  (k) => !['mailbox', 'folder', 'uidvalidity', 'uid', 'movedToFolder', 'movedToUid', 'cacheHit', 'promptTokens', 'completionTokens', 'llmMs'].includes(k),
+).map((k) => WRITTEN[k].name);
+const FOLLOWED_LIST = sql.raw(FOLLOWED.map((c) => `"${c}"`).join(', '));
+
+export type FollowOutcome =
+  /** mailsight moved it here itself: nothing to do (the move is recorded on the source row). */
+  | { kind: 'own-move'; from: { folder: string; uid: number } }
+  /** The user moved or copied an analysed message here: the analysis was copied, no LLM call. */
+  | { kind: 'followed'; from: { folder: string; uid: number } }
+  | { kind: 'none' };
+
+/**
+ * A message that appeared in `key` by IMAP (MessageAppend: a user's MOVE or COPY, an import, or
+ * mailsight's own move to Junk), matched by Message-ID within the same mailbox to an analysis it
+ * already has. mailsight's own move (the source row names this folder in moved_to_folder, set before
+ * the MOVE) records the new UID; any other match is copied to the new place, so the analysis
+ * follows the message. One statement; the Message-ID comes from Dovecot, and only the mailbox's own
+ * IMAP session can append there.
+ */
+export async function followMessage(db: Db, key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, messageId: string): Promise<FollowOutcome> {
+  const [row] = await db.rows<{ src_folder: string | null; src_uid: number | null; own: boolean; copied: boolean }>(sql`
+    with src as (
+      select * from llm_email_analysis
+      where mailbox = ${key.mailbox} and message_id = ${messageId} and status in ('analyzed', 'skipped')
+        and not (folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid})
+      -- mailsight's own move first, then the newest analysis
+      order by (moved_to_folder is not distinct from ${key.folder} and (moved_to_uid is null or moved_to_uid = ${key.uid})) desc, id desc
+      limit 1
+    ), own as (
+      update llm_email_analysis a set moved_to_uid = ${key.uid}, updated_at = now()
+      from src
+      where a.id = src.id and src.moved_to_folder = ${key.folder} and (src.moved_to_uid is null or src.moved_to_uid = ${key.uid})
+      returning a.id
+    ), copied as (
+      insert into llm_email_analysis (mailbox, folder, uidvalidity, uid, cache_hit, prompt_tokens, completion_tokens, llm_ms, ${FOLLOWED_LIST})
+      select mailbox, ${key.folder}, ${key.uidvalidity}, ${key.uid}, true, 0, 0, 0, ${FOLLOWED_LIST} from src
+      where not exists (select 1 from own)
+      on conflict (mailbox, folder, uidvalidity, uid) do nothing
+      returning id
+    )
+    select (select folder from src) as src_folder, (select uid from src) as src_uid,
+           exists (select 1 from own) as own, exists (select 1 from copied) as copied`);
+  if (!row?.src_folder) return { kind: 'none' };
+  const from = { folder: row.src_folder, uid: Number(row.src_uid) };
+  if (row.own) return { kind: 'own-move', from };
+  return row.copied ? { kind: 'followed', from } : { kind: 'none' };
+}

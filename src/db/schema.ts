@@ -144,6 +144,8 @@ export const emailAnalysis = pgTable(
     index('llm_email_analysis_mailbox_id_idx').on(t.mailbox, t.id),
     index('llm_email_analysis_created_idx').on(t.createdAt),
     index('llm_email_analysis_content_idx').on(t.contentHash),
+    // An IMAP APPEND finds the analysis of the message it copies (a user's move, mailsight's own).
+    index('llm_email_analysis_message_id_idx').on(t.mailbox, t.messageId),
   ],
 );
 

@@ -63,3 +63,8 @@ export type ActOutcome =
   | { status: 'done'; keywords: string[]; movedTo?: { folder: string; uid?: number } }
   | { status: 'gone' }
   | { status: 'stale'; uidvalidity: number };
+
+export interface ActHooks {
+  /** Called with the target folder just before the MOVE (mailsight records the move it is making). */
+  beforeMove?(target: string): Promise<void>;
+}

@@ -1,7 +1,8 @@
 import { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.js';
 import { JobError, Rest } from '../queue/job-error.js';
-import type { ActionPlan, ActOutcome } from './actions.js';
+import type { ActHooks, ActionPlan, ActOutcome } from './actions.js';
+import { SPECIAL_USE_FLAGS } from './folders.js';
 import { probeImap, type ProbeResult } from './imap-probe.js';
 import { imapConnection, tlsProblem, type ImapTlsSettings, type TlsProblemCode } from './imap-tls.js';
 
@@ -60,6 +61,8 @@ const AUTH_REST_BASE_MS = 30_000;
 const AUTH_REST_MAX_MS = 30 * 60_000;
 /** How long a readiness probe's answer is reused: /ready is unauthenticated and must not open a connection per request. */
 const PROBE_REUSE_MS = 5_000;
+/** How long a mailbox's SPECIAL-USE folders are reused: folders are rarely re-marked. */
+const FOLDER_FLAGS_REUSE_MS = 10 * 60_000;
 
 /** The last real master login: readiness reports it instead of trying a login that may fail. */
 export interface LoginState {
@@ -103,6 +106,7 @@ export class ImapSessions {
   /** Logins, and how many of them ran over TLS (one handshake each), fetches and bytes. */
   readonly stats = { logins: 0, tlsLogins: 0, fetches: 0, bytesFetched: 0 };
   private readonly sessions = new Map<string, Session>();
+  private readonly folderFlagsCache = new Map<string, { at: number; flags: Map<string, string[]> }>();
   private readonly waiting: (() => void)[] = [];
   /** Logouts started by eviction or idle timers; close() awaits them. */
   private readonly loggingOut = new Set<Promise<void>>();
@@ -397,9 +401,10 @@ export class ImapSessions {
   /**
    * Carries out a mailbox action plan on one message: keywords, then (for Junk) \Seen and MOVE to
    * the SPECIAL-USE \Junk folder, else to `plan.junkFolder`, created when missing. Reports the
-   * message's UID in the new folder (COPYUID) when the server gives it.
+   * message's UID in the new folder (COPYUID) when the server gives it. `hooks.beforeMove` runs once
+   * the target is known and before the MOVE, whose push (MessageAppend) can arrive before it returns.
    */
-  async act(key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, plan: ActionPlan): Promise<ActOutcome> {
+  async act(key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, plan: ActionPlan, hooks: ActHooks = {}): Promise<ActOutcome> {
     const out = await this.withFolder(
       key.mailbox,
       key.folder,
@@ -413,6 +418,7 @@ export class ImapSessions {
         const target = await this.junkFolder(client, plan.junkFolder);
         if (target === key.folder) return { status: 'done', keywords: plan.keywords };
         if (plan.markSeen) await client.messageFlagsAdd(uid, ['\\Seen'], { uid: true });
+        await hooks.beforeMove?.(target);
         const moved = await client.messageMove(uid, target, { uid: true });
         const newUid = moved && moved.uidMap ? moved.uidMap.get(key.uid) : undefined;
         return { status: 'done', keywords: plan.keywords, movedTo: { folder: target, uid: newUid } };
@@ -420,6 +426,29 @@ export class ImapSessions {
       { writable: true },
     );
     return out === 'no-folder' ? { status: 'gone' } : out;
+  }
+
+  /**
+   * The SPECIAL-USE flags of `folder` in this mailbox (LIST, reused for a while per mailbox): an
+   * empty list when it has none, null when there is no such folder.
+   */
+  async folderFlags(mailbox: string, folder: string): Promise<string[] | null> {
+    let cached = this.folderFlagsCache.get(mailbox);
+    if (!cached || Date.now() - cached.at > FOLDER_FLAGS_REUSE_MS) {
+      const session = await this.acquire(mailbox);
+      try {
+        const list = await session.client.list();
+        // The server's own flags: imapflow's specialUse names one folder per use, and guesses from names.
+        const marks = (f: { flags: Set<string> }) => [...f.flags].filter((flag) => (SPECIAL_USE_FLAGS as readonly string[]).includes(flag));
+        cached = { at: Date.now(), flags: new Map(list.map((f) => [f.path, marks(f)])) };
+        this.folderFlagsCache.set(mailbox, cached);
+      } catch (err) {
+        throw classifyImapError(err, this.loginFor(mailbox), this.opts);
+      } finally {
+        this.releaseSession(session);
+      }
+    }
+    return cached.flags.get(folder) ?? null;
   }
 
   /** UIDVALIDITY and the UIDs in `folder` (received since `since`, if given), oldest first; null when there is no such folder. */

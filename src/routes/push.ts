@@ -8,6 +8,7 @@ import { readBodyText } from '../http/body.js';
 import { AppError, withDeadline } from '../http/errors.js';
 import { errorText, type Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import type { FolderFilter } from '../mail/folders.js';
 import type { ContentProtection } from '../privacy/protection.js';
 import { parsePushBody } from '../push/payload.js';
 import { receivePush } from '../push/receive.js';
@@ -27,6 +28,8 @@ export interface PushRouteDeps {
   /** PUSH_ALLOW_FROM: only these may push (others 403 before authentication), and they are never locked out. */
   allowFrom?: AllowList;
   protection: ContentProtection;
+  /** FOLDERS_INCLUDE / FOLDERS_EXCLUDE: pushes for other folders are acknowledged and cost nothing. */
+  folders: FolderFilter;
 }
 
 /** The mailsight_pushes_total label of a refused push. */
@@ -78,7 +81,7 @@ export function pushRoutes(deps: PushRouteDeps) {
     let outcome;
     try {
       outcome = await withDeadline(
-        receivePush(deps.db, ev, deps.protection),
+        receivePush(deps.db, ev, deps),
         deps.dbTimeoutMs,
         () => new AppError('DATABASE_UNAVAILABLE', `database did not answer within ${deps.dbTimeoutMs} ms`),
       );

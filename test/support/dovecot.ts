@@ -194,12 +194,11 @@ function snippets(ctx: RenderContext, push: PushTarget | undefined): string[] {
   return files;
 }
 
+/** The namespace's folders with a SPECIAL-USE flag, made for every user. */
 function folders(specialUse: Record<string, string> | undefined): string {
-  const all = { Junk: '\\Junk', ...specialUse };
-  return Object.entries(all)
-    .map(([name, flag]) => `  mailbox "${name}" {\n    special_use = ${flag.replaceAll('\\', '\\\\')}\n    auto = create\n  }`)
-    .join('\n')
-    .replaceAll('\\\\', '\\');
+  return Object.entries({ Junk: '\\Junk', ...specialUse })
+    .map(([name, flag]) => `  mailbox "${name}" {\n    special_use = ${flag}\n    auto = create\n  }`)
+    .join('\n');
 }
 
 /** The test's own part, Dovecot 2.3 syntax. */

@@ -1,0 +1,1 @@
+CREATE INDEX "llm_email_analysis_message_id_idx" ON "llm_email_analysis" USING btree ("mailbox","message_id");
