@@ -5,6 +5,7 @@ import { DatabaseInUseError, openDb, ping } from './db/client.js';
 import type { Logger } from './logger.js';
 import { errorText } from './logger.js';
 import { ImapError, ImapSessions } from './mail/imap.js';
+import { pushCoverage, type PushCoverage } from './queue/coverage.js';
 import { currentPushCredentials, localBaseUrl, PUSH_PATH } from './push/credentials.js';
 
 /** `mailsight check`: each part of a deployment tried once, with the fix for what fails. */
@@ -31,7 +32,23 @@ async function attempt(name: string, run: () => Promise<string>, fix: (err: unkn
   }
 }
 
+/** Pushed mailboxes against those with mail in the last day: a mailbox that never pushes shows up here. */
+export function coverageResult(c: PushCoverage): CheckResult {
+  const name = 'push coverage';
+  if (c.withMail === 0) return { name, ok: true, detail: 'no mail queued in the last 24 h' };
+  const detail = `${c.pushed} of ${c.withMail} mailboxes with mail in the last 24 h were pushed for`;
+  if (c.silent === 0) return { name, ok: true, detail };
+  const names = `${c.silentNames.join(', ')}${c.silent > c.silentNames.length ? `, and ${c.silent - c.silentNames.length} more` : ''}`;
+  return {
+    name,
+    ok: false,
+    detail: `${detail}; ${c.silent} had mail that only the sweep found, none pushed: ${names}`,
+    fix: "Dovecot does not push for these users. With the OX driver they lack the METADATA opt-in: opt every user in (dovecot/README.md, 'Every user'), or use the Lua driver, which needs none",
+  };
+}
+
 export async function checkDeployment(config: Config, logger: Logger, o: CheckOptions): Promise<CheckResult[]> {
+  let coverage: PushCoverage | undefined;
   const results: CheckResult[] = [{ name: 'configuration', ok: true, detail: config.configFile ? `valid (${config.configFile} and the environment)` : 'valid (environment)' }];
 
   results.push(
@@ -47,6 +64,7 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
         }
         try {
           await ping(db);
+          coverage = await pushCoverage(db);
           return db.kind === 'postgres' ? 'PostgreSQL answers' : `embedded database in ${config.dataDir}`;
         } finally {
           await db.close();
@@ -55,6 +73,7 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
       () => (config.databaseUrl ? 'check DATABASE_URL (host, port, user, password, database) and that PostgreSQL runs' : 'check that DATA_DIR is writable'),
     ),
   );
+  if (coverage) results.push(coverageResult(coverage));
 
   const imap = new ImapSessions(config.imap, logger);
   const where = `${config.imap.host}:${config.imap.port}`;
