@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { dovecotConfig, masterConfig } from '../../src/push/dovecot-config.js';
@@ -45,3 +45,26 @@ for (const version of DOVECOT_VERSIONS) {
     });
   });
 }
+
+describeWith('Dovecot 2.3', dovecotAvailable('2.3'))("docker-compose.yml's Dovecot configuration", () => {
+  it('is accepted by doveconf (2.3, as the image dovecot/dovecot:2.3.21.1), with the shipped master snippet and a push snippet', async () => {
+    const { dir, hostDir } = dovecotTempDir('2.3', 'dconf-');
+    try {
+      // The files the compose file mounts under /etc/dovecot, here in a temp dir.
+      for (const f of ['users', 'master-users', 'cert.pem', 'key.pem']) writeFileSync(join(hostDir, f), '');
+      mkdirSync(join(hostDir, 'mailsight'));
+      mkdirSync(join(hostDir, 'conf.d'));
+      writeFileSync(join(hostDir, 'mailsight/91-mailsight-master.conf'), masterConfig('2.3', `${dir}/master-users`));
+      writeFileSync(join(hostDir, 'conf.d/90-mailsight.conf'), dovecotConfig({ url: 'http://mailsight:8080', driver: 'ox', version: '2.3', credentials: { username: 'dovecot', password: 'x' } }));
+      const conf = readFileSync(join(SHIPPED, 'compose/dovecot.conf'), 'utf8').replaceAll('/etc/dovecot/', `${dir}/`);
+      writeFileSync(join(hostDir, 'dovecot.conf'), conf);
+      const out = await dovecotTool('2.3', 'doveconf', ['-n', '-P', '-c', `${dir}/dovecot.conf`]);
+      expect(out).toMatch(/mail_home = \/srv\/mail\/%Lu/);
+      expect(out).toMatch(/master = yes/);
+      expect(out).toMatch(/push_notification_driver = ox:url=http:\/\/dovecot:x@mailsight:8080\/push\/dovecot/);
+      expect(out).not.toMatch(/driver = static/);
+    } finally {
+      rmSync(hostDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -18,12 +18,22 @@ describe('docker-compose.yml', () => {
   });
   it('every dependency has a healthcheck, and mailsight waits for the database to be healthy', () => {
     for (const name of ['postgres', 'ollama', 'dovecot']) expect(compose.services[name].healthcheck?.test, name).toBeDefined();
-    expect(compose.services.mailsight.depends_on).toEqual({
-      postgres: { condition: 'service_healthy' },
-      ollama: { condition: 'service_healthy', required: false },
-      dovecot: { condition: 'service_healthy', required: false },
-    });
+    // Nothing that needs Compose 2.20 (depends_on's `required:`): Debian's docker-compose 1.29 reads the file.
+    expect(compose.services.mailsight.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    expect(JSON.stringify(compose)).not.toMatch(/"required":/);
     expect(compose.services.postgres.volumes[0]).toMatch(/^postgres-data:/);
+  });
+  it('pins every image to a version, and publishes ports on 127.0.0.1 only', () => {
+    for (const [name, service] of Object.entries<any>(compose.services)) {
+      if (!service.image) continue;
+      expect(service.image, name).toMatch(/:\d+\.\d+/);
+      expect(service.image, name).not.toMatch(/:latest$/);
+    }
+    const FROM = [...read('Dockerfile').matchAll(/^FROM (\S+)/gm)].map((m) => m[1]!);
+    for (const image of FROM) expect(image).toMatch(/^node:\d+\.\d+\.\d+-/);
+    for (const [name, service] of Object.entries<any>(compose.services)) {
+      for (const port of service.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    }
   });
   it("mailsight's variables are the configuration's, and secrets come from .env", () => {
     const env = compose.services.mailsight.environment;
@@ -32,10 +42,19 @@ describe('docker-compose.yml', () => {
     expect(env.OLLAMA_HOST).toBe('${OLLAMA_HOST:-ollama:11434}'); // an external Ollama from .env, else the bundled one
     expect(compose.services.postgres.environment.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?/);
   });
-  it('the Dovecot service mounts the shipped snippets', () => {
+  it('the Dovecot service: its own configuration, users from a file, a master user, mail on a volume where the image keeps it', () => {
     const mounts: string[] = compose.services.dovecot.volumes;
-    expect(mounts).toContain('./dovecot/2.3/91-mailsight-master.conf:/etc/dovecot/conf.d/91-mailsight-master.conf:ro');
+    expect(mounts).toContain('./dovecot/compose/dovecot.conf:/etc/dovecot/dovecot.conf:ro');
+    expect(mounts).toContain('./dovecot/2.3/91-mailsight-master.conf:/etc/dovecot/mailsight/91-mailsight-master.conf:ro');
+    expect(mounts).toContain('./data/dovecot/users:/etc/dovecot/users:ro');
     expect(mounts.some((m) => m.endsWith('/etc/dovecot/conf.d/90-mailsight.conf:ro'))).toBe(true);
+    const conf = read('dovecot/compose/dovecot.conf');
+    // The image (dovecot/dovecot 2.3) declares VOLUME /srv/mail: mail outside it is lost with the container.
+    const mailVolume = mounts.find((m) => m.startsWith('dovecot-mail:'))!.split(':')[1]!;
+    expect(mailVolume).toBe('/srv/mail');
+    expect(conf).toMatch(new RegExp(`^mail_home = ${mailVolume}/`, 'm'));
+    expect(conf).not.toMatch(/driver = static/);
+    expect(conf).toMatch(/^!include \/etc\/dovecot\/mailsight\/91-mailsight-master\.conf\npassdb \{\n {2}driver = passwd-file\n {2}args = scheme=SHA512-CRYPT \/etc\/dovecot\/users/m);
   });
 });
 
