@@ -1,5 +1,6 @@
 // `npm run bench [name...]`: runs the named benchmarks (default: all) and writes bench/results/*.json.
 import { runApiBench } from './api.js';
+import { runDovecotBench } from './dovecot.js';
 import { runFairnessBench } from './fairness.js';
 import { runPipelineBench } from './pipeline.js';
 import { runPushBench } from './push.js';
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   signals: runSignalsBench,
   scale: runScaleBench,
   fairness: runFairnessBench,
+  dovecot: runDovecotBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

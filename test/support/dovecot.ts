@@ -194,11 +194,18 @@ function snippets(ctx: RenderContext, push: PushTarget | undefined): string[] {
   return files;
 }
 
-/** The namespace's folders with a SPECIAL-USE flag, made for every user. */
-function folders(specialUse: Record<string, string> | undefined): string {
-  return Object.entries({ Junk: '\\Junk', ...specialUse })
-    .map(([name, flag]) => `  mailbox "${name}" {\n    special_use = ${flag}\n    auto = create\n  }`)
-    .join('\n');
+/** The inbox namespace, with folders that carry a SPECIAL-USE flag (made, or also subscribed, for every user). */
+export function namespaceBlock(specialUse: Record<string, string>, auto: 'create' | 'subscribe' = 'create'): string {
+  const folders = Object.entries(specialUse).map(([name, flag]) => `  mailbox "${name}" {\n    special_use = ${flag}\n    auto = ${auto}\n  }`);
+  return ['namespace inbox {', '  inbox = yes', '  separator = /', ...folders, '}'].join('\n');
+}
+
+/** The IMAP, IMAPS and LMTP listeners (port 0: none); 2.3 names the address `address`, 2.4 `listen`. */
+export function listenerBlocks(version: DovecotVersion, listen: string, ports: { imap: number; imaps: number; lmtp: number }): string {
+  const at = version === '2.3' ? 'address' : 'listen';
+  const listener = (name: string, port: number) =>
+    port ? `  inet_listener ${name} {\n    ${at} = ${listen}\n    port = ${port}\n  }` : `  inet_listener ${name} {\n    port = 0\n  }`;
+  return `service imap-login {\n${listener('imap', ports.imap)}\n${listener('imaps', ports.imaps)}\n}\nservice lmtp {\n${listener('lmtp', ports.lmtp)}\n}`;
 }
 
 /** The test's own part, Dovecot 2.3 syntax. */
@@ -219,11 +226,7 @@ mail_location = maildir:~/Maildir
 lda_mailbox_autocreate = yes
 lmtp_save_to_detail_mailbox = yes
 recipient_delimiter = +
-namespace inbox {
-  inbox = yes
-  separator = /
-${folders(opts.specialUse)}
-}
+${namespaceBlock({ Junk: '\\Junk', ...opts.specialUse })}
 # The master passdb comes before the users' one.
 !include ${includes[0]}
 passdb {
@@ -235,22 +238,7 @@ userdb {
   args = ${dir}/users
   default_fields = uid=${MAIL_UID} gid=${MAIL_UID} home=${dir}/home/%u
 }
-service imap-login {
-  inet_listener imap {
-    address = ${listen}
-    port = ${imapPort}
-  }
-  inet_listener imaps {
-    address = ${listen}
-    port = ${imapsPort}
-  }
-}
-service lmtp {
-  inet_listener lmtp {
-    address = ${listen}
-    port = ${lmtpPort}
-  }
-}
+${listenerBlocks('2.3', listen, { imap: imapPort, imaps: imapsPort, lmtp: lmtpPort })}
 service anvil {
   unix_listener anvil-auth-penalty {
     mode = 0
@@ -285,11 +273,7 @@ mail_path = ~/Maildir
 lda_mailbox_autocreate = yes
 lmtp_save_to_detail_mailbox = yes
 recipient_delimiter = +
-namespace inbox {
-  inbox = yes
-  separator = /
-${folders(opts.specialUse)}
-}
+${namespaceBlock({ Junk: '\\Junk', ...opts.specialUse })}
 # The master passdb comes before the users' one.
 !include ${includes[0]}
 passdb users {
@@ -305,22 +289,7 @@ userdb users {
     home = ${dir}/home/%{user}
   }
 }
-service imap-login {
-  inet_listener imap {
-    listen = ${listen}
-    port = ${imapPort}
-  }
-  inet_listener imaps {
-    listen = ${listen}
-    port = ${imapsPort}
-  }
-}
-service lmtp {
-  inet_listener lmtp {
-    listen = ${listen}
-    port = ${lmtpPort}
-  }
-}
+${listenerBlocks('2.4', listen, { imap: imapPort, imaps: imapsPort, lmtp: lmtpPort })}
 protocol imap {
   imap_metadata = yes
 }

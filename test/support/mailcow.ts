@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RenderContext } from './dovecot.js';
+import { listenerBlocks, namespaceBlock, type RenderContext } from './dovecot.js';
 
 /**
  * A private Dovecot 2.3 configured the way Mailcow configures its own, written from the facts in
@@ -104,18 +104,7 @@ userdb {
   default_fields = uid=${MAIL_UID} gid=${MAIL_UID}
   skip = found
 }
-namespace inbox {
-  inbox = yes
-  separator = /
-  mailbox Junk {
-    special_use = \\Junk
-    auto = subscribe
-  }
-  mailbox Sent {
-    special_use = \\Sent
-    auto = subscribe
-  }
-}
+${namespaceBlock({ Junk: '\\Junk', Sent: '\\Sent' }, 'subscribe')}
 protocol imap {
   mail_plugins = <${f('mail_plugins_imap')}
   imap_metadata = yes
@@ -138,21 +127,7 @@ plugin {
   mail_log_events = delete undelete expunge copy mailbox_delete mailbox_rename
   mail_log_fields = uid box msgid size
 }
-service imap-login {
-  inet_listener imap {
-    address = ${ctx.listen}
-    port = ${ctx.imapPort}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service lmtp {
-  inet_listener lmtp {
-    address = ${ctx.listen}
-    port = ${ctx.lmtpPort}
-  }
-}
+${listenerBlocks('2.3', ctx.listen, { imap: ctx.imapPort, imaps: 0, lmtp: ctx.lmtpPort })}
 service anvil {
   unix_listener anvil-auth-penalty {
     mode = 0
@@ -229,18 +204,7 @@ userdb users {
   }
   skip = found
 }
-namespace inbox {
-  inbox = yes
-  separator = /
-  mailbox Junk {
-    special_use = \\Junk
-    auto = subscribe
-  }
-  mailbox Sent {
-    special_use = \\Sent
-    auto = subscribe
-  }
-}
+${namespaceBlock({ Junk: '\\Junk', Sent: '\\Sent' }, 'subscribe')}
 protocol imap {
   mail_plugins ${block(plugins(MAILCOW_PLUGINS_IMAP))}
   imap_metadata = yes
@@ -264,21 +228,7 @@ crypt_global_private_key main {
 }
 crypt_write_algorithm = aes-256-gcm-sha256
 mail_compress_write_method = gz
-service imap-login {
-  inet_listener imap {
-    listen = ${ctx.listen}
-    port = ${ctx.imapPort}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service lmtp {
-  inet_listener lmtp {
-    listen = ${ctx.listen}
-    port = ${ctx.lmtpPort}
-  }
-}
+${listenerBlocks('2.4', ctx.listen, { imap: ctx.imapPort, imaps: 0, lmtp: ctx.lmtpPort })}
 # SOGo's cleartext exception (2.4: only 127.0.0.1 on Mailcow), for an address that is not mailsight's.
 remote 127.0.0.3 {
   auth_allow_cleartext = yes
