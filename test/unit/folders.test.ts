@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { FolderFilter } from '../../src/mail/folders.js';
@@ -46,6 +49,17 @@ describe('FOLDERS_INCLUDE / FOLDERS_EXCLUDE', () => {
     expect(loadConfig({}).folders).toEqual({ include: [], exclude: ['\\Drafts', '\\Sent', '\\Trash', '\\Junk'] });
     expect(loadConfig({ FOLDERS_EXCLUDE: '\\Trash, \\junk ,Archive/*', FOLDERS_INCLUDE: 'INBOX' }).folders).toEqual({ include: ['INBOX'], exclude: ['\\Trash', '\\junk', 'Archive/*'] });
     expect(loadConfig({ FOLDERS_EXCLUDE: 'none' }).folders.exclude).toEqual([]);
+  });
+
+  it('come from the YAML file as lists', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mailsight-folders-'));
+    try {
+      const file = join(dir, 'config.yml');
+      writeFileSync(file, 'folders:\n  include: [INBOX, "Clients/*"]\n  exclude: ["\\\\Trash"]\n');
+      expect(loadConfig({ CONFIG_FILE: file }).folders).toEqual({ include: ['INBOX', 'Clients/*'], exclude: ['\\Trash'] });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuse a flag that is not SPECIAL-USE, naming the variable', () => {
