@@ -1,7 +1,7 @@
 // One key flooding forced re-analyses against another mailbox's new mail (issue: hardening):
 // `npm run bench fairness`.
 import { and, eq } from 'drizzle-orm';
-import { createApiKey } from '../src/api/keys.js';
+import { createApiKey } from '../src/queries/keys.js';
 import { emailAnalysis } from '../src/db/schema.js';
 import { loadCorpus } from '../test/support/corpus.js';
 import { deliver } from '../test/support/lmtp.js';

@@ -1,6 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { requestId } from 'hono/request-id';
-import type { FolderStatusSource } from './api/request-analysis.js';
+import type { FolderStatusSource } from './queries/request-analysis.js';
 import type { Config } from './config.js';
 import { FolderFilter } from './mail/folders.js';
 import type { Db } from './db/client.js';

@@ -1,7 +1,7 @@
 import type { Message } from 'ollama';
 import { backendFor, type ChatAnswer, type ChatBackend, type LlmProvider, type PullProgress, type ThinkSetting } from './llm-backends.js';
 import { LlmError } from './llm-error.js';
-import { Rest } from '../queue/job-error.js';
+import { Rest } from '../util/backoff.js';
 import { analysisJsonSchema, analysisResultSchema, type AnalysisResult } from './result.js';
 import type { Config } from '../config.js';
 import type { Prompt } from './prompt.js';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { createApiKey, listApiKeys, revokeApiKey } from '../api/keys.js';
+import { createApiKey, listApiKeys, revokeApiKey } from '../queries/keys.js';
 import { cliMailbox, out, UsageError, when, withDatabase } from './common.js';
 
 const APIKEY_HELP = `usage:

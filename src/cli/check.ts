@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { checkDeployment } from '../check.js';
+import { checkDeployment } from './deployment-check.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { out } from './common.js';

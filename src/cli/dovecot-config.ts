@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
 import { resolvePushCredentials } from '../push/credentials.js';
-import { dovecotConfig, mailcowEnv, masterConfig } from '../push/dovecot-config.js';
+import { dovecotConfig, mailcowEnv, masterConfig } from './dovecot-snippets.js';
 import { out, UsageError } from './common.js';
 
 const DOVECOT_HELP = `usage: mailsight dovecot-config --url <http://host:port> [--driver ox|lua] [--dovecot 2.3|2.4]

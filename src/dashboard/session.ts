@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { eq, lt, sql } from 'drizzle-orm';
-import type { Principal } from '../api/keys.js';
+import type { Principal } from '../queries/keys.js';
 import type { Db } from '../db/client.js';
 import { dashboardSessions } from '../db/schema.js';
 

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { authenticate, type Principal } from '../api/keys.js';
+import { authenticate, type Principal } from '../queries/keys.js';
 import type { Db } from '../db/client.js';
 import { clientAddress, type AuthFailureLimiter } from './auth-failures.js';
 import { AppError } from './errors.js';

@@ -1,6 +1,7 @@
 import { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.js';
-import { JobError, Rest } from '../queue/job-error.js';
+import { JobError } from '../queue/job-error.js';
+import { Rest } from '../util/backoff.js';
 import type { ActHooks, ActionPlan, ActOutcome } from './actions.js';
 import { SPECIAL_USE_FLAGS } from './folders.js';
 import { probeImap, type ProbeResult } from './imap-probe.js';

@@ -18,35 +18,3 @@ export class JobError<C extends string = string> extends Error {
     this.outageMs = options?.outageMs;
   }
 }
-
-/**
- * How long a service that keeps failing is left alone: `baseMs` after the first failure in a row,
- * doubling per failure, up to `maxMs`.
- */
-export class Rest {
-  private failures = 0;
-  private until = 0;
-  constructor(
-    private readonly baseMs: number,
-    private readonly maxMs: number,
-  ) {}
-
-  failed(now = Date.now()): void {
-    this.failures++;
-    this.until = now + Math.min(this.maxMs, this.baseMs * 2 ** (this.failures - 1));
-  }
-
-  ok(): void {
-    this.failures = 0;
-    this.until = 0;
-  }
-
-  /** Milliseconds left to rest; 0 when it may be tried. */
-  remaining(now = Date.now()): number {
-    return Math.max(0, this.until - now);
-  }
-
-  get failuresInARow(): number {
-    return this.failures;
-  }
-}

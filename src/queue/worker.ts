@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { errorText, type Logger } from '../logger.js';
-import { backoffMs } from './backoff.js';
+import { backoffMs } from '../util/backoff.js';
 import type { AuditRecord } from '../analysis/audit.js';
 import type { JobError } from './job-error.js';
 import { claim, extendLeases, finishMany, nextDueAt, release, retry, type Ending, type FinalState, type Job } from './lifecycle.js';

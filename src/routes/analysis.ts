@@ -1,13 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { getMessage, listAnalyses } from '../api/analyses.js';
-import { requestAnalysis } from '../api/request-analysis.js';
-import { analyzeResultSchema, messageSchema, pageSchema } from '../api/schemas.js';
+import { getMessage, listAnalyses } from '../queries/analyses.js';
+import { requestAnalysis } from '../queries/request-analysis.js';
+import { analyzeResultSchema, messageSchema, pageSchema } from '../queries/schemas.js';
 import { CATEGORIES, VERDICTS } from '../analysis/result.js';
 import { actor, assertMailboxAccess } from '../http/api-auth.js';
 import { AppError } from '../http/errors.js';
 import { API_ERRORS, API_SECURITY, NOT_FOUND, UNAVAILABLE, json, openApiApp } from '../http/openapi.js';
 import * as p from '../http/params.js';
-import type { ApiDeps } from './api.js';
+import type { ApiDeps } from './deps.js';
 
 export const MAX_PAGE_SIZE = 200;
 const validation = (message: string) => new AppError('VALIDATION_FAILED', message);

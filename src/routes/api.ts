@@ -1,43 +1,19 @@
 import { createRoute } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
-import type { FolderStatusSource } from '../api/request-analysis.js';
-import { healthSchema } from '../api/schemas.js';
-import type { Db } from '../db/client.js';
-import { checkReadiness, type ReadinessCheck } from '../health/readiness.js';
+import { healthSchema } from '../queries/schemas.js';
+import { checkReadiness } from '../health/readiness.js';
 import { API_KEY_HEADER, apiKeyAuth } from '../http/api-auth.js';
-import type { AuthFailureLimiter } from '../http/auth-failures.js';
 import { AppError } from '../http/errors.js';
-import type { KeyRateLimiter } from '../http/rate-limit.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
-import type { Logger } from '../logger.js';
-import type { ContentProtection } from '../privacy/protection.js';
 import { analysisRoutes } from './analysis.js';
 import { mailboxRoutes } from './mailbox.js';
 import { preferencesRoutes } from './preferences.js';
 import { statsRoutes } from './stats.js';
+import type { ApiDeps } from './deps.js';
 
 export const API_BASE = '/api/v1';
 const MAX_API_BODY_BYTES = 64 * 1024;
 
-export interface ApiDeps {
-  db: Db;
-  logger: Logger;
-  adminKey: string | undefined;
-  /** IMAP, to learn a folder's current UIDVALIDITY for an analyze request; absent: what the database knows. */
-  imap?: FolderStatusSource;
-  /** Database, IMAP and Ollama checks, as /ready runs them. */
-  readiness: ReadinessCheck[];
-  /** Wakes local workers after a job was queued. */
-  onQueued?: () => void;
-  /** Failed key attempts per source address (429 past the limit). */
-  authFailures?: AuthFailureLimiter;
-  /** Requests per key (API_RATE_LIMIT); absent: unlimited. */
-  rateLimiter?: KeyRateLimiter;
-  /** Counts requests refused by the per-key limit, for /metrics. */
-  onRateLimited?: () => void;
-  /** Opens sealed content for the replies. */
-  protection: ContentProtection;
-}
 
 const health = createRoute({
   method: 'get',

@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { eraseMailbox } from '../api/erase.js';
-import { eraseSchema } from '../api/schemas.js';
+import { eraseMailbox } from '../queries/erase.js';
+import { eraseSchema } from '../queries/schemas.js';
 import { assertMailboxAccess } from '../http/api-auth.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
 import * as p from '../http/params.js';
-import type { ApiDeps } from './api.js';
+import type { ApiDeps } from './deps.js';
 
 const erase = createRoute({
   method: 'post',

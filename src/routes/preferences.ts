@@ -1,11 +1,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { getPreferences, updatePreferences } from '../api/preferences.js';
-import { preferencesSchema } from '../api/schemas.js';
+import { getPreferences, updatePreferences } from '../queries/preferences.js';
+import { preferencesSchema } from '../queries/schemas.js';
 import { assertMailboxAccess } from '../http/api-auth.js';
 import { AppError } from '../http/errors.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
 import * as p from '../http/params.js';
-import type { ApiDeps } from './api.js';
+import type { ApiDeps } from './deps.js';
 
 const getRoute = createRoute({
   method: 'get',

@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { getStats, getTimeline } from '../api/stats.js';
-import { statsSchema } from '../api/schemas.js';
+import { getStats, getTimeline } from '../queries/stats.js';
+import { statsSchema } from '../queries/schemas.js';
 import { scopeMailbox } from '../http/api-auth.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
 import * as p from '../http/params.js';
-import type { ApiDeps } from './api.js';
+import type { ApiDeps } from './deps.js';
 
 export const MAX_TIMELINE_MINUTES = 7 * 24 * 60;
 

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createApiKey } from '../../src/api/keys.js';
+import { createApiKey } from '../../src/queries/keys.js';
 import { dovecotAvailable, imapSession } from '../support/dovecot.js';
 import { deliver } from '../support/lmtp.js';
 import { describeWith, postgresAvailable } from '../support/services.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createApiKey } from '../../src/api/keys.js';
+import { createApiKey } from '../../src/queries/keys.js';
 import { loadCorpus } from '../support/corpus.js';
 import { dovecotAvailable } from '../support/dovecot.js';
 import { deliver } from '../support/lmtp.js';

@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { dovecotConfig, masterConfig } from '../../src/push/dovecot-config.js';
+import { dovecotConfig, masterConfig } from '../../src/cli/dovecot-snippets.js';
 import { describeWith } from '../support/services.js';
 import { DOVECOT_VERSIONS, dovecotAvailable, dovecotTempDir, dovecotTool } from '../support/dovecot.js';
 

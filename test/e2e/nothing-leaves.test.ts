@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createApiKey } from '../../src/api/keys.js';
+import { createApiKey } from '../../src/queries/keys.js';
 import { openPostgres } from '../../src/db/client.js';
 import { dovecotAvailable, freePort, startDovecot, type Dovecot } from '../support/dovecot.js';
 import { deliver } from '../support/lmtp.js';

@@ -1,7 +1,7 @@
 import parsePrometheus from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApiKey } from '../../src/api/keys.js';
-import { API_PRIORITY_PER_MAILBOX } from '../../src/api/request-analysis.js';
+import { createApiKey } from '../../src/queries/keys.js';
+import { API_PRIORITY_PER_MAILBOX } from '../../src/queries/request-analysis.js';
 import { createApp } from '../../src/app.js';
 import { KeyRateLimiter } from '../../src/http/rate-limit.js';
 import { claim } from '../../src/queue/lifecycle.js';

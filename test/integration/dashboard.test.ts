@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { NewAnalysis } from '../../src/analysis/store.js';
 import { seedAnalysis } from '../support/seed.js';
-import { createApiKey, revokeApiKey } from '../../src/api/keys.js';
+import { createApiKey, revokeApiKey } from '../../src/queries/keys.js';
 import { createApp } from '../../src/app.js';
 import { writeAudit } from '../../src/analysis/audit.js';
 import { Browser } from '../support/browser.js';

@@ -5,7 +5,7 @@ import { eq, sql } from 'drizzle-orm';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createApiKey } from '../../src/api/keys.js';
+import { createApiKey } from '../../src/queries/keys.js';
 import { createApp } from '../../src/app.js';
 import { openPglite, openPostgres, type Db } from '../../src/db/client.js';
 import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';

@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveAnalysis } from '../../src/analysis/audit.js';
 import { upsertAnalysis, type NewAnalysis } from '../../src/analysis/store.js';
-import { listAnalyses } from '../../src/api/analyses.js';
+import { listAnalyses } from '../../src/queries/analyses.js';
 import { createApp } from '../../src/app.js';
 import { checkKeys, KeyMismatchError, registeredKeyIds } from '../../src/privacy/keys.js';
 import { ContentProtection } from '../../src/privacy/protection.js';

@@ -4,7 +4,7 @@ import { createConnection, createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ImapFlow } from 'imapflow';
-import { dovecotConfig, masterConfig, type DovecotVersion } from '../../src/push/dovecot-config.js';
+import { dovecotConfig, masterConfig, type DovecotVersion } from '../../src/cli/dovecot-snippets.js';
 
 /**
  * A private Dovecot for tests: own temp dir, free ports, passwd-file users, a master user, and the

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffMs } from '../../src/queue/backoff.js';
+import { backoffMs } from '../../src/util/backoff.js';
 
 describe('backoffMs', () => {
   it('doubles per attempt, from half to all of the exponential step', () => {

@@ -1,5 +1,5 @@
 import type { Child, FC } from 'hono/jsx';
-import type { Principal } from '../../api/keys.js';
+import type { Principal } from '../../queries/keys.js';
 
 export const DASHBOARD = '/dashboard';
 export const CSS_PATH = `${DASHBOARD}/assets/dashboard.css`;

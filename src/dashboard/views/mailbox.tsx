@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import type { analysisJson } from '../../api/analyses.js';
+import type { analysisJson } from '../../queries/analyses.js';
 import { CATEGORIES, VERDICTS } from '../../analysis/result.js';
 import { Layout, Time, VerdictBadge, urls, type PageContext } from './layout.js';
 

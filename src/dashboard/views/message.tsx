@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import type { getMessage } from '../../api/analyses.js';
+import type { getMessage } from '../../queries/analyses.js';
 import { CsrfField, Layout, Table, Time, VerdictBadge, urls, type PageContext } from './layout.js';
 
 export type MessageData = Awaited<ReturnType<typeof getMessage>>;

@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import type { getStats, getTimeline, mailboxSummaries, recentFailures, TimelinePoint } from '../../api/stats.js';
+import type { getStats, getTimeline, mailboxSummaries, recentFailures, TimelinePoint } from '../../queries/stats.js';
 import type { ComponentState } from '../../health/readiness.js';
 import { Lines, StackedBars } from './charts.js';
 import { Layout, Table, Time, urls, type PageContext } from './layout.js';

@@ -1,5 +1,5 @@
 import type { FC } from 'hono/jsx';
-import type { getPreferences } from '../../api/preferences.js';
+import type { getPreferences } from '../../queries/preferences.js';
 import { CsrfField, Layout, urls, type PageContext } from './layout.js';
 
 export type PreferencesData = Awaited<ReturnType<typeof getPreferences>>;

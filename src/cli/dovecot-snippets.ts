@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { escapeForDovecot, PUSH_PATH, pushUrl } from './credentials.js';
+import { escapeForDovecot, PUSH_PATH, pushUrl } from '../push/credentials.js';
 
 /** The snippets in dovecot/ with the push URL and credentials filled in: `mailsight dovecot-config`. */
 

@@ -1,12 +1,12 @@
-import { OLLAMA_MIN_VERSION } from './analysis/llm-backends.js';
-import { llmClientFor, llmHostOf } from './analysis/llm.js';
-import type { Config } from './config.js';
-import { DatabaseInUseError, openDb, ping } from './db/client.js';
-import type { Logger } from './logger.js';
-import { errorText } from './logger.js';
-import { ImapError, ImapSessions } from './mail/imap.js';
-import { pushCoverage, type PushCoverage } from './queue/coverage.js';
-import { currentPushCredentials, localBaseUrl, PUSH_PATH } from './push/credentials.js';
+import { OLLAMA_MIN_VERSION } from '../analysis/llm-backends.js';
+import { llmClientFor, llmHostOf } from '../analysis/llm.js';
+import type { Config } from '../config.js';
+import { DatabaseInUseError, openDb, ping } from '../db/client.js';
+import type { Logger } from '../logger.js';
+import { errorText } from '../logger.js';
+import { ImapError, ImapSessions } from '../mail/imap.js';
+import { pushCoverage, type PushCoverage } from '../queue/coverage.js';
+import { currentPushCredentials, localBaseUrl, PUSH_PATH } from '../push/credentials.js';
 
 /** `mailsight check`: each part of a deployment tried once, with the fix for what fails. */
 
