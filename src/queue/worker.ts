@@ -143,7 +143,7 @@ export class WorkerPool {
         // once instead of waiting for a claim. No more than that: a job held here waits behind the
         // running ones while another mailbox's newer message could have had its turn.
         const want = this.opts.concurrency - this.running.size + PREFETCH_JOBS - this.buffer.length;
-        if (this.stopping || want <= 0) break;
+        if (this.stopping || want <= 0 || Date.now() < this.pausedUntil) break;
         const limit = Math.min(this.opts.batchSize, want);
         const jobs = await claim(this.opts.db, { workerId: this.workerId, limit, leaseMs: this.opts.leaseMs });
         this.stats.claimed += jobs.length;
@@ -168,8 +168,12 @@ export class WorkerPool {
     }
   }
 
-  /** Starts buffered jobs while slots are free. */
+  /**
+   * Starts buffered jobs while slots are free. Not while paused: a job claimed before an outage was
+   * seen (the prefetched one, or a claim in flight when it came) waits for the pause like the rest.
+   */
   private startBuffered() {
+    if (Date.now() < this.pausedUntil) return;
     while (!this.stopping && this.running.size < this.opts.concurrency && this.buffer.length > 0) {
       const job = this.buffer.shift()!;
       const run = this.run(job).finally(() => {
