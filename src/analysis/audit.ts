@@ -3,23 +3,12 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { auditLog } from '../db/schema.js';
 import { errorText, type Logger } from '../logger.js';
-import type { MessageKey } from '../queue/jobs.js';
+import { keyEquals, type MessageKey } from '../domain/message-key.js';
+import type { AuditAction } from '../domain/states.js';
 
 /** llm_audit_log: one row per decision about a message and per action taken on it. */
 
-export type AuditAction =
-  | 'analyzed'
-  | 'skipped'
-  | 'kept'
-  | 'moved'
-  | 'would_move'
-  | 'flagged'
-  | 'would_flag'
-  | 'move_failed'
-  | 'error'
-  | 'analysis_requested'
-  | 'reanalysis_requested'
-  | 'analysis_replaced';
+export type { AuditAction };
 
 export type AuditEntry = MessageKey &
   Partial<Pick<typeof auditLog.$inferInsert, 'messageId' | 'verdict' | 'confidence' | 'rule' | 'reason' | 'details'>> & {
@@ -115,6 +104,6 @@ export async function archiveAnalysis(db: Db, key: MessageKey, reason: string): 
         'analyzed_at', created_at, 'updated_at', updated_at,
         'sealed_headers', sealed_headers, 'sealed_content', sealed_content, 'key_id', key_id)
     from llm_email_analysis
-    where mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}
+    where ${keyEquals(key)}
     returning id`);
 }

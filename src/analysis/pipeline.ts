@@ -13,6 +13,7 @@ import type { LlmClient, LlmUsage } from './llm.js';
 import { buildPrompt, PROMPT_VERSION } from './prompt.js';
 import type { AnalysisResult } from './result.js';
 import { errorText } from '../logger.js';
+import { keyEquals, keyOf, type MessageKey } from '../domain/message-key.js';
 import { FolderFilter } from '../mail/folders.js';
 import { planActions, type ActHooks, type ActionPlan, type ActOutcome } from '../mail/actions.js';
 import { archiveAnalysis, AuditSink, type AuditEntry } from './audit.js';
@@ -28,8 +29,8 @@ export const OPTIONAL_PARTS = ['summary', 'reply_suggestion'] as const;
 
 /** Where the pipeline gets messages from, and acts on them: the IMAP sessions in production. */
 export interface MessageSource {
-  fetchMessage(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>): Promise<FetchOutcome>;
-  act?(key: Pick<Job, 'mailbox' | 'folder' | 'uidvalidity' | 'uid'>, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome>;
+  fetchMessage(key: MessageKey): Promise<FetchOutcome>;
+  act?(key: MessageKey, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome>;
   /** The folder's SPECIAL-USE flags ([] for none, null: no such folder). */
   folderFlags?(mailbox: string, folder: string): Promise<string[] | null>;
 }
@@ -213,7 +214,7 @@ export function createPipeline(deps: PipelineDeps) {
     // the stored answer is found by its content hash, so the model is not asked again.
     if (!job.force && decided && job.decisionRecorded) return { state: 'done', detail: 'already analysed', llmCalls: 0 };
     const prefs = (job.preferences as Preferences | null) ?? DEFAULT_PREFERENCES;
-    const base = { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid };
+    const base = keyOf(job);
     /** Writes the row; a forced re-analysis first copies the result it replaces into the audit trail. */
     const store = async (row: NewAnalysis) => {
       if (job.force && job.analysisStatus) await archiveAnalysis(db, base, 'forced re-analysis');
@@ -363,7 +364,7 @@ export function createPipeline(deps: PipelineDeps) {
     decided: 'analyzed' | 'skipped',
     rule: string | undefined,
   ): Promise<AuditEntry[]> {
-    const key = { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid };
+    const key = keyOf(job);
     const common = { ...key, messageId, verdict: d.verdict, confidence: d.confidence, rule };
     // Reasons from the signals only: the model's reasons may quote the message, and the trail is not sealed.
     const why = d.verdictSource === 'model' ? 'verdict by the model' : `verdict by ${d.verdictSource}${ev.reasons.length ? `: ${ev.reasons.slice(0, 3).join('; ')}` : ''}`;
@@ -419,32 +420,30 @@ function sensitiveTypes(s: Signals): string[] {
   return Object.keys(s.sensitive).map((k) => SENSITIVE_TYPE[k as keyof typeof SENSITIVE_TYPE]);
 }
 
-type Key = { mailbox: string; folder: string; uidvalidity: number; uid: number };
-const keyIs = (key: Key) => sql`mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}`;
 
 /**
  * Where the message went and which keywords it got, on its analysis row. The UID in the new folder
  * comes from COPYUID, or else from the move's own push, which may have recorded it already.
  */
-async function recordActions(db: Db, key: Key, keywords: string[], movedTo?: { folder: string; uid?: number }) {
+async function recordActions(db: Db, key: MessageKey, keywords: string[], movedTo?: { folder: string; uid?: number }) {
   await db.rows(sql`
     update llm_email_analysis
        set keywords = array(select jsonb_array_elements_text(${JSON.stringify(keywords)}::jsonb)),
            moved_to_folder = ${movedTo?.folder ?? null},
            moved_to_uid = case when ${movedTo?.folder ?? null}::text is null then null else coalesce(${movedTo?.uid ?? null}::bigint, moved_to_uid) end,
            updated_at = now()
-     where ${keyIs(key)}
+     where ${keyEquals(key)}
     returning id`);
 }
 
 /** The move about to be made (the UID there is not known yet). */
-async function recordMoving(db: Db, key: Key, target: string) {
-  await db.rows(sql`update llm_email_analysis set moved_to_folder = ${target}, moved_to_uid = null, updated_at = now() where ${keyIs(key)} returning id`);
+async function recordMoving(db: Db, key: MessageKey, target: string) {
+  await db.rows(sql`update llm_email_analysis set moved_to_folder = ${target}, moved_to_uid = null, updated_at = now() where ${keyEquals(key)} returning id`);
 }
 
 /** A move that did not happen: unless its push arrived (then it did), the row says the message stayed. */
-async function clearMoving(db: Db, key: Key) {
-  await db.rows(sql`update llm_email_analysis set moved_to_folder = null, updated_at = now() where ${keyIs(key)} and moved_to_folder is not null and moved_to_uid is null returning id`);
+async function clearMoving(db: Db, key: MessageKey) {
+  await db.rows(sql`update llm_email_analysis set moved_to_folder = null, updated_at = now() where ${keyEquals(key)} and moved_to_folder is not null and moved_to_uid is null returning id`);
 }
 
 export type AnalyseJob = ReturnType<typeof createPipeline>;

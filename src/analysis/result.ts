@@ -1,3 +1,4 @@
+import { VERDICTS } from '../domain/states.js';
 import { z } from 'zod';
 
 /** What the model must return: one object, validated by zod and sent to Ollama as `format`. */
@@ -18,7 +19,7 @@ export const CATEGORIES = [
   'other',
 ] as const;
 
-export const VERDICTS = ['legit', 'spam', 'scam', 'phishing', 'unknown'] as const;
+export { VERDICTS };
 
 export const SENSITIVE_TYPES = [
   'payment_card',

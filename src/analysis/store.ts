@@ -1,3 +1,4 @@
+import type { MessageKey } from '../domain/message-key.js';
 import { and, eq, getTableColumns, sql } from 'drizzle-orm';
 import { perDb, type Db } from '../db/client.js';
 import { emailAnalysis } from '../db/schema.js';
@@ -90,7 +91,7 @@ export type FollowOutcome =
  * follows the message. One statement; the Message-ID comes from Dovecot, and only the mailbox's own
  * IMAP session can append there.
  */
-export async function followMessage(db: Db, key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, messageId: string): Promise<FollowOutcome> {
+export async function followMessage(db: Db, key: MessageKey, messageId: string): Promise<FollowOutcome> {
   const [row] = await db.rows<{ src_folder: string | null; src_uid: number | null; own: boolean; copied: boolean }>(sql`
     with src as (
       select * from llm_email_analysis

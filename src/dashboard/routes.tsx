@@ -52,11 +52,9 @@ const NOTICES = {
   opted_out: 'Preferences saved. Everything stored about this mailbox’s mail has been erased.',
 } as const;
 
-declare module 'hono' {
-  interface ContextVariableMap {
-    dashboard: { session: Session | null; token: string | null };
-  }
-}
+/** What the dashboard's middleware puts on each request: the session (if any) and its cookie's token. */
+type DashboardEnv = { Variables: { dashboard: { session: Session | null; token: string | null } } };
+type DashboardContext = Context<DashboardEnv>;
 
 const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto') === 'https';
 
@@ -64,7 +62,7 @@ function render(c: Context, node: JSX.Element, status: ContentfulStatusCode = 20
   return c.html(`<!DOCTYPE html>${String(node)}`, status);
 }
 
-function pageOf(c: Context): PageContext {
+function pageOf(c: DashboardContext): PageContext {
   const d = c.get('dashboard');
   return { principal: d?.session?.principal ?? null, csrf: d?.session?.csrf ?? null, path: c.req.path };
 }
@@ -103,7 +101,7 @@ function queryOf(c: Context): Record<string, string> {
 }
 
 export function dashboardRoutes(deps: ApiDeps) {
-  const app = new Hono();
+  const app = new Hono<DashboardEnv>();
 
   app.use('*', async (c, next) => {
     await next();
@@ -172,7 +170,7 @@ export function dashboardRoutes(deps: ApiDeps) {
   };
 
   /** The signed-in principal, or a redirect to the sign-in page. */
-  const principal = (c: Context): Principal | null => c.get('dashboard').session?.principal ?? null;
+  const principal = (c: DashboardContext): Principal | null => c.get('dashboard').session?.principal ?? null;
   const toLogin = (c: Context) => c.redirect(urls.login, 303);
   const assertCanSee = (p: Principal, mailbox: string) => {
     if (!mayAccess(p, mailbox)) throw new AppError('FORBIDDEN', 'you are signed in for another mailbox');

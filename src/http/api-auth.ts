@@ -6,14 +6,12 @@ import { AppError } from './errors.js';
 
 export const API_KEY_HEADER = 'X-API-Key';
 
-declare module 'hono' {
-  interface ContextVariableMap {
-    principal: Principal;
-  }
-}
+/** The variables /api/v1 handlers read: who the key belongs to, and hono/request-id's id. */
+export type ApiEnv = { Variables: { principal: Principal; requestId: string } };
+type ApiContext = Context<ApiEnv>;
 
 /** `X-API-Key`: the admin key (`API_KEY`) or a mailbox key. No key or an unknown one: 401. */
-export function apiKeyAuth(db: Db, adminKey: string | undefined, failures?: AuthFailureLimiter): MiddlewareHandler {
+export function apiKeyAuth(db: Db, adminKey: string | undefined, failures?: AuthFailureLimiter): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const address = clientAddress(c);
     failures?.check(address);
@@ -36,7 +34,7 @@ export function apiKeyAuth(db: Db, adminKey: string | undefined, failures?: Auth
 export const mayAccess = (p: Principal, mailbox: string) => p.kind === 'admin' || p.mailbox === mailbox;
 
 /** A mailbox key reads and writes only its own mailbox. */
-export function assertMailboxAccess(c: Context, mailbox: string): void {
+export function assertMailboxAccess(c: ApiContext, mailbox: string): void {
   const p = c.get('principal');
   if (!mayAccess(p, mailbox)) {
     throw new AppError('FORBIDDEN', 'this API key is for another mailbox');
@@ -44,7 +42,7 @@ export function assertMailboxAccess(c: Context, mailbox: string): void {
 }
 
 /** The mailbox a request is about: the one named, or a mailbox key's own when none is named (null: all, admin only). */
-export function scopeMailbox(c: Context, named: string | undefined): string | null {
+export function scopeMailbox(c: ApiContext, named: string | undefined): string | null {
   const p = c.get('principal');
   if (named !== undefined) {
     assertMailboxAccess(c, named);
@@ -53,12 +51,12 @@ export function scopeMailbox(c: Context, named: string | undefined): string | nu
   return p.kind === 'mailbox' ? p.mailbox : null;
 }
 
-export function assertAdmin(c: Context): void {
+export function assertAdmin(c: ApiContext): void {
   if (c.get('principal').kind !== 'admin') throw new AppError('FORBIDDEN', 'this needs the admin key (API_KEY)');
 }
 
 /** Who did it, for the audit trail: "admin" or "key:<id>". */
-export function actor(c: Context): string {
+export function actor(c: ApiContext): string {
   const p = c.get('principal');
   return p.kind === 'admin' ? 'admin' : `key:${p.keyId}`;
 }

@@ -42,12 +42,18 @@ export class AppError extends Error {
   }
 }
 
-export function errorBody(code: string, message: string) {
-  return { error: { code, message } };
+/**
+ * The error envelope. `request_id` (the X-Request-Id the answer carries, absent on the push path) is
+ * what a user quotes in a report: it finds the log line.
+ */
+export function errorBody(code: string, message: string, requestId?: string) {
+  return { error: { code, message, ...(requestId ? { request_id: requestId } : {}) } };
 }
 
+const requestIdOf = (c: Context): string | undefined => c.get('requestId');
+
 export function errorResponse(c: Context, err: AppError, headers?: Record<string, string>) {
-  return c.json(errorBody(err.code, err.message), err.status, headers);
+  return c.json(errorBody(err.code, err.message, requestIdOf(c)), err.status, headers);
 }
 
 export function onError(logger: Logger): ErrorHandler {
@@ -59,22 +65,22 @@ export function onError(logger: Logger): ErrorHandler {
       // Hono's own refusals: an oversized body, or a JSON body its validator could not parse.
       const status = err.status as ContentfulStatusCode;
       const code = status === 413 ? 'PAYLOAD_TOO_LARGE' : status === 400 && /json/i.test(err.message) ? 'INVALID_JSON' : 'HTTP_ERROR';
-      return c.json(errorBody(code, err.message), status);
+      return c.json(errorBody(code, err.message, requestIdOf(c)), status);
     }
     if (isDatabaseUnavailable(err)) {
       logger.warn({ err: errorText(err), path: c.req.path, requestId: c.get('requestId') }, 'database unavailable');
-      return c.json(errorBody('DATABASE_UNAVAILABLE', 'the database is not available; try again shortly'), 503, { 'Retry-After': '5' });
+      return c.json(errorBody('DATABASE_UNAVAILABLE', 'the database is not available; try again shortly', requestIdOf(c)), 503, { 'Retry-After': '5' });
     }
     // errorText, not the error object: a failed query's message carries its SQL parameters
     // (mailbox names, key ids), which must not reach the log. The stack names only our code.
     const e = err as Error;
     logger.error({ err: { type: e?.name, message: errorText(err), stack: e?.stack?.split('\n').slice(1, 6).join('\n') }, path: c.req.path, requestId: c.get('requestId') }, 'unhandled error');
-    return c.json(errorBody('INTERNAL', 'internal error'), 500);
+    return c.json(errorBody('INTERNAL', 'internal error', requestIdOf(c)), 500);
   };
 }
 
 export const notFound: NotFoundHandler = (c) =>
-  c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`), 404);
+  c.json(errorBody('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`, requestIdOf(c)), 404);
 
 /** Races `work` against a deadline, so a hung dependency becomes an AppError instead of a hang. */
 export async function withDeadline<T>(work: Promise<T>, ms: number, onTimeout: () => AppError): Promise<T> {

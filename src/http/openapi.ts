@@ -1,10 +1,11 @@
 import { OpenAPIHono, z } from '@hono/zod-openapi';
+import type { ApiEnv } from './api-auth.js';
 import { AppError } from './errors.js';
 import { describeIssues } from './params.js';
 
 /** An OpenAPIHono whose request validation fails with our error envelope (400 naming each field). */
 export function openApiApp() {
-  return new OpenAPIHono({
+  return new OpenAPIHono<ApiEnv>({
     defaultHook: (result) => {
       if (!result.success) throw new AppError('VALIDATION_FAILED', describeIssues(result.error));
     },
@@ -12,7 +13,13 @@ export function openApiApp() {
 }
 
 export const errorSchema = z
-  .object({ error: z.object({ code: z.string().openapi({ example: 'VALIDATION_FAILED' }), message: z.string() }) })
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'VALIDATION_FAILED' }),
+      message: z.string(),
+      request_id: z.string().optional().openapi({ description: 'The X-Request-Id of the answer: quote it in a report, it finds the log line' }),
+    }),
+  })
   .openapi('Error');
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: errorSchema } } });

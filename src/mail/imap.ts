@@ -1,3 +1,4 @@
+import type { MessageKey } from '../domain/message-key.js';
 import { ImapFlow } from 'imapflow';
 import type { Logger } from '../logger.js';
 import { JobError } from '../queue/job-error.js';
@@ -187,9 +188,14 @@ export class ImapSessions {
     return false;
   }
 
+  /** The same for every mailbox, and fixed by configuration: jobs wait for it (transient), as in an outage. */
+  private notConfigured(): ImapError {
+    return new ImapError('IMAP_NOT_CONFIGURED', 'IMAP_MASTER_USER and IMAP_MASTER_PASSWORD are not set', true);
+  }
+
   private async acquire(mailbox: string): Promise<Session> {
     if (this.closed) throw new ImapError('IMAP_UNAVAILABLE', 'IMAP sessions are closed (shutting down)', true);
-    if (!this.configured) throw new ImapError('IMAP_NOT_CONFIGURED', 'IMAP_MASTER_USER and IMAP_MASTER_PASSWORD are not set', true);
+    if (!this.configured) throw this.notConfigured();
     for (;;) {
       const existing = this.sessions.get(mailbox);
       if (existing) {
@@ -336,7 +342,7 @@ export class ImapSessions {
    * `gone` (expunged, or the folder no longer exists) or `stale` (UIDVALIDITY changed, the UID means
    * nothing now).
    */
-  async fetchMessage(key: { mailbox: string; folder: string; uidvalidity: number; uid: number }): Promise<FetchOutcome> {
+  async fetchMessage(key: MessageKey): Promise<FetchOutcome> {
     const started = performance.now();
     const out = await this.withFolder(key.mailbox, key.folder, async (client, uidValidity): Promise<FetchOutcome> => {
       if (uidValidity !== key.uidvalidity) return { status: 'stale', uidvalidity: uidValidity };
@@ -405,7 +411,7 @@ export class ImapSessions {
    * message's UID in the new folder (COPYUID) when the server gives it. `hooks.beforeMove` runs once
    * the target is known and before the MOVE, whose push (MessageAppend) can arrive before it returns.
    */
-  async act(key: { mailbox: string; folder: string; uidvalidity: number; uid: number }, plan: ActionPlan, hooks: ActHooks = {}): Promise<ActOutcome> {
+  async act(key: MessageKey, plan: ActionPlan, hooks: ActHooks = {}): Promise<ActOutcome> {
     const out = await this.withFolder(
       key.mailbox,
       key.folder,
@@ -509,7 +515,7 @@ export class ImapSessions {
    * did not fail. Never tries a login of its own: a login expected to fail feeds ban tools.
    */
   async readiness(): Promise<{ probe: ProbeResult; login: LoginState }> {
-    if (!this.configured) throw new ImapError('IMAP_NOT_CONFIGURED', 'IMAP_MASTER_USER and IMAP_MASTER_PASSWORD are not set', false);
+    if (!this.configured) throw this.notConfigured();
     const probe = await this.probe();
     const login = this.login;
     if (login.outcome === 'failed') throw new ImapError(login.code ?? 'IMAP_AUTH_FAILED', `last master login failed at ${login.at!.toISOString()}: ${login.error}`, true);

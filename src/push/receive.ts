@@ -1,3 +1,4 @@
+import { keyOf } from '../domain/message-key.js';
 import type { Db } from '../db/client.js';
 import { followMessage } from '../analysis/store.js';
 import type { FolderFilter } from '../mail/folders.js';
@@ -23,7 +24,7 @@ export interface ReceiveDeps {
  * keeps the analysis it has (in any folder, excluded ones too: no LLM call either way).
  */
 export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Promise<PushOutcome> {
-  const key = { mailbox: ev.mailbox, folder: ev.folder, uidvalidity: ev.uidvalidity, uid: ev.uid };
+  const key = keyOf(ev);
   switch (ev.action) {
     case 'enqueue': {
       if (ev.event.toLowerCase() === 'messageappend' && ev.messageId) {

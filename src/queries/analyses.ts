@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { keyMatches } from '../domain/message-key.js';
 import type { Db } from '../db/client.js';
 import { auditLog, emailAnalysis, processingQueue } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
@@ -110,8 +111,7 @@ export async function knownUidvalidity(db: Db, ref: Pick<MessageRef, 'mailbox' |
   return row?.uidvalidity == null ? undefined : Number(row.uidvalidity);
 }
 
-const keyOf = <T extends typeof processingQueue | typeof emailAnalysis | typeof auditLog>(t: T, k: Required<MessageRef>) =>
-  and(eq(t.mailbox, k.mailbox), eq(t.folder, k.folder), eq(t.uidvalidity, k.uidvalidity), eq(t.uid, k.uid));
+const keyOf = <T extends typeof processingQueue | typeof emailAnalysis | typeof auditLog>(t: T, k: Required<MessageRef>) => keyMatches(t, k);
 
 /** One message: its state, its analysis if any, its queue entry and its audit trail. 404 when never heard of. */
 export async function getMessage(db: Db, ref: MessageRef, protection: ContentProtection) {

@@ -1,4 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
+import { keyEquals } from '../domain/message-key.js';
 import { txRows, type Db } from '../db/client.js';
 import { AppError } from '../http/errors.js';
 import type { Logger } from '../logger.js';
@@ -77,8 +78,7 @@ export async function requestAnalysis(db: Db, imap: FolderStatusSource | undefin
       select ${r.mailbox}, ${r.folder}, ${uidvalidity}, ${r.uid}, 'api', ${priority}, ${r.force}
       where ${r.force} or not exists (
         select 1 from llm_email_analysis a
-        where a.mailbox = ${r.mailbox} and a.folder = ${r.folder} and a.uidvalidity = ${uidvalidity} and a.uid = ${r.uid}
-          and a.status = 'analyzed')
+        where ${keyEquals({ ...r, uidvalidity }, 'a')} and a.status = 'analyzed')
       on conflict (mailbox, folder, uidvalidity, uid) do update set
         state = 'queued', source = 'api', priority = ${priority}, force = excluded.force, attempts = 0,
         run_at = now(), lease_until = null, locked_by = null, last_error = null, finished_at = null, updated_at = now()
@@ -91,7 +91,7 @@ export async function requestAnalysis(db: Db, imap: FolderStatusSource | undefin
     // Not queued: it is running now, or analysed and not forced.
     const [cur] = await db.rows<{ state: string }>(sql`
       select state from llm_processing_queue
-      where mailbox = ${r.mailbox} and folder = ${r.folder} and uidvalidity = ${uidvalidity} and uid = ${r.uid}`);
+      where ${keyEquals({ ...r, uidvalidity })}`);
     const state = cur?.state === 'processing' ? ('processing' as const) : ('analyzed' as const);
     return { ...base, state, queued: false, reason: state === 'processing' ? 'being analysed now' : 'already analysed; send force to analyse again' };
   }

@@ -1,19 +1,14 @@
 import { sql } from 'drizzle-orm';
 import { perDb, type Db } from '../db/client.js';
 import { processingQueue } from '../db/schema.js';
+import { keyEquals, type MessageKey } from '../domain/message-key.js';
+import { JOB_SOURCES, type JobSource } from '../domain/states.js';
 
-export const JOB_SOURCES = ['api', 'push', 'reconcile', 'backfill'] as const;
-export type JobSource = (typeof JOB_SOURCES)[number];
+export { JOB_SOURCES, type JobSource };
+export type { MessageKey };
 
 /** Lower runs first: what a person asked for, then live mail, then catch-up work. */
 export const SOURCE_PRIORITY: Record<JobSource, number> = { api: 0, push: 1, reconcile: 2, backfill: 2 };
-
-export interface MessageKey {
-  mailbox: string;
-  folder: string;
-  uidvalidity: number;
-  uid: number;
-}
 
 export interface NewJob extends MessageKey {
   source: JobSource;
@@ -105,14 +100,12 @@ export async function markExpunged(db: Db, key: MessageKey): Promise<{ dequeued:
   const [row] = await db.rows<{ dequeued: number; removed: number }>(sql`
     with q as (
       update llm_processing_queue set state = 'gone', last_error = 'expunged', finished_at = now(), updated_at = now()
-      where mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}
-        and state <> 'processing' and state <> 'gone'
+      where ${keyEquals(key)} and state <> 'processing' and state <> 'gone'
       returning state
     ), a as (
       -- A message mailsight moved itself (to Junk) keeps its analysis: the row says where it went.
       delete from llm_email_analysis
-      where mailbox = ${key.mailbox} and folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid}
-        and moved_to_folder is null
+      where ${keyEquals(key)} and moved_to_folder is null
       returning id
     )
     select (select count(*) from q)::int as dequeued, (select count(*) from a)::int as removed`);

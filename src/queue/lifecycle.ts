@@ -1,5 +1,7 @@
 import { and, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
+import { sameMessage } from '../domain/message-key.js';
 import type { Db } from '../db/client.js';
+import type { FinalState } from '../domain/states.js';
 import { processingQueue } from '../db/schema.js';
 import { auditRow, insertAuditRows, type AuditRecord } from '../analysis/audit.js';
 
@@ -18,7 +20,7 @@ export type Job = typeof processingQueue.$inferSelect & {
 };
 
 /** Where a job ends. `queued` is not here: a job goes back to the queue through retry() or release(). */
-export type FinalState = 'done' | 'skipped' | 'failed' | 'dead' | 'gone' | 'stale';
+export type { FinalState };
 
 const q = processingQueue;
 const leaseEnd = (leaseMs: number) => sql`now() + ${leaseMs} * interval '1 millisecond'`;
@@ -92,13 +94,10 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
       ...getTableColumns(q),
       analysisStatus: sql<string | null>`(
         select a.status from llm_email_analysis a
-         where a.mailbox = llm_processing_queue.mailbox and a.folder = llm_processing_queue.folder
-           and a.uidvalidity = llm_processing_queue.uidvalidity and a.uid = llm_processing_queue.uid)`,
+         where ${sameMessage('a', 'llm_processing_queue')})`,
       decisionRecorded: sql<boolean>`exists (
         select 1 from llm_audit_log l
-         where l.mailbox = llm_processing_queue.mailbox and l.folder = llm_processing_queue.folder
-           and l.uidvalidity = llm_processing_queue.uidvalidity and l.uid = llm_processing_queue.uid
-           and l.action in ('analyzed', 'skipped'))`,
+         where ${sameMessage('l', 'llm_processing_queue')} and l.action in ('analyzed', 'skipped'))`,
       preferences: sql<Record<string, unknown> | null>`(
         select json_build_object(
                  'autoAnalysis', p.auto_analysis, 'autoCategorize', p.auto_categorize, 'phishingAlerts', p.phishing_alerts,
@@ -156,11 +155,11 @@ export async function finishMany(db: Db, workerId: string, endings: Ending[]): P
       select * from v where not exists (select 1 from llm_processing_queue q where q.id = v.id)
     ), analyses as (
       delete from llm_email_analysis a using erased e
-       where a.mailbox = e.mailbox and a.folder = e.folder and a.uidvalidity = e.uidvalidity and a.uid = e.uid
+       where ${sameMessage('a', 'e')}
       returning 1
     ), audit as (
       delete from llm_audit_log l using erased e
-       where l.mailbox = e.mailbox and l.folder = e.folder and l.uidvalidity = e.uidvalidity and l.uid = e.uid
+       where ${sameMessage('l', 'e')}
       returning 1
     ), recorded as (
       ${insertAuditRows(auditRows, { onlyEnded: true })}

@@ -1,3 +1,4 @@
+import { keyOf } from '../domain/message-key.js';
 import { Hono } from 'hono';
 import type { Db } from '../db/client.js';
 import type { AllowList } from '../http/allow-list.js';
@@ -77,7 +78,7 @@ export function pushRoutes(deps: PushRouteDeps) {
     if (!parsed.ok) throw new AppError('VALIDATION_FAILED', parsed.problems.join('; '));
 
     const ev = parsed.event;
-    const log = { mailbox: ev.mailbox, folder: ev.folder, uidvalidity: ev.uidvalidity, uid: ev.uid, event: ev.event };
+    const log = { ...keyOf(ev), event: ev.event };
     let outcome;
     try {
       outcome = await withDeadline(

@@ -1,3 +1,4 @@
+import type { MessageKey } from '../../domain/message-key.js';
 import type { Child, FC } from 'hono/jsx';
 import type { Principal } from '../../queries/keys.js';
 
@@ -11,7 +12,7 @@ export const urls = {
   logout: `${DASHBOARD}/logout`,
   mailbox: (m: string, query = '') => `${DASHBOARD}/mailbox/${encodeURIComponent(m)}${query}`,
   preferences: (m: string) => `${DASHBOARD}/mailbox/${encodeURIComponent(m)}/preferences`,
-  message: (m: { mailbox: string; folder: string; uidvalidity: number; uid: number }) =>
+  message: (m: MessageKey) =>
     `${DASHBOARD}/mailbox/${encodeURIComponent(m.mailbox)}/message/${encodeURIComponent(m.folder)}/${m.uidvalidity}/${m.uid}`,
 };
 

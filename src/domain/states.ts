@@ -1,0 +1,36 @@
+/** The words mailsight stores for its states and kinds, each list once; the schema types its columns with them. */
+
+/** A queue row: queued -> processing -> one of the final states. */
+export const JOB_STATES = ['queued', 'processing', 'done', 'skipped', 'failed', 'dead', 'gone', 'stale'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export const FINAL_STATES = ['done', 'skipped', 'failed', 'dead', 'gone', 'stale'] as const satisfies readonly JobState[];
+export type FinalState = (typeof FINAL_STATES)[number];
+
+/** Who asked for a job. */
+export const JOB_SOURCES = ['api', 'push', 'reconcile', 'backfill'] as const;
+export type JobSource = (typeof JOB_SOURCES)[number];
+
+/** An analysis row. */
+export const ANALYSIS_STATUSES = ['analyzed', 'skipped', 'failed'] as const;
+export type AnalysisStatus = (typeof ANALYSIS_STATUSES)[number];
+
+/** The verdict on a message. */
+export const VERDICTS = ['legit', 'spam', 'scam', 'phishing', 'unknown'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
+/** What an audit entry records: a decision, a mailbox action (or the one DRY_RUN left out), or a request on the record. */
+export const AUDIT_ACTIONS = [
+  'analyzed',
+  'skipped',
+  'kept',
+  'moved',
+  'would_move',
+  'flagged',
+  'would_flag',
+  'move_failed',
+  'error',
+  'analysis_requested',
+  'reanalysis_requested',
+  'analysis_replaced',
+] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
