@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
-import type { userPreferences } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { ContentProtection } from '../privacy/protection.js';
@@ -14,6 +13,7 @@ import { buildPrompt, PROMPT_VERSION } from './prompt.js';
 import type { AnalysisResult } from './result.js';
 import { errorText } from '../logger.js';
 import { keyEquals, keyOf, type MessageKey } from '../domain/message-key.js';
+import { DEFAULT_PREFERENCES, type Preferences } from '../domain/preferences.js';
 import { FolderFilter } from '../mail/folders.js';
 import { planActions, type ActHooks, type ActionPlan, type ActOutcome } from '../mail/actions.js';
 import { archiveAnalysis, AuditSink, type AuditEntry } from './audit.js';
@@ -56,21 +56,6 @@ export interface JobOutcome {
   llmCalls: number;
   cacheHit?: boolean;
 }
-
-export type Preferences = Pick<
-  typeof userPreferences.$inferSelect,
-  'autoAnalysis' | 'autoCategorize' | 'phishingAlerts' | 'summaryEnabled' | 'replySuggestions' | 'summaryLanguage' | 'optOut'
->;
-
-export const DEFAULT_PREFERENCES: Preferences = {
-  autoAnalysis: true,
-  autoCategorize: true,
-  phishingAlerts: true,
-  summaryEnabled: true,
-  replySuggestions: false,
-  summaryLanguage: null,
-  optOut: false,
-};
 
 type ResultColumns = Pick<
   NewAnalysis,

@@ -24,7 +24,8 @@ import { DASHBOARD, Problem, urls, type PageContext } from './views/layout.js';
 import { MailboxPage, type MailboxFilters } from './views/mailbox.js';
 import { MessagePage } from './views/message.js';
 import { Overview, WINDOWS } from './views/overview.js';
-import { PreferencesPage, SWITCHES } from './views/preferences.js';
+import { PreferencesPage } from './views/preferences.js';
+import { SWITCHES, type SwitchName } from '../domain/preferences.js';
 
 /**
  * The dashboard: server-rendered pages (Hono JSX) over the same services as /api/v1, no client
@@ -309,7 +310,7 @@ export function dashboardRoutes(deps: ApiDeps) {
     const mailbox = mailboxParam(c);
     const form = await c.req.parseBody();
     // A checkbox left unticked is not sent at all: every switch is set, on or off.
-    const switches = Object.fromEntries(SWITCHES.map(([name]) => [name, form[name] === 'on']));
+    const switches = Object.fromEntries(SWITCHES.map(({ name }) => [name, form[name] === 'on'])) as Record<SwitchName, boolean>;
     const rawLanguage = typeof form.summary_language === 'string' ? form.summary_language.trim() : '';
     const language = rawLanguage === '' ? { success: true as const, data: null } : params.summaryLanguage.safeParse(rawLanguage);
     if (!language.success) {

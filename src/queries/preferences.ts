@@ -1,21 +1,8 @@
 import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { userPreferences } from '../db/schema.js';
-import { DEFAULT_PREFERENCES, type Preferences } from '../analysis/pipeline.js';
+import { DEFAULT_PREFERENCES, PREFERENCE_COLUMNS, type Preferences, type PreferencesJson } from '../domain/preferences.js';
 import { eraseMailbox } from './erase.js';
-
-/** llm_user_preferences in the seed's snake_case: what the API reads and writes. */
-export const PREFERENCE_COLUMNS = {
-  auto_analysis: 'autoAnalysis',
-  auto_categorize: 'autoCategorize',
-  phishing_alerts: 'phishingAlerts',
-  summary_enabled: 'summaryEnabled',
-  reply_suggestions: 'replySuggestions',
-  summary_language: 'summaryLanguage',
-  opt_out: 'optOut',
-} as const satisfies Record<string, keyof Preferences>;
-
-export type PreferencesJson = { [K in keyof typeof PREFERENCE_COLUMNS]: Preferences[(typeof PREFERENCE_COLUMNS)[K]] };
 
 function toJson(username: string, p: Preferences, stored: boolean, updatedAt: Date | null) {
   const out = Object.fromEntries(Object.entries(PREFERENCE_COLUMNS).map(([k, col]) => [k, p[col]])) as PreferencesJson;

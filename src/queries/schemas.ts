@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi';
+import { SWITCHES, type SwitchName } from '../domain/preferences.js';
 import { CATEGORIES, VERDICTS } from '../analysis/result.js';
 
 /** Response shapes of /api/v1, for the OpenAPI document. */
@@ -154,13 +155,8 @@ export const statsSchema = z
 export const preferencesSchema = z
   .object({
     username: z.string(),
-    auto_analysis: z.boolean(),
-    auto_categorize: z.boolean(),
-    phishing_alerts: z.boolean(),
-    summary_enabled: z.boolean(),
-    reply_suggestions: z.boolean(),
+    ...(Object.fromEntries(SWITCHES.map((s) => [s.name, z.boolean().openapi({ description: s.label })])) as Record<SwitchName, z.ZodBoolean>),
     summary_language: z.string().nullable(),
-    opt_out: z.boolean(),
     stored: z.boolean().openapi({ description: 'false: never changed, these are the defaults' }),
     updated_at: z.string().nullable(),
   })

@@ -1,5 +1,6 @@
 import { and, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
 import { sameMessage } from '../domain/message-key.js';
+import { preferencesJsonSql } from '../domain/preferences.js';
 import type { Db } from '../db/client.js';
 import type { FinalState } from '../domain/states.js';
 import { processingQueue } from '../db/schema.js';
@@ -99,10 +100,7 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
         select 1 from llm_audit_log l
          where ${sameMessage('l', 'llm_processing_queue')} and l.action in ('analyzed', 'skipped'))`,
       preferences: sql<Record<string, unknown> | null>`(
-        select json_build_object(
-                 'autoAnalysis', p.auto_analysis, 'autoCategorize', p.auto_categorize, 'phishingAlerts', p.phishing_alerts,
-                 'summaryEnabled', p.summary_enabled, 'replySuggestions', p.reply_suggestions, 'summaryLanguage', p.summary_language,
-                 'optOut', p.opt_out)
+        select ${preferencesJsonSql('p')}
           from llm_user_preferences p where p.username = llm_processing_queue.mailbox)`,
     });
 }

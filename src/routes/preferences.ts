@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { getPreferences, updatePreferences } from '../queries/preferences.js';
 import { preferencesSchema } from '../queries/schemas.js';
+import { SWITCHES, type SwitchName } from '../domain/preferences.js';
 import { assertMailboxAccess } from '../http/api-auth.js';
 import { AppError } from '../http/errors.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
@@ -19,16 +20,13 @@ const getRoute = createRoute({
 const editBody = z
   .object({
     username: p.mailbox,
-    auto_analysis: p.bodyBool.optional().openapi({ description: 'Analyse new mail automatically (off: recorded as skipped)' }),
-    auto_categorize: p.bodyBool.optional().openapi({ description: 'Store a category and tags' }),
-    phishing_alerts: p.bodyBool.optional().openapi({ description: 'Flag phishing in the mailbox (when actions are on)' }),
-    summary_enabled: p.bodyBool.optional().openapi({ description: 'Store a summary' }),
-    reply_suggestions: p.bodyBool.optional().openapi({ description: 'Ask the model for a reply suggestion' }),
+    ...(Object.fromEntries(
+      SWITCHES.map((s) => [s.name, p.bodyBool.optional().openapi({ description: s.hint ? `${s.label}. ${s.hint}` : s.label })]),
+    ) as Record<SwitchName, z.ZodOptional<typeof p.bodyBool>>),
     summary_language: p.summaryLanguage
       .nullable()
       .optional()
       .openapi({ description: "Language of summaries (null: the message's own)", example: 'de' }),
-    opt_out: p.bodyBool.optional().openapi({ description: 'true: erase everything stored about this mailbox\'s mail and store nothing from now on' }),
   })
   .strict();
 

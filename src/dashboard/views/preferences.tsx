@@ -1,20 +1,10 @@
 import type { FC } from 'hono/jsx';
+import { SWITCHES } from '../../domain/preferences.js';
 import type { getPreferences } from '../../queries/preferences.js';
 import { CsrfField, Layout, urls, type PageContext } from './layout.js';
 
 export type PreferencesData = Awaited<ReturnType<typeof getPreferences>>;
 
-/** The switches of llm_user_preferences as the form shows them. */
-export const SWITCHES = [
-  ['auto_analysis', 'Analyse new mail automatically', 'Off: new mail is recorded as skipped, with no model call.'],
-  ['auto_categorize', 'Store a category and tags', ''],
-  ['phishing_alerts', 'Flag phishing in the mailbox', 'Sets the $Phishing keyword and may move the message to Junk, when the operator has turned actions on.'],
-  ['summary_enabled', 'Store a summary', ''],
-  ['reply_suggestions', 'Suggest a reply', ''],
-  ['opt_out', 'Opt out of mailsight', 'Erases everything stored about this mailbox’s mail at once and stores nothing from now on.'],
-] as const;
-
-export type SwitchName = (typeof SWITCHES)[number][0];
 
 export const PreferencesPage: FC<{ page: PageContext; prefs: PreferencesData; notice?: string | null; error?: string | null }> = ({ page, prefs, notice, error }) => (
   <Layout title="Preferences" page={page} notice={notice} error={error}>
@@ -24,7 +14,7 @@ export const PreferencesPage: FC<{ page: PageContext; prefs: PreferencesData; no
     <h1>Preferences</h1>
     <form class="stack card" method="post" action={urls.preferences(prefs.username)}>
       <CsrfField token={page.csrf} />
-      {SWITCHES.map(([name, label, hint]) => (
+      {SWITCHES.map(({ name, label, hint }) => (
         <label class="check">
           <input type="checkbox" name={name} value="on" checked={prefs[name]} />
           <span>
