@@ -128,7 +128,7 @@ async function timePipeline(dc: Dovecot, model: { url: string; pid?: number }, j
     const cpuBefore = process.cpuUsage();
     const modelCpuBefore = childCpuSeconds(model.pid);
     pool.start();
-    const open = ['queued', 'processing'];
+    const open = ['queued', 'processing'] as const;
     for (;;) {
       const [row] = await db.orm.select({ n: count() }).from(processingQueue).where(inArray(processingQueue.state, open));
       if (row!.n === 0) break;

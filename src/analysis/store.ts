@@ -1,4 +1,5 @@
 import type { MessageKey } from '../domain/message-key.js';
+import { lit } from '../domain/states.js';
 import { and, eq, getTableColumns, sql } from 'drizzle-orm';
 import { perDb, type Db } from '../db/client.js';
 import { emailAnalysis } from '../db/schema.js';
@@ -95,7 +96,7 @@ export async function followMessage(db: Db, key: MessageKey, messageId: string):
   const [row] = await db.rows<{ src_folder: string | null; src_uid: number | null; own: boolean; copied: boolean }>(sql`
     with src as (
       select * from llm_email_analysis
-      where mailbox = ${key.mailbox} and message_id = ${messageId} and status in ('analyzed', 'skipped')
+      where mailbox = ${key.mailbox} and message_id = ${messageId} and status in (${lit('analyzed', 'skipped')})
         and not (folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid})
       -- mailsight's own move first, then the newest analysis
       order by (moved_to_folder is not distinct from ${key.folder} and (moved_to_uid is null or moved_to_uid = ${key.uid})) desc, id desc

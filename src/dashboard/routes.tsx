@@ -1,3 +1,4 @@
+import { VERDICTS } from '../domain/states.js';
 import { readFileSync } from 'node:fs';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -72,7 +73,7 @@ const notice = (c: Context) => NOTICES[c.req.query('notice') as keyof typeof NOT
 
 
 const filtersSchema = z.object({
-  verdict: z.string().max(40).optional(),
+  verdict: z.enum(VERDICTS).optional(),
   category: z.string().max(40).optional(),
   min_priority: z.coerce.number().int().min(1).max(10).optional(),
   sensitive: z.enum(['yes', 'no']).optional(),

@@ -13,6 +13,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
+import type { AnalysisStatus, JobSource, JobState, Verdict } from '../domain/states.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 /** UIDs and UIDVALIDITY are unsigned 32-bit: they need bigint, and fit a JS number. */
@@ -31,8 +32,8 @@ export const processingQueue = pgTable(
     folder: text('folder').notNull(),
     uidvalidity: u32('uidvalidity').notNull(),
     uid: u32('uid').notNull(),
-    state: text('state').notNull().default('queued'),
-    source: text('source').notNull(),
+    state: text('state').$type<JobState>().notNull().default('queued'),
+    source: text('source').$type<JobSource>().notNull(),
     priority: smallint('priority').notNull().default(1),
     event: text('event'),
     messageId: text('message_id'),
@@ -80,7 +81,7 @@ export const emailAnalysis = pgTable(
     uidvalidity: u32('uidvalidity').notNull(),
     uid: u32('uid').notNull(),
     /** analyzed | skipped (preferences said no) | failed (the model's output was unusable; see error) */
-    status: text('status').notNull().default('analyzed'),
+    status: text('status').$type<AnalysisStatus>().notNull().default('analyzed'),
     skipReason: text('skip_reason'),
     error: text('error'),
     messageId: text('message_id'),
@@ -92,7 +93,7 @@ export const emailAnalysis = pgTable(
     summary: text('summary'),
     category: text('category'),
     tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
-    verdict: text('verdict'),
+    verdict: text('verdict').$type<Verdict>(),
     confidence: real('confidence'),
     reasons: jsonb('reasons').$type<string[]>().notNull().default([]),
     isSpam: boolean('is_spam'),
@@ -179,7 +180,7 @@ export const auditLog = pgTable(
     uidvalidity: u32('uidvalidity'),
     uid: u32('uid'),
     messageId: text('message_id'),
-    verdict: text('verdict'),
+    verdict: text('verdict').$type<Verdict>(),
     confidence: real('confidence'),
     rule: text('rule'),
     action: text('action').notNull(),

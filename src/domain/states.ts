@@ -1,3 +1,5 @@
+import { sql, type SQL } from 'drizzle-orm';
+
 /** The words mailsight stores for its states and kinds, each list once; the schema types its columns with them. */
 
 /** A queue row: queued -> processing -> one of the final states. */
@@ -34,3 +36,14 @@ export const AUDIT_ACTIONS = [
   'analysis_replaced',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+type StoredWord = JobState | JobSource | AnalysisStatus | Verdict | AuditAction;
+
+/**
+ * Stored words for raw SQL: `lit('queued')` is `'queued'`, `lit('queued', 'processing')` is
+ * `'queued', 'processing'` (for `in (…)`). Checked against the unions above when compiled, and still
+ * literals in the query, so the planner matches them to the partial indexes' predicates.
+ */
+export function lit(...words: StoredWord[]): SQL {
+  return sql.raw(words.map((w) => `'${w}'`).join(', '));
+}

@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { keyMatches } from '../domain/message-key.js';
+import type { Verdict } from '../domain/states.js';
 import type { Db } from '../db/client.js';
 import { auditLog, emailAnalysis, processingQueue } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
@@ -150,7 +151,7 @@ export interface ListFilter {
   mailbox: string;
   folder?: string;
   category?: string;
-  verdict?: string;
+  verdict?: Verdict;
   isPhishing?: boolean;
   minPriority?: number;
   sensitive?: boolean;

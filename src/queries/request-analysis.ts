@@ -1,4 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
+import { lit } from '../domain/states.js';
 import { keyEquals } from '../domain/message-key.js';
 import { txRows, type Db } from '../db/client.js';
 import { AppError } from '../http/errors.js';
@@ -70,19 +71,19 @@ export async function requestAnalysis(db: Db, imap: FolderStatusSource | undefin
     await exec(sql`select pg_advisory_xact_lock(hashtext(${`api-priority:${r.mailbox}`}))`);
     const [ahead] = await exec<{ n: number }>(sql`
       select count(*)::int as n from llm_processing_queue
-      where mailbox = ${r.mailbox} and state in ('queued', 'processing') and priority = ${SOURCE_PRIORITY.api}`);
+      where mailbox = ${r.mailbox} and state in (${lit('queued', 'processing')}) and priority = ${SOURCE_PRIORITY.api}`);
     const priority = Number(ahead?.n ?? 0) < API_PRIORITY_PER_MAILBOX ? SOURCE_PRIORITY.api : SOURCE_PRIORITY.push;
     // The SELECT's condition keeps an analysed message out unless forced; the conflict's keeps a running job alone.
     return exec<{ id: number; inserted: boolean }>(sql`
       insert into llm_processing_queue (mailbox, folder, uidvalidity, uid, source, priority, force)
-      select ${r.mailbox}, ${r.folder}, ${uidvalidity}, ${r.uid}, 'api', ${priority}, ${r.force}
+      select ${r.mailbox}, ${r.folder}, ${uidvalidity}, ${r.uid}, ${lit('api')}, ${priority}, ${r.force}
       where ${r.force} or not exists (
         select 1 from llm_email_analysis a
-        where ${keyEquals({ ...r, uidvalidity }, 'a')} and a.status = 'analyzed')
+        where ${keyEquals({ ...r, uidvalidity }, 'a')} and a.status = ${lit('analyzed')})
       on conflict (mailbox, folder, uidvalidity, uid) do update set
-        state = 'queued', source = 'api', priority = ${priority}, force = excluded.force, attempts = 0,
+        state = ${lit('queued')}, source = ${lit('api')}, priority = ${priority}, force = excluded.force, attempts = 0,
         run_at = now(), lease_until = null, locked_by = null, last_error = null, finished_at = null, updated_at = now()
-      where llm_processing_queue.state <> 'processing'
+      where llm_processing_queue.state <> ${lit('processing')}
       returning id, (xmax = 0) as inserted`);
   });
   const key = { mailbox: r.mailbox, folder: r.folder, uidvalidity, uid: r.uid };

@@ -1,4 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
+import { lit } from '../domain/states.js';
 import type { Db } from '../db/client.js';
 
 export interface StatsFilter {
@@ -23,20 +24,20 @@ export async function getStats(db: Db, f: StatsFilter) {
     db.rows<{ key: string; n: number }>(sql`select state as key, count(*) as n from llm_processing_queue where ${inMailbox} group by state`),
     db.rows<{ depth: number; oldest: number | null }>(sql`
       select count(*) as depth, extract(epoch from now() - min(created_at))::float8 as oldest
-      from llm_processing_queue where ${inMailbox} and state in ('queued', 'processing')`),
+      from llm_processing_queue where ${inMailbox} and state in (${lit('queued', 'processing')})`),
     db.rows<{ key: string; n: number }>(sql`select status as key, count(*) as n from llm_email_analysis where ${analysed} group by status`),
-    db.rows<{ key: string; n: number }>(sql`select verdict as key, count(*) as n from llm_email_analysis where ${analysed} and status = 'analyzed' group by verdict`),
-    db.rows<{ key: string; n: number }>(sql`select category as key, count(*) as n from llm_email_analysis where ${analysed} and status = 'analyzed' group by category`),
+    db.rows<{ key: string; n: number }>(sql`select verdict as key, count(*) as n from llm_email_analysis where ${analysed} and status = ${lit('analyzed')} group by verdict`),
+    db.rows<{ key: string; n: number }>(sql`select category as key, count(*) as n from llm_email_analysis where ${analysed} and status = ${lit('analyzed')} group by category`),
     db.rows<Record<string, unknown>>(sql`
       select
-        count(*) filter (where status = 'analyzed') as analyzed,
+        count(*) filter (where status = ${lit('analyzed')}) as analyzed,
         count(*) filter (where cache_hit) as cache_hits,
         coalesce(sum(prompt_tokens), 0) as prompt_tokens,
         coalesce(sum(completion_tokens), 0) as completion_tokens,
-        percentile_cont(0.5) within group (order by total_ms) filter (where status = 'analyzed') as total_p50,
-        percentile_cont(0.95) within group (order by total_ms) filter (where status = 'analyzed') as total_p95,
-        percentile_cont(0.5) within group (order by llm_ms) filter (where status = 'analyzed' and not cache_hit) as llm_p50,
-        percentile_cont(0.95) within group (order by llm_ms) filter (where status = 'analyzed' and not cache_hit) as llm_p95
+        percentile_cont(0.5) within group (order by total_ms) filter (where status = ${lit('analyzed')}) as total_p50,
+        percentile_cont(0.95) within group (order by total_ms) filter (where status = ${lit('analyzed')}) as total_p95,
+        percentile_cont(0.5) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as llm_p50,
+        percentile_cont(0.95) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as llm_p95
       from llm_email_analysis where ${analysed}`),
   ]);
   const health = queueHealth[0]!;
@@ -98,17 +99,17 @@ export async function getTimeline(db: Db, f: TimelineFilter) {
   const [totals, verdicts, categories] = await Promise.all([
     db.rows<{ b: string; analyzed: string; failed: string; p50: number | null; p95: number | null }>(sql`
       select ${bucket} as b,
-             count(*) filter (where status = 'analyzed') as analyzed,
-             count(*) filter (where status = 'failed') as failed,
-             percentile_cont(0.5) within group (order by llm_ms) filter (where status = 'analyzed' and not cache_hit) as p50,
-             percentile_cont(0.95) within group (order by llm_ms) filter (where status = 'analyzed' and not cache_hit) as p95
+             count(*) filter (where status = ${lit('analyzed')}) as analyzed,
+             count(*) filter (where status = ${lit('failed')}) as failed,
+             percentile_cont(0.5) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as p50,
+             percentile_cont(0.95) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as p95
         from llm_email_analysis where ${window} group by 1`),
     db.rows<{ b: string; key: string | null; n: string }>(sql`
       select ${bucket} as b, verdict as key, count(*) as n from llm_email_analysis
-       where ${window} and status = 'analyzed' group by 1, 2`),
+       where ${window} and status = ${lit('analyzed')} group by 1, 2`),
     db.rows<{ b: string; key: string | null; n: string }>(sql`
       select ${bucket} as b, category as key, count(*) as n from llm_email_analysis
-       where ${window} and status = 'analyzed' group by 1, 2`),
+       where ${window} and status = ${lit('analyzed')} group by 1, 2`),
   ]);
   const points = new Map<number, TimelinePoint>();
   for (let t = start; t < end; t += bucketSec) {
@@ -133,11 +134,11 @@ export async function recentFailures(db: Db, mailbox: string | null, limit = 10)
   const inMailbox: SQL = mailbox === null ? sql`true` : sql`mailbox = ${mailbox}`;
   const rows = await db.rows<{ mailbox: string; folder: string; uidvalidity: number; uid: number; state: string; reason: string | null; at: Date | string }>(sql`
     (select mailbox, folder, uidvalidity, uid, state, last_error as reason, updated_at as at
-       from llm_processing_queue where ${inMailbox} and state in ('failed', 'dead')
+       from llm_processing_queue where ${inMailbox} and state in (${lit('failed', 'dead')})
       order by updated_at desc limit ${limit})
     union all
     (select mailbox, folder, uidvalidity, uid, 'failed' as state, error as reason, updated_at as at
-       from llm_email_analysis where ${inMailbox} and status = 'failed'
+       from llm_email_analysis where ${inMailbox} and status = ${lit('failed')}
       order by updated_at desc limit ${limit})
     order by at desc limit ${limit}`);
   return rows.map((r) => ({ ...r, uidvalidity: Number(r.uidvalidity), uid: Number(r.uid), at: new Date(r.at) }));

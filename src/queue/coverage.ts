@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { lit } from '../domain/states.js';
 import type { Db } from '../db/client.js';
 
 /** At most this many silent mailboxes are named (the count says how many there are). */
@@ -23,7 +24,7 @@ export interface PushCoverage {
 export async function pushCoverage(db: Db, hours = 24): Promise<PushCoverage> {
   const [row] = await db.rows<{ with_mail: number; pushed: number; silent: number; silent_names: string[] | null }>(sql`
     with recent as (
-      select mailbox, bool_or(source = 'push') as pushed, bool_or(source = 'reconcile') as swept
+      select mailbox, bool_or(source = ${lit('push')}) as pushed, bool_or(source = ${lit('reconcile')}) as swept
       from llm_processing_queue
       where created_at > now() - make_interval(hours => ${hours})
       group by mailbox

@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { lit } from '../domain/states.js';
 import { perDb, type Db } from '../db/client.js';
 import { processingQueue } from '../db/schema.js';
 import { keyEquals, type MessageKey } from '../domain/message-key.js';
@@ -82,7 +83,7 @@ function buildEnqueue(db: Db) {
     .onConflictDoUpdate({
       target: MESSAGE_KEY,
       set: { priority: sql`excluded.priority`, source: sql`excluded.source`, updatedAt: sql`now()` },
-      setWhere: sql`${processingQueue.state} = 'queued' and ${processingQueue.priority} > excluded.priority`,
+      setWhere: sql`${processingQueue.state} = ${lit('queued')} and ${processingQueue.priority} > excluded.priority`,
     })
     // Row: [id, inserted]; xmax is 0 on a row this statement inserted, not on one it updated.
     .returning({ id: processingQueue.id, inserted: sql<boolean>`(xmax = 0)` })
@@ -99,8 +100,8 @@ const enqueueStatement = perDb(buildEnqueue);
 export async function markExpunged(db: Db, key: MessageKey): Promise<{ dequeued: boolean; analysisRemoved: boolean }> {
   const [row] = await db.rows<{ dequeued: number; removed: number }>(sql`
     with q as (
-      update llm_processing_queue set state = 'gone', last_error = 'expunged', finished_at = now(), updated_at = now()
-      where ${keyEquals(key)} and state <> 'processing' and state <> 'gone'
+      update llm_processing_queue set state = ${lit('gone')}, last_error = 'expunged', finished_at = now(), updated_at = now()
+      where ${keyEquals(key)} and state <> ${lit('processing')} and state <> ${lit('gone')}
       returning state
     ), a as (
       -- A message mailsight moved itself (to Junk) keeps its analysis: the row says where it went.

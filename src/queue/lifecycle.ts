@@ -1,4 +1,5 @@
 import { and, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
+import { lit } from '../domain/states.js';
 import { sameMessage } from '../domain/message-key.js';
 import { preferencesJsonSql } from '../domain/preferences.js';
 import type { Db } from '../db/client.js';
@@ -43,30 +44,30 @@ function fairRunnable(limit: number) {
   return sql`
     with recursive boxes as (
       (select priority, mailbox from llm_processing_queue
-        where state = 'queued' and run_at <= now()
+        where state = ${lit('queued')} and run_at <= now()
         order by priority, mailbox limit 1)
       union all
       select n.priority, n.mailbox from boxes b cross join lateral (
         select priority, mailbox from llm_processing_queue
-         where state = 'queued' and run_at <= now() and (priority, mailbox) > (b.priority, b.mailbox)
+         where state = ${lit('queued')} and run_at <= now() and (priority, mailbox) > (b.priority, b.mailbox)
          order by priority, mailbox limit 1) n
     ), turns as (
       select j.id, b.priority, j.turn, j.run_at, s.served from boxes b cross join lateral (
         select id, run_at, row_number() over (order by run_at, id) as turn from llm_processing_queue
-         where state = 'queued' and run_at <= now() and priority = b.priority and mailbox = b.mailbox
+         where state = ${lit('queued')} and run_at <= now() and priority = b.priority and mailbox = b.mailbox
          order by run_at, id limit ${limit}) j
       left join lateral (
         select updated_at as served from llm_processing_queue
-         where mailbox = b.mailbox and state <> 'queued'
+         where mailbox = b.mailbox and state <> ${lit('queued')}
          order by updated_at desc limit 1) s on true
     ), expired as (
       select id from llm_processing_queue
-       where state = 'processing' and lease_until < now()
+       where state = ${lit('processing')} and lease_until < now()
        order by lease_until limit ${limit}
        for update skip locked
     ), due as (
       select q.id from llm_processing_queue q join turns t on t.id = q.id
-       where q.state = 'queued'
+       where q.state = ${lit('queued')}
        order by t.priority, t.turn, t.served nulls first, t.run_at, t.id
        limit ${limit}
        for update of q skip locked
@@ -147,7 +148,7 @@ export async function finishMany(db: Db, workerId: string, endings: Ending[]): P
          set state = v.state, last_error = v.error, lease_until = null, locked_by = null,
              finished_at = now(), updated_at = now()
         from v
-       where q.id = v.id and q.locked_by = ${workerId} and q.state = 'processing'
+       where q.id = v.id and q.locked_by = ${workerId} and q.state = ${lit('processing')}
       returning q.id
     ), erased as (
       select * from v where not exists (select 1 from llm_processing_queue q where q.id = v.id)
@@ -215,13 +216,13 @@ export async function release(db: Db, ids: number[], workerId: string): Promise<
 export async function releaseOrphans(db: Db, instancePrefix: string, isGone: (workerId: string) => boolean): Promise<number> {
   const holders = await db.rows<{ locked_by: string }>(sql`
     select distinct locked_by from llm_processing_queue
-    where state = 'processing' and starts_with(locked_by, ${instancePrefix})`);
+    where state = ${lit('processing')} and starts_with(locked_by, ${instancePrefix})`);
   const gone = holders.map((h) => h.locked_by).filter(isGone);
   if (gone.length === 0) return 0;
   const rows = await db.rows<{ id: number }>(sql`
     update llm_processing_queue
-    set state = 'queued', run_at = now(), lease_until = null, locked_by = null, updated_at = now()
-    where state = 'processing' and locked_by in (${sql.join(gone.map((g) => sql`${g}`), sql`, `)})
+    set state = ${lit('queued')}, run_at = now(), lease_until = null, locked_by = null, updated_at = now()
+    where state = ${lit('processing')} and locked_by in (${sql.join(gone.map((g) => sql`${g}`), sql`, `)})
     returning id`);
   return rows.length;
 }
@@ -239,8 +240,8 @@ export async function extendLeases(db: Db, ids: number[], workerId: string, leas
 export async function nextDueAt(db: Db): Promise<Date | null> {
   const [row] = await db.rows<{ at: string | Date | null }>(sql`
     select least(
-      (select min(run_at) from llm_processing_queue where state = 'queued'),
-      (select min(lease_until) from llm_processing_queue where state = 'processing')
+      (select min(run_at) from llm_processing_queue where state = ${lit('queued')}),
+      (select min(lease_until) from llm_processing_queue where state = ${lit('processing')})
     ) as at`);
   return row?.at ? new Date(row.at) : null;
 }

@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import { lit } from '../domain/states.js';
 import type { Db } from '../db/client.js';
 
 /** Rows deleted per statement: short transactions that never hold up pushes or workers for long. */
@@ -23,7 +24,7 @@ export async function purgeExpired(db: Db, retentionDays: number): Promise<Purge
     [
       'queue',
       sql`delete from llm_processing_queue where id in (
-        select id from llm_processing_queue where state not in ('queued', 'processing') and coalesce(finished_at, updated_at) < ${cutoff}
+        select id from llm_processing_queue where state not in (${lit('queued', 'processing')}) and coalesce(finished_at, updated_at) < ${cutoff}
         limit ${PURGE_BATCH_ROWS}) returning 1`,
     ],
     ['audit', sql`delete from llm_audit_log where id in (select id from llm_audit_log where at < ${cutoff} limit ${PURGE_BATCH_ROWS}) returning 1`],
