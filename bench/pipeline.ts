@@ -3,6 +3,7 @@ import { protectionFor } from '../src/privacy/protection.js';
 import { readFileSync } from 'node:fs';
 import { count, inArray } from 'drizzle-orm';
 import { createPipeline } from '../src/analysis/pipeline.js';
+import { FINISH_WRITES, JOB_CONTEXT } from '../src/analysis/jobs.js';
 import { LlmClient } from '../src/analysis/llm.js';
 import { buildPrompt } from '../src/analysis/prompt.js';
 import { tokenCounterFor } from '../src/analysis/tokens.js';
@@ -117,6 +118,8 @@ async function timePipeline(dc: Dovecot, model: { url: string; pid?: number }, j
       db,
       logger,
       handler: createPipeline({ db, source: imap, llm, config, logger, protection: protectionFor(config) }),
+      claimWith: JOB_CONTEXT,
+      finishWrites: FINISH_WRITES,
       concurrency,
       batchSize: config.processing.batchSize,
       leaseMs: 60_000,

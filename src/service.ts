@@ -1,3 +1,4 @@
+import { FINISH_WRITES, JOB_CONTEXT } from './analysis/jobs.js';
 import { serve } from '@hono/node-server';
 import { AuditSink } from './analysis/audit.js';
 import { createPipeline } from './analysis/pipeline.js';
@@ -119,7 +120,9 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
         logger: logger.child({ component: 'worker' }),
         handler: createPipeline({ db, source: imap, llm, config, logger, metrics, protection, audit }),
         onOutcome: (outcome) => metrics.jobs.inc({ outcome }),
-        onAudited: (entries) => audit.appendToFile(entries),
+        claimWith: JOB_CONTEXT,
+        finishWrites: FINISH_WRITES,
+        onRecorded: (entries) => audit.appendToFile(entries),
         concurrency: p.concurrentJobs,
         batchSize: p.batchSize,
         leaseMs: p.leaseSec * 1000,

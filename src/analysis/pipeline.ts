@@ -7,7 +7,8 @@ import type { Metrics } from '../metrics.js';
 import type { ContentProtection } from '../privacy/protection.js';
 import type { FetchOutcome } from '../mail/imap.js';
 import { parseMessage, type ParsedMessage } from '../mail/parse.js';
-import type { FinalState, Job } from '../queue/lifecycle.js';
+import type { FinalState } from '../domain/states.js';
+import type { Job } from './jobs.js';
 import type { LlmClient, LlmUsage } from './llm.js';
 import { buildPrompt, PROMPT_VERSION } from './prompt.js';
 import type { AnalysisResult } from './result.js';
@@ -49,8 +50,8 @@ export interface PipelineDeps {
 
 export interface JobOutcome {
   state: FinalState;
-  /** Decisions to record with the job's end. */
-  audit?: AuditEntry[];
+  /** Decisions to record with the job's end (jobs.ts FINISH_WRITES). */
+  records?: AuditEntry[];
   /** Why it ended so (skipped, gone, stale, failed), for the queue's last_error. */
   detail?: string;
   llmCalls: number;
@@ -263,7 +264,7 @@ export function createPipeline(deps: PipelineDeps) {
         totalMs: Math.round(performance.now() - started),
       });
       const audit = await afterDecision(job, prefs, parsed.messageId, d, ev, { category: null, priority: null }, 'skipped', rule.name);
-      return { state: 'skipped', detail, llmCalls: 0, audit };
+      return { state: 'skipped', detail, llmCalls: 0, records: audit };
     }
 
     // Load shedding: while the queue is behind, verdicts first; what a person asked for stays whole.
@@ -298,7 +299,7 @@ export function createPipeline(deps: PipelineDeps) {
       const d = decideVerdict(null, ev);
       await store({ ...row, status: 'failed', error: e.message, ...verdictColumns(d), totalMs: Math.round(performance.now() - started) });
       const entries: AuditEntry[] = [{ ...base, messageId: parsed.messageId, verdict: d.verdict, confidence: d.confidence, action: 'error', reason: e.message }];
-      return { state: 'failed', detail: e.message, llmCalls: 1, audit: entries };
+      return { state: 'failed', detail: e.message, llmCalls: 1, records: entries };
     }
 
     const d = decideVerdict(answer.result, ev);
@@ -330,7 +331,7 @@ export function createPipeline(deps: PipelineDeps) {
     }
     const entries = await afterDecision(job, prefs, parsed.messageId, d, ev, answer.result, 'analyzed', ruled.rule?.name);
     log.debug({ verdict: d.verdict, verdictSource: d.verdictSource, cacheHit: answer.shared }, 'analysed');
-    return { state: 'done', llmCalls: answer.shared ? 0 : (answer.usage?.attempts ?? 1), cacheHit: answer.shared, audit: entries };
+    return { state: 'done', llmCalls: answer.shared ? 0 : (answer.usage?.attempts ?? 1), cacheHit: answer.shared, records: entries };
   };
 
   /**

@@ -1,4 +1,4 @@
-import type { Decision } from '../analysis/verdict.js';
+import type { Verdict } from '../domain/states.js';
 
 /**
  * What mailsight does in a mailbox after a verdict, as a plan (pure, so a dry run can record it
@@ -39,7 +39,7 @@ export function categoryKeyword(category: string): string {
 }
 
 export function planActions(
-  decision: Pick<Decision, 'verdict' | 'confidence' | 'isPhishing'>,
+  decision: { verdict: Verdict; confidence: number; isPhishing: boolean },
   result: { category?: string | null; priority?: number | null },
   prefs: { phishingAlerts: boolean; autoCategorize: boolean },
   settings: ActionSettings,

@@ -1,25 +1,17 @@
-import { and, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, inArray, sql, type SQL } from 'drizzle-orm';
 import { lit } from '../domain/states.js';
-import { sameMessage } from '../domain/message-key.js';
-import { preferencesJsonSql } from '../domain/preferences.js';
 import type { Db } from '../db/client.js';
 import type { FinalState } from '../domain/states.js';
 import { processingQueue } from '../db/schema.js';
-import { auditRow, insertAuditRows, type AuditRecord } from '../analysis/audit.js';
 
-/** A claimed queue row, with what its handler needs first, read in the same statement. */
-export type Job = typeof processingQueue.$inferSelect & {
-  /** Status of the message's stored analysis when it was claimed; null when it has none. */
-  analysisStatus: string | null;
-  /**
-   * Whether the audit trail holds the decision on that analysis. A stored analysis without one was
-   * cut off between its write and the job's end (a crash): the job finishes it (actions, decision)
-   * from the stored answer instead of calling it done.
-   */
-  decisionRecorded: boolean;
-  /** The mailbox's llm_user_preferences row (camelCase keys) when it was claimed; null when it has none. */
-  preferences: Record<string, unknown> | null;
-};
+/** A claimed queue row, with whatever the claim was asked to bring along (`ClaimWith`). */
+export type Job<X extends object = Record<never, never>> = typeof processingQueue.$inferSelect & X;
+
+/**
+ * Columns a claim also returns, read in the same statement: SQL expressions that may refer to the
+ * claimed row as `llm_processing_queue`. The queue knows nothing of them; its users pass them in.
+ */
+export type ClaimWith<X extends object> = { [K in keyof X]: SQL<X[K]> };
 
 /** Where a job ends. `queued` is not here: a job goes back to the queue through retry() or release(). */
 export type { FinalState };
@@ -79,8 +71,11 @@ function fairRunnable(limit: number) {
  * Claims up to `limit` runnable jobs (see fairRunnable) in one statement; every claim counts as
  * an attempt, so a message that kills its worker cannot come back forever.
  */
-export async function claim(db: Db, opts: { workerId: string; limit: number; leaseMs: number }): Promise<Job[]> {
-  return db.orm
+export async function claim<X extends object = Record<never, never>>(
+  db: Db,
+  opts: { workerId: string; limit: number; leaseMs: number; with?: ClaimWith<X> },
+): Promise<Job<X>[]> {
+  const rows = await db.orm
     .update(q)
     .set({
       state: 'processing',
@@ -92,40 +87,36 @@ export async function claim(db: Db, opts: { workerId: string; limit: number; lea
     .where(sql`${q.id} in (${fairRunnable(opts.limit)})`)
     // Written out in full: drizzle renders a column in RETURNING unqualified, which inside these
     // subqueries would name the subquery's own table.
-    .returning({
-      ...getTableColumns(q),
-      analysisStatus: sql<string | null>`(
-        select a.status from llm_email_analysis a
-         where ${sameMessage('a', 'llm_processing_queue')})`,
-      decisionRecorded: sql<boolean>`exists (
-        select 1 from llm_audit_log l
-         where ${sameMessage('l', 'llm_processing_queue')} and l.action in ('analyzed', 'skipped'))`,
-      preferences: sql<Record<string, unknown> | null>`(
-        select ${preferencesJsonSql('p')}
-          from llm_user_preferences p where p.username = llm_processing_queue.mailbox)`,
-    });
+    .returning({ ...getTableColumns(q), ...(opts.with ?? {}) });
+  return rows as Job<X>[];
 }
 
 /** Jobs `workerId` still holds: claimed by it and not taken over after an expired lease. */
 const heldBy = (ids: number[], workerId: string) => and(inArray(q.id, ids), eq(q.lockedBy, workerId), eq(q.state, 'processing'));
 
-export interface Ending {
-  job: Job;
+export interface Ending<R = unknown> {
+  job: Job<object>;
   state: FinalState;
   error: string | null;
-  /** Audit entries recorded with the ending, in the same statement: only if this worker still held the job. */
-  audit?: AuditRecord[];
+  /** What the job's user records with its end (FinishWrites): only if this worker still held the job. */
+  records?: R[];
 }
 
 /**
- * Ends many jobs in one statement (one round trip for a burst of finished jobs). Returns the ids
- * this worker still held; the others were taken over after their lease expired.
- * A job whose row is gone was erased with its mailbox while it ran (GDPR): what it wrote about its
- * message is deleted in the same statement. Run after the job's writes, so nothing is left behind
- * whichever of the two transactions comes first. The endings' audit entries are inserted here too,
- * for the jobs this worker still held (a job taken over is recorded by its new worker).
+ * What finishing jobs also writes, in the same statement, passed in by the queue's user. Each is a
+ * data-modifying statement run as a CTE, which may read `v` (the endings: id, state, error, mailbox,
+ * folder, uidvalidity, uid), `ended` (the ids this worker still held) and `erased` (the endings
+ * whose queue row is gone: erased with its mailbox while the job ran).
  */
-export async function finishMany(db: Db, workerId: string, endings: Ending[]): Promise<Set<number>> {
+export type FinishWrites<R = unknown> = (records: { jobId: number; record: R }[]) => SQL[];
+
+/**
+ * Ends many jobs in one statement (one round trip for a burst of finished jobs). Returns the ids
+ * this worker still held; the others were taken over after their lease expired. `writes` adds the
+ * user's own statements (see FinishWrites); run after the job's writes, so whichever transaction
+ * comes first, nothing is left behind.
+ */
+export async function finishMany<R>(db: Db, workerId: string, endings: Ending<R>[], writes?: FinishWrites<R>): Promise<Set<number>> {
   if (endings.length === 0) return new Set();
   const values = JSON.stringify(
     endings.map((e) => ({
@@ -138,7 +129,7 @@ export async function finishMany(db: Db, workerId: string, endings: Ending[]): P
       uid: e.job.uid,
     })),
   );
-  const auditRows = JSON.stringify(endings.flatMap((e) => (e.audit ?? []).map((a) => auditRow(a, e.job.id))));
+  const extra = writes?.(endings.flatMap((e) => (e.records ?? []).map((record) => ({ jobId: e.job.id, record })))) ?? [];
   const rows = await db.rows<{ id: number }>(sql`
     with v as (
       select * from json_to_recordset(${values}::json)
@@ -152,18 +143,10 @@ export async function finishMany(db: Db, workerId: string, endings: Ending[]): P
       returning q.id
     ), erased as (
       select * from v where not exists (select 1 from llm_processing_queue q where q.id = v.id)
-    ), analyses as (
-      delete from llm_email_analysis a using erased e
-       where ${sameMessage('a', 'e')}
-      returning 1
-    ), audit as (
-      delete from llm_audit_log l using erased e
-       where ${sameMessage('l', 'e')}
-      returning 1
-    ), recorded as (
-      ${insertAuditRows(auditRows, { onlyEnded: true })}
-      returning 1
-    )
+    )${sql.join(
+      extra.map((w, i) => sql`, ${sql.raw(`w${i}`)} as (${w})`),
+      sql``,
+    )}
     select id from ended`);
   return new Set(rows.map((r) => Number(r.id)));
 }
@@ -172,7 +155,7 @@ export async function finishMany(db: Db, workerId: string, endings: Ending[]): P
  * Back to the queue after a transient failure, due again in `delayMs`. With `refund`, the claim does
  * not count as an attempt (an outage of a service the job needs is not the message's fault).
  */
-export async function retry(db: Db, job: Job, error: string, delayMs: number, opts: { refund?: boolean } = {}): Promise<boolean> {
+export async function retry(db: Db, job: Job<object>, error: string, delayMs: number, opts: { refund?: boolean } = {}): Promise<boolean> {
   const rows = await db.orm
     .update(q)
     .set({

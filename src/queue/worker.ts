@@ -3,22 +3,28 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { errorText, type Logger } from '../logger.js';
 import { backoffMs } from '../util/backoff.js';
-import type { AuditRecord } from '../analysis/audit.js';
 import type { JobError } from './job-error.js';
-import { claim, extendLeases, finishMany, nextDueAt, release, retry, type Ending, type FinalState, type Job } from './lifecycle.js';
+import { claim, extendLeases, finishMany, nextDueAt, release, retry, type ClaimWith, type Ending, type FinalState, type FinishWrites, type Job } from './lifecycle.js';
 
-export interface HandlerOutcome {
+export interface HandlerOutcome<R = unknown> {
   state: FinalState;
   detail?: string;
   llmCalls?: number;
-  /** Audit entries to record with the job's end (same statement). */
-  audit?: AuditRecord[];
+  /** What to record with the job's end, in the same statement (`finishWrites`). */
+  records?: R[];
 }
 
-export interface WorkerPoolOptions {
+/** X: what a claim brings along with each job (`claimWith`); R: what a job's end records (`finishWrites`). */
+export type WorkerPoolOptions<X extends object = Record<never, never>, R = unknown> = PoolSettings<X, R> &
+  // A handler that reads more than the queue row needs the claim to bring it: then claimWith is required.
+  (keyof X extends never ? { claimWith?: ClaimWith<X> } : { claimWith: ClaimWith<X> });
+
+interface PoolSettings<X extends object, R> {
   db: Db;
   logger: Logger;
-  handler: (job: Job) => Promise<HandlerOutcome>;
+  handler: (job: Job<NoInfer<X>>) => Promise<HandlerOutcome<R>>;
+  /** Statements a job's end also runs (with its records). */
+  finishWrites?: FinishWrites<R>;
   concurrency: number;
   batchSize: number;
   leaseMs: number;
@@ -30,8 +36,8 @@ export interface WorkerPoolOptions {
   workerId?: string;
   /** Counts job outcomes (mailsight_jobs_total). */
   onOutcome?: (outcome: FinalState | 'retried') => void;
-  /** Called with the audit entries recorded with a job's end (AUDIT_FILE). */
-  onAudited?: (entries: AuditRecord[]) => Promise<void>;
+  /** Called with the records written with a job's end, once they are. */
+  onRecorded?: (records: R[]) => Promise<void>;
 }
 
 /** After a failed claim (database down), try again in this long. */
@@ -78,10 +84,10 @@ export function workerGone(holder: string, self: string): boolean {
  * when a job finishes, or when the next retry or expired lease falls due; never polls faster.
  * Held jobs' leases are renewed, so only a dead process's jobs expire and return.
  */
-export class WorkerPool {
+export class WorkerPool<X extends object = Record<never, never>, R = unknown> {
   readonly workerId: string;
   readonly stats = { claimed: 0, done: 0, skipped: 0, failed: 0, dead: 0, gone: 0, stale: 0, retried: 0, llmCalls: 0 };
-  private readonly buffer: Job[] = [];
+  private readonly buffer: Job<X>[] = [];
   private readonly running = new Map<number, Promise<void>>();
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
@@ -92,10 +98,10 @@ export class WorkerPool {
   private idleWaiters: (() => void)[] = [];
   /** After a failed claim (database down), wake-ups wait until then instead of hammering it. */
   private pausedUntil = 0;
-  private readonly endings: { ending: Ending; settle: (err: unknown, held?: boolean) => void }[] = [];
+  private readonly endings: { ending: Ending<R>; settle: (err: unknown, held?: boolean) => void }[] = [];
   private flushing: Promise<void> | null = null;
 
-  constructor(private readonly opts: WorkerPoolOptions) {
+  constructor(private readonly opts: WorkerPoolOptions<X, R>) {
     this.workerId = opts.workerId ?? newWorkerId();
   }
 
@@ -145,7 +151,7 @@ export class WorkerPool {
         const want = this.opts.concurrency - this.running.size + PREFETCH_JOBS - this.buffer.length;
         if (this.stopping || want <= 0 || Date.now() < this.pausedUntil) break;
         const limit = Math.min(this.opts.batchSize, want);
-        const jobs = await claim(this.opts.db, { workerId: this.workerId, limit, leaseMs: this.opts.leaseMs });
+        const jobs = await claim<X>(this.opts.db, { workerId: this.workerId, limit, leaseMs: this.opts.leaseMs, with: this.opts.claimWith });
         this.stats.claimed += jobs.length;
         this.buffer.push(...jobs);
         if (jobs.length < limit) {
@@ -203,12 +209,12 @@ export class WorkerPool {
     this.sleep(ms);
   }
 
-  private async run(job: Job): Promise<void> {
+  private async run(job: Job<X>): Promise<void> {
     const log = this.opts.logger.child({ jobId: job.id, mailbox: job.mailbox, folder: job.folder, uid: job.uid, attempt: job.attempts });
     const started = performance.now();
     const { db, maxAttempts } = this.opts;
     try {
-      let outcome: HandlerOutcome;
+      let outcome: HandlerOutcome<R>;
       if (job.attempts > maxAttempts) {
         // Claimed again after its lease expired this many times: the job itself kills its worker.
         outcome = { state: 'dead', detail: `gave up after ${maxAttempts} attempts; last: ${job.lastError ?? 'lease expired (worker died)'}` };
@@ -240,8 +246,8 @@ export class WorkerPool {
           }
         }
       }
-      const held = await this.end(job, outcome.state, outcome.detail ?? null, outcome.audit);
-      if (held && outcome.audit?.length) await this.opts.onAudited?.(outcome.audit);
+      const held = await this.end(job, outcome.state, outcome.detail ?? null, outcome.records);
+      if (held && outcome.records?.length) await this.opts.onRecorded?.(outcome.records);
       this.stats[outcome.state]++;
       this.opts.onOutcome?.(outcome.state);
       this.stats.llmCalls += outcome.llmCalls ?? 0;
@@ -258,9 +264,9 @@ export class WorkerPool {
    * Records a job's end. Ends that arrive while a write is in flight go together in the next one
    * (group commit): under load, one statement ends many jobs.
    */
-  private end(job: Job, state: FinalState, error: string | null, audit?: AuditRecord[]): Promise<boolean> {
+  private end(job: Job<X>, state: FinalState, error: string | null, records?: R[]): Promise<boolean> {
     return new Promise((resolve, reject) => {
-      this.endings.push({ ending: { job, state, error, audit }, settle: (err, held) => (err ? reject(err) : resolve(held!)) });
+      this.endings.push({ ending: { job, state, error, records }, settle: (err, held) => (err ? reject(err) : resolve(held!)) });
       this.flushing ??= this.flushEndings();
     });
   }
@@ -269,7 +275,7 @@ export class WorkerPool {
     while (this.endings.length > 0) {
       const batch = this.endings.splice(0);
       try {
-        const held = await finishMany(this.opts.db, this.workerId, batch.map((b) => b.ending));
+        const held = await finishMany(this.opts.db, this.workerId, batch.map((b) => b.ending), this.opts.finishWrites);
         for (const b of batch) b.settle(null, held.has(b.ending.job.id));
       } catch (err) {
         for (const b of batch) b.settle(err);
