@@ -1,10 +1,13 @@
-import type { MessageKey } from '../domain/message-key.js';
-import { lit } from '../domain/states.js';
 import { and, eq, getTableColumns, sql } from 'drizzle-orm';
 import { perDb, type Db } from '../db/client.js';
 import { emailAnalysis } from '../db/schema.js';
+import { keyEquals, type MessageKey } from '../domain/message-key.js';
+import { lit } from '../domain/states.js';
 
-/** Writing and reading llm_email_analysis rows: the pipeline's two hot statements, prepared once per database. */
+/**
+ * Writing and reading llm_email_analysis rows: the pipeline's two hot statements (prepared once per
+ * database), the follow of an appended message, and the record of mailbox actions.
+ */
 
 export type NewAnalysis = typeof emailAnalysis.$inferInsert;
 
@@ -119,4 +122,29 @@ export async function followMessage(db: Db, key: MessageKey, messageId: string):
   const from = { folder: row.src_folder, uid: Number(row.src_uid) };
   if (row.own) return { kind: 'own-move', from };
   return row.copied ? { kind: 'followed', from } : { kind: 'none' };
+}
+
+/**
+ * Where the message went and which keywords it got, on its analysis row. The UID in the new folder
+ * comes from COPYUID, or else from the move's own push, which may have recorded it already.
+ */
+export async function recordActions(db: Db, key: MessageKey, keywords: string[], movedTo?: { folder: string; uid?: number }) {
+  await db.rows(sql`
+    update llm_email_analysis
+       set keywords = array(select jsonb_array_elements_text(${JSON.stringify(keywords)}::jsonb)),
+           moved_to_folder = ${movedTo?.folder ?? null},
+           moved_to_uid = case when ${movedTo?.folder ?? null}::text is null then null else coalesce(${movedTo?.uid ?? null}::bigint, moved_to_uid) end,
+           updated_at = now()
+     where ${keyEquals(key)}
+    returning id`);
+}
+
+/** The move about to be made (the UID there is not known yet). */
+export async function recordMoving(db: Db, key: MessageKey, target: string) {
+  await db.rows(sql`update llm_email_analysis set moved_to_folder = ${target}, moved_to_uid = null, updated_at = now() where ${keyEquals(key)} returning id`);
+}
+
+/** A move that did not happen: unless its push arrived (then it did), the row says the message stayed. */
+export async function clearMoving(db: Db, key: MessageKey) {
+  await db.rows(sql`update llm_email_analysis set moved_to_folder = null, updated_at = now() where ${keyEquals(key)} and moved_to_folder is not null and moved_to_uid is null returning id`);
 }

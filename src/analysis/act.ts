@@ -1,0 +1,77 @@
+import type { Db } from '../db/client.js';
+import { keyOf } from '../domain/message-key.js';
+import type { Preferences } from '../domain/preferences.js';
+import { errorText } from '../logger.js';
+import { planActions, type ActHooks, type ActionSettings } from '../mail/actions.js';
+import type { AuditEntry, AuditSink } from './audit.js';
+import type { Job } from './jobs.js';
+import type { MessageSource } from './pipeline.js';
+import type { Evidence } from './signals/index.js';
+import { clearMoving, recordActions, recordMoving } from './store.js';
+import type { Decision } from './verdict.js';
+
+/** The pipeline's "act" and "audit" steps: what a decision does in the mailbox, and its record. */
+
+export interface ActInput {
+  db: Db;
+  source: MessageSource;
+  audit: AuditSink;
+  settings: ActionSettings;
+  dryRun: boolean;
+  job: Job;
+  prefs: Preferences;
+  messageId: string | undefined;
+  decision: Decision;
+  evidence: Evidence;
+  /** What the model (or a rule) said of the message's category and priority. */
+  result: { category?: string | null; priority?: number | null };
+  decided: 'analyzed' | 'skipped';
+  rule: string | undefined;
+}
+
+/**
+ * Carries out (or, with DRY_RUN, only plans) the mailbox actions a decision calls for, and returns
+ * the audit entries for the job's end. When a mailbox was changed, its entries are written at
+ * once instead: that record must not depend on the job's end. An action that fails is recorded;
+ * the analysis stands and the job still ends.
+ */
+export async function act(i: ActInput): Promise<AuditEntry[]> {
+  const { db, source, job, decision: d } = i;
+  const key = keyOf(job);
+  const common = { ...key, messageId: i.messageId, verdict: d.verdict, confidence: d.confidence, rule: i.rule };
+  // Reasons from the signals only: the model's reasons may quote the message, and the trail is not sealed.
+  const reasons = i.evidence.reasons;
+  const why = d.verdictSource === 'model' ? 'verdict by the model' : `verdict by ${d.verdictSource}${reasons.length ? `: ${reasons.slice(0, 3).join('; ')}` : ''}`;
+  const entries: AuditEntry[] = [{ ...common, action: i.decided, reason: why }];
+  const plan = planActions(d, i.result, i.prefs, i.settings, job.folder);
+  if (plan.keywords.length === 0 && !plan.moveToJunk) {
+    entries.push({ ...common, action: 'kept', reason: 'no action for this verdict' });
+    return entries;
+  }
+  if (i.dryRun || !source.act) {
+    if (plan.keywords.length) entries.push({ ...common, action: 'would_flag', reason: `DRY_RUN: keywords ${plan.keywords.join(' ')}` });
+    if (plan.moveToJunk) entries.push({ ...common, action: 'would_move', reason: `DRY_RUN: to the Junk folder${plan.markSeen ? ', marked read' : ''}` });
+    return entries;
+  }
+  // The move is recorded before it is made: its MessageAppend push (and the source's expunge) can
+  // arrive before the MOVE returns, and must find it (push/receive.ts, queue/jobs.ts markExpunged).
+  const hooks: ActHooks = { beforeMove: (target) => recordMoving(db, key, target) };
+  try {
+    const out = await source.act(key, plan, hooks);
+    if (out.status === 'done') {
+      if (out.keywords.length) entries.push({ ...common, action: 'flagged', reason: `keywords ${out.keywords.join(' ')}` });
+      if (out.movedTo) {
+        entries.push({ ...common, action: 'moved', reason: `to ${out.movedTo.folder}${out.movedTo.uid ? ` as UID ${out.movedTo.uid}` : ''}`, details: { folder: out.movedTo.folder, uid: out.movedTo.uid ?? null } });
+      }
+      await recordActions(db, key, out.keywords, out.movedTo);
+    } else {
+      const reason = out.status === 'gone' ? 'the message is no longer in the folder' : `UIDVALIDITY of ${job.folder} changed`;
+      entries.push({ ...common, action: plan.moveToJunk ? 'move_failed' : 'error', reason });
+    }
+  } catch (err) {
+    entries.push({ ...common, action: plan.moveToJunk ? 'move_failed' : 'error', reason: errorText(err) });
+  }
+  if (!entries.some((e) => e.action === 'moved')) await clearMoving(db, key);
+  await i.audit.write(db, entries);
+  return [];
+}
