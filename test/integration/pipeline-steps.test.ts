@@ -1,0 +1,251 @@
+import { and, asc, eq } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { claim, finishMany } from '../../src/analysis/jobs.js';
+import { LlmClient } from '../../src/analysis/llm.js';
+import { createPipeline, type JobOutcome, type MessageSource } from '../../src/analysis/pipeline.js';
+import { auditLog, emailAnalysis, processingQueue } from '../../src/db/schema.js';
+import type { MessageKey } from '../../src/domain/message-key.js';
+import type { ActHooks, ActionPlan, ActOutcome } from '../../src/mail/actions.js';
+import type { FetchOutcome } from '../../src/mail/imap.js';
+import { protectionFor } from '../../src/privacy/protection.js';
+import { updatePreferences } from '../../src/queries/preferences.js';
+import { enqueue } from '../../src/queue/jobs.js';
+import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
+import { openTestDb, silentLogger, testConfig, type TestDb } from '../support/services.js';
+
+/**
+ * The pipeline's every branch, driven step by step: a fake message source (an in-memory mailbox that
+ * records what is done to it), the Ollama stand-in, PGlite. Each job is enqueued, claimed and ended
+ * as the worker does it (analysis/jobs.ts), so the claim's context and the end's records are real.
+ */
+
+const UIDVALIDITY = 7;
+
+function message(id: string, subject: string, body: string, from = 'Sender <sender@example.net>') {
+  return [`From: ${from}`, 'To: someone@example.test', `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
+}
+const PHISH = (id: string) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?${id}`);
+
+/** A mailbox in memory: messages by folder and UID, the folders' SPECIAL-USE flags, and what was done. */
+class FakeMailbox implements MessageSource {
+  readonly messages = new Map<string, { raw: string; uidvalidity: number }>();
+  readonly flags = new Map<string, string[]>();
+  readonly fetched: MessageKey[] = [];
+  readonly acted: { key: MessageKey; plan: ActionPlan }[] = [];
+
+  put(key: MessageKey, raw: string, uidvalidity = key.uidvalidity) {
+    this.messages.set(`${key.mailbox}/${key.folder}/${key.uid}`, { raw, uidvalidity });
+  }
+
+  async fetchMessage(key: MessageKey): Promise<FetchOutcome> {
+    this.fetched.push(key);
+    const m = this.messages.get(`${key.mailbox}/${key.folder}/${key.uid}`);
+    if (!m) return { status: 'gone' };
+    if (m.uidvalidity !== key.uidvalidity) return { status: 'stale', uidvalidity: m.uidvalidity };
+    const raw = Buffer.from(m.raw);
+    return { status: 'ok', raw, size: raw.length, truncated: false, ms: 1 };
+  }
+
+  async act(key: MessageKey, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome> {
+    this.acted.push({ key, plan });
+    if (!plan.moveToJunk) return { status: 'done', keywords: plan.keywords };
+    await hooks?.beforeMove?.('Junk');
+    return { status: 'done', keywords: plan.keywords, movedTo: { folder: 'Junk', uid: 70 + key.uid } };
+  }
+
+  async folderFlags(_mailbox: string, folder: string): Promise<string[] | null> {
+    return this.flags.get(folder) ?? [];
+  }
+}
+
+describe('the pipeline, step by step (fake mailbox, stand-in model, PGlite)', () => {
+  let t: TestDb;
+  let ollama: OllamaStandIn;
+  let mailbox: FakeMailbox;
+  beforeAll(async () => {
+    t = await openTestDb('pglite');
+    ollama = await startOllamaStandIn();
+  });
+  afterAll(async () => {
+    await ollama?.close();
+    await t?.close();
+  });
+  beforeEach(() => {
+    mailbox = new FakeMailbox();
+    ollama.set({ mode: 'ok' });
+  });
+
+  const chats = () => ollama.state.chats.length;
+
+  /** One job through the pipeline as the worker runs it: enqueue, claim (with its context), handle, end. */
+  async function runJob(key: MessageKey, config: Record<string, unknown> = {}, source: 'push' | 'api' = 'push'): Promise<JobOutcome> {
+    await enqueue(t.db, { ...key, source });
+    const cfg = testConfig({ ollama: { host: ollama.url }, ...config });
+    const handler = createPipeline({
+      db: t.db,
+      source: mailbox,
+      llm: new LlmClient({ host: ollama.url, model: cfg.ollama.model, timeoutMs: 5_000, numCtx: cfg.ollama.numCtx }),
+      config: cfg,
+      logger: silentLogger,
+      protection: protectionFor(cfg),
+    });
+    const [job] = await claim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000 });
+    expect(job).toMatchObject(key);
+    const outcome = await handler(job!);
+    await finishMany(t.db, 'w', [{ job: job!, state: outcome.state, error: outcome.detail ?? null, records: outcome.records }]);
+    return outcome;
+  }
+  const row = async (key: MessageKey) =>
+    (await t.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, key.mailbox), eq(emailAnalysis.folder, key.folder), eq(emailAnalysis.uid, key.uid))))[0];
+  const trail = async (key: MessageKey) =>
+    (await t.db.orm.select().from(auditLog).where(and(eq(auditLog.mailbox, key.mailbox), eq(auditLog.uid, key.uid), eq(auditLog.folder, key.folder))).orderBy(asc(auditLog.id))).map((a) => a.action);
+  const keyFor = (mb: string, uid: number, folder = 'INBOX'): MessageKey => ({ mailbox: mb, folder, uidvalidity: UIDVALIDITY, uid });
+
+  it('analyses a message: fetch, parse, one model call, the row and the decision on record', async () => {
+    const key = keyFor('steps@example.test', 1);
+    mailbox.put(key, message('ok-1', 'Lunch on Friday', 'Shall we have lunch on Friday at noon?'));
+    const before = chats();
+    const out = await runJob(key);
+    expect(out).toMatchObject({ state: 'done', llmCalls: 1, cacheHit: false });
+    expect(chats() - before).toBe(1);
+    expect(await row(key)).toMatchObject({ status: 'analyzed', verdict: 'legit', model: 'llama3.2:3b', cacheHit: false });
+    // The stand-in calls it personal: its category keyword, planned only (DRY_RUN is the default).
+    expect(await trail(key)).toEqual(['analyzed', 'would_flag']);
+  });
+
+  it('already decided and on record: done at once, no fetch, no call', async () => {
+    const key = keyFor('steps@example.test', 1);
+    await t.db.rows(sql`update llm_processing_queue set state = 'queued' where mailbox = ${key.mailbox} and uid = 1`);
+    const before = chats();
+    const [job] = await claim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000 });
+    expect(job).toMatchObject({ analysisStatus: 'analyzed', decisionRecorded: true });
+    const handler = createPipeline({ db: t.db, source: mailbox, llm: { model: 'x' } as never, config: testConfig(), logger: silentLogger, protection: protectionFor(testConfig()) });
+    expect(await handler(job!)).toEqual({ state: 'done', detail: 'already analysed', llmCalls: 0 });
+    await finishMany(t.db, 'w', [{ job: job!, state: 'done', error: null }]);
+    expect(mailbox.fetched).toEqual([]);
+    expect(chats()).toBe(before);
+  });
+
+  it('the same content in another mailbox: the stored answer, no call (content cache)', async () => {
+    const key = keyFor('other@example.test', 1);
+    mailbox.put(key, message('ok-1', 'Lunch on Friday', 'Shall we have lunch on Friday at noon?'));
+    const before = chats();
+    expect(await runJob(key)).toMatchObject({ state: 'done', llmCalls: 0, cacheHit: true });
+    expect(chats()).toBe(before);
+    expect(await row(key)).toMatchObject({ status: 'analyzed', cacheHit: true });
+  });
+
+  it('opted out: skipped, nothing stored, the pushed headers forgotten', async () => {
+    const key = keyFor('optout@example.test', 1);
+    await updatePreferences(t.db, key.mailbox, { opt_out: true });
+    mailbox.put(key, message('oo-1', 'Hello', 'Hi.'));
+    expect(await runJob(key)).toEqual({ state: 'skipped', detail: 'the user opted out', llmCalls: 0 });
+    expect(await row(key)).toBeUndefined();
+    expect(mailbox.fetched).toEqual([]);
+  });
+
+  it('auto_analysis off: recorded as skipped, not fetched; an API request still analyses', async () => {
+    const key = keyFor('manual@example.test', 1);
+    await updatePreferences(t.db, key.mailbox, { auto_analysis: false });
+    mailbox.put(key, message('man-1', 'Report', 'The quarterly report is attached.'));
+    expect(await runJob(key)).toMatchObject({ state: 'skipped', detail: 'auto_analysis is off for this mailbox', llmCalls: 0 });
+    expect(await row(key)).toMatchObject({ status: 'skipped', skipReason: 'auto_analysis is off for this mailbox' });
+    expect(mailbox.fetched).toEqual([]);
+    const asked = keyFor('manual@example.test', 2);
+    mailbox.put(asked, message('man-2', 'Report 2', 'The second report.'));
+    expect(await runJob(asked, {}, 'api')).toMatchObject({ state: 'done', llmCalls: 1 });
+  });
+
+  it("a folder the server marks \\Junk: skipped by its SPECIAL-USE flag before any fetch", async () => {
+    const key = keyFor('steps@example.test', 1, 'Quarantine');
+    mailbox.flags.set('Quarantine', ['\\Junk']);
+    mailbox.put(key, message('q-1', 'Offer', 'Cheap watches.'));
+    expect(await runJob(key)).toMatchObject({ state: 'skipped', detail: expect.stringContaining('FOLDERS_EXCLUDE \\Junk'), llmCalls: 0 });
+    expect(mailbox.fetched).toEqual([]);
+  });
+
+  it('a message gone from the folder, or under a new UIDVALIDITY: gone and stale, no call', async () => {
+    const before = chats();
+    expect(await runJob(keyFor('steps@example.test', 40))).toMatchObject({ state: 'gone', llmCalls: 0 });
+    const stale = keyFor('steps@example.test', 41);
+    mailbox.put(stale, message('st-1', 'Old', 'Old.'), UIDVALIDITY + 1);
+    expect(await runJob(stale)).toMatchObject({ state: 'stale', detail: `UIDVALIDITY of INBOX is now ${UIDVALIDITY + 1}, was ${UIDVALIDITY}`, llmCalls: 0 });
+    expect(chats()).toBe(before);
+  });
+
+  it('a skip rule settles the message on its signals: the rule and its verdict are stored, no call', async () => {
+    const key = keyFor('steps@example.test', 2);
+    mailbox.put(key, message('r-1', 'Invoice', 'Invoice attached.', 'Partner <billing@partner.example>'));
+    const before = chats();
+    const rules = [{ name: 'allow-partner', match: { from: ['*@partner.example'] }, action: 'skip', verdict: 'legit' }];
+    expect(await runJob(key, { rules })).toMatchObject({ state: 'skipped', detail: 'rule allow-partner', llmCalls: 0 });
+    expect(chats()).toBe(before);
+    expect(await row(key)).toMatchObject({ status: 'skipped', rule: 'allow-partner', verdict: 'legit', verdictSource: 'rule' });
+    expect(await trail(key)).toEqual(['skipped', 'kept']);
+  });
+
+  it('load shedding: while the queue is behind, the summary is left out and says so', async () => {
+    // Catch-up work has waited an hour (claimed after pushed mail: priority 2).
+    await t.db.rows(sql`insert into llm_processing_queue (mailbox, folder, uidvalidity, uid, source, priority, run_at) values ('behind@example.test', 'INBOX', 1, 1, 'backfill', 2, now() - interval '1 hour')`);
+    const key = keyFor('steps@example.test', 3);
+    mailbox.put(key, message('sh-1', 'Team meeting moved', 'The team meeting moves to Thursday.'));
+    expect(await runJob(key, { processing: { shedAfterSec: 60 } })).toMatchObject({ state: 'done', llmCalls: 1 });
+    expect(await row(key)).toMatchObject({ status: 'analyzed', summary: null, leftOut: ['summary'] });
+    await t.db.rows(sql`delete from llm_processing_queue where mailbox = 'behind@example.test'`);
+  });
+
+  it('a model whose output stays unusable: failed with the reason, the floor verdict kept', async () => {
+    const key = keyFor('steps@example.test', 4);
+    // Strong deterministic evidence (DMARC failed, a sign-in link to a foreign site): the floor says phishing.
+    mailbox.put(
+      key,
+      [
+        'From: Bank <noreply@bank.example>',
+        'To: someone@example.test',
+        'Subject: Shared document',
+        'Message-ID: <mf-1@example.net>',
+        'Authentication-Results: mx.example.test; spf=fail smtp.mailfrom=bank.example; dmarc=fail header.from=bank.example',
+        'Content-Type: text/html; charset=utf-8',
+        '',
+        '<p>A document was shared with you.</p><p><a href="https://docs-share.example/auth">Sign in to view the document</a></p>',
+        '',
+      ].join('\r\n'),
+    );
+    ollama.set({ mode: 'invalid-json' });
+    const out = await runJob(key);
+    expect(out).toMatchObject({ state: 'failed', llmCalls: 1 });
+    expect(await row(key)).toMatchObject({ status: 'failed', error: out.detail, verdict: 'phishing' });
+    expect(await trail(key)).toEqual(['error']);
+  });
+
+  it('a model that is down: the job throws (the worker retries it), nothing stored', async () => {
+    const key = keyFor('steps@example.test', 5);
+    mailbox.put(key, message('down-1', 'Down', 'Nobody home.'));
+    ollama.set({ mode: 'fail' });
+    await expect(runJob(key)).rejects.toMatchObject({ transient: true });
+    expect(await row(key)).toBeUndefined();
+    await t.db.rows(sql`delete from llm_processing_queue where mailbox = ${key.mailbox} and uid = 5`);
+  });
+
+  it('DRY_RUN: the actions are planned and recorded, the mailbox is not touched', async () => {
+    const key = keyFor('steps@example.test', 6);
+    mailbox.put(key, PHISH('dry-1'));
+    const out = await runJob(key, { dryRun: true });
+    expect(out).toMatchObject({ state: 'done', llmCalls: 1 });
+    expect(mailbox.acted).toEqual([]);
+    expect(await trail(key)).toEqual(['analyzed', 'would_flag', 'would_move']);
+    expect(await row(key)).toMatchObject({ verdict: 'phishing', movedToFolder: null });
+  });
+
+  it('acting: keywords and the move to Junk, recorded on the row and at once in the trail', async () => {
+    const key = keyFor('steps@example.test', 7);
+    mailbox.put(key, PHISH('act-1'));
+    const out = await runJob(key, { dryRun: false });
+    expect(out).toMatchObject({ state: 'done', llmCalls: 1, records: [] });
+    expect(mailbox.acted).toHaveLength(1);
+    expect(mailbox.acted[0]!.plan).toMatchObject({ moveToJunk: true, keywords: expect.arrayContaining(['$Junk', '$Phishing']) });
+    expect(await row(key)).toMatchObject({ verdict: 'phishing', movedToFolder: 'Junk', movedToUid: 77 });
+    expect(await trail(key)).toEqual(['analyzed', 'flagged', 'moved']);
+  });
+});
