@@ -106,13 +106,13 @@ async function timePipeline(dc: Dovecot, model: { url: string; pid?: number }, j
     const config = configSchema.parse({
       push: {},
       imap: { host: '127.0.0.1', port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword, maxSessions: MAILBOXES, ...transport },
-      ollama: { host: ollamaUrl },
+      llm: { host: ollamaUrl },
       processing: { concurrentJobs: concurrency, batchSize: Math.max(10, concurrency * 2) },
       privacy: {},
     });
     for (let i = 0; i < jobs.length; i += 500) await enqueueMany(db, jobs.slice(i, i + 500));
     const imap = new ImapSessions(config.imap, logger);
-    const llm = new LlmClient({ host: config.ollama.host, model: config.ollama.model, timeoutMs: 30_000, numCtx: config.ollama.numCtx });
+    const llm = new LlmClient({ host: config.llm.host, model: config.llm.model, timeoutMs: 30_000, numCtx: config.llm.numCtx });
     const statsBefore = await standInStats(ollamaUrl);
     const pool = new WorkerPool({
       db,

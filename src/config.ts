@@ -174,7 +174,8 @@ export const configSchema = z
       /** Bytes of a message fetched at most; a larger message is analysed from its start. */
       maxFetchBytes: int(16 * 1024, 256 * 1024 * 1024).default(2 * 1024 * 1024),
     }),
-    ollama: z.object({
+    /** The model server: Ollama's API (OLLAMA_*) or an OpenAI-compatible one (LLM_*). */
+    llm: z.object({
       host: ollamaHost.default('http://127.0.0.1:11434'),
       model: nonEmpty.default('llama3.2:3b'),
       /** One chat call may take this long (a cold model load on CPU takes tens of seconds). */
@@ -257,22 +258,22 @@ export const configSchema = z
       .object({
         /** IMAP keywords: $Phishing, $Junk and one per category (per the user's preferences). */
         keywords: bool.default(true),
-        /** Spam, scam and phishing at or above junk_threshold go to the Junk folder. */
-        move_to_junk: bool.default(true),
-        junk_threshold: z.coerce.number().min(0).max(1).default(0.8),
+        /** Spam, scam and phishing at or above junkThreshold go to the Junk folder. */
+        moveToJunk: bool.default(true),
+        junkThreshold: z.coerce.number().min(0).max(1).default(0.8),
         /** Used when the mailbox has no SPECIAL-USE \\Junk folder; created when missing. */
-        junk_folder: z.string().trim().min(1).max(200).default('Junk'),
+        junkFolder: z.string().trim().min(1).max(200).default('Junk'),
         /** Mark what is moved to Junk as read. */
-        mark_seen: bool.default(true),
+        markSeen: bool.default(true),
       })
       .strict()
-      .default({ keywords: true, move_to_junk: true, junk_threshold: 0.8, junk_folder: 'Junk', mark_seen: true }),
+      .default({ keywords: true, moveToJunk: true, junkThreshold: 0.8, junkFolder: 'Junk', markSeen: true }),
     /** Also append every audit entry as a JSON line to this file (Mailwarden's audit.jsonl). */
     auditFile: z.string().trim().min(1).optional(),
   })
   .superRefine((c, ctx) => {
-    if (c.ollama.provider === 'openai' && !c.ollama.baseUrl) {
-      ctx.addIssue({ code: 'custom', path: ['ollama', 'baseUrl'], message: 'is required with LLM_PROVIDER=openai (e.g. http://vllm:8000/v1)' });
+    if (c.llm.provider === 'openai' && !c.llm.baseUrl) {
+      ctx.addIssue({ code: 'custom', path: ['llm', 'baseUrl'], message: 'is required with LLM_PROVIDER=openai (e.g. http://vllm:8000/v1)' });
     }
     if ((c.imap.masterUser === undefined) !== (c.imap.masterPassword === undefined)) {
       ctx.addIssue({
@@ -339,9 +340,9 @@ export const ENV_PATHS: Record<string, string[]> = {
   IMAP_MAX_SESSIONS: ['imap', 'maxSessions'],
   IMAP_IDLE_CLOSE_SEC: ['imap', 'idleCloseSec'],
   IMAP_MAX_FETCH_BYTES: ['imap', 'maxFetchBytes'],
-  OLLAMA_HOST: ['ollama', 'host'],
-  OLLAMA_MODEL: ['ollama', 'model'],
-  OLLAMA_TIMEOUT_MS: ['ollama', 'timeoutMs'],
+  OLLAMA_HOST: ['llm', 'host'],
+  OLLAMA_MODEL: ['llm', 'model'],
+  OLLAMA_TIMEOUT_MS: ['llm', 'timeoutMs'],
   LLM_PROCESSING_INTERVAL: ['processing', 'intervalSec'],
   LLM_BATCH_SIZE: ['processing', 'batchSize'],
   LLM_CONCURRENT_JOBS: ['processing', 'concurrentJobs'],
@@ -357,13 +358,13 @@ export const ENV_PATHS: Record<string, string[]> = {
   ENCRYPTION_KEY_PREVIOUS: ['privacy', 'previousKeys'],
   PRIVACY_KEEP_HEADERS: ['privacy', 'keepHeaders'],
   PRIVACY_SUMMARY_DAYS: ['privacy', 'summaryDays'],
-  OLLAMA_AUTO_PULL: ['ollama', 'autoPull'],
-  LLM_NUM_CTX: ['ollama', 'numCtx'],
-  LLM_THINK: ['ollama', 'think'],
-  LLM_PROVIDER: ['ollama', 'provider'],
-  LLM_BASE_URL: ['ollama', 'baseUrl'],
-  LLM_API_KEY: ['ollama', 'apiKey'],
-  LLM_HOST_REST_MAX_SEC: ['ollama', 'hostRestMaxSec'],
+  OLLAMA_AUTO_PULL: ['llm', 'autoPull'],
+  LLM_NUM_CTX: ['llm', 'numCtx'],
+  LLM_THINK: ['llm', 'think'],
+  LLM_PROVIDER: ['llm', 'provider'],
+  LLM_BASE_URL: ['llm', 'baseUrl'],
+  LLM_API_KEY: ['llm', 'apiKey'],
+  LLM_HOST_REST_MAX_SEC: ['llm', 'hostRestMaxSec'],
   DRY_RUN: ['dryRun'],
   FOLDERS_INCLUDE: ['folders', 'include'],
   FOLDERS_EXCLUDE: ['folders', 'exclude'],
@@ -375,13 +376,13 @@ const PATH_TO_ENV = new Map(Object.entries(ENV_PATHS).map(([k, v]) => [v.join('.
 
 /** The seed's YAML layout, mapped onto the config object. */
 function fromYaml(doc: any): Record<string, any> {
-  const out: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {}, privacy: {} };
+  const out: Record<string, any> = { push: {}, imap: {}, llm: {}, processing: {}, privacy: {} };
   if (!doc || typeof doc !== 'object') return out;
   const o = doc.ollama ?? {};
-  if (o.host !== undefined) out.ollama.host = String(o.host);
-  if (o.model !== undefined) out.ollama.model = o.model;
-  if (o.num_ctx !== undefined) out.ollama.numCtx = o.num_ctx;
-  if (o.think !== undefined) out.ollama.think = String(o.think);
+  if (o.host !== undefined) out.llm.host = String(o.host);
+  if (o.model !== undefined) out.llm.model = o.model;
+  if (o.num_ctx !== undefined) out.llm.numCtx = o.num_ctx;
+  if (o.think !== undefined) out.llm.think = String(o.think);
   const p = doc.processing ?? {};
   if (p.batch_size !== undefined) out.processing.batchSize = p.batch_size;
   if (p.interval !== undefined) out.processing.intervalSec = p.interval;
@@ -394,8 +395,18 @@ function fromYaml(doc: any): Record<string, any> {
   if (doc.dry_run !== undefined) out.dryRun = doc.dry_run;
   if (doc.folders !== undefined) out.folders = doc.folders;
   if (doc.rules !== undefined) out.rules = doc.rules;
-  if (doc.actions !== undefined) out.actions = doc.actions;
+  if (doc.actions !== undefined) out.actions = renameKeys(doc.actions, ACTION_KEYS);
   return out;
+}
+
+/** The YAML file's `actions` keys (the seed's snake_case) and their names in the config object. */
+const ACTION_KEYS: Record<string, string> = { move_to_junk: 'moveToJunk', junk_threshold: 'junkThreshold', junk_folder: 'junkFolder', mark_seen: 'markSeen' };
+const YAML_NAMES = new Map(Object.entries(ACTION_KEYS).map(([yaml, key]) => [`actions.${key}`, `actions.${yaml}`]));
+
+/** Known keys renamed; unknown ones kept as they are, so the schema names them as the user wrote them. */
+function renameKeys(v: unknown, names: Record<string, string>): unknown {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
+  return Object.fromEntries(Object.entries(v).map(([k, val]) => [names[k] ?? k, val]));
 }
 
 function setPath(obj: Record<string, any>, path: string[], value: unknown) {
@@ -408,7 +419,7 @@ export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const explicitFile = env.CONFIG_FILE;
   const file = explicitFile || (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
-  let raw: Record<string, any> = { push: {}, imap: {}, ollama: {}, processing: {}, privacy: {} };
+  let raw: Record<string, any> = { push: {}, imap: {}, llm: {}, processing: {}, privacy: {} };
   if (file) {
     try {
       raw = fromYaml(parseYaml(readFileSync(resolve(file), 'utf8')));
@@ -426,7 +437,7 @@ export function loadConfig(env: Env = process.env): Config {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = issue.path.join('.');
-      const name = PATH_TO_ENV.get(key) ?? key;
+      const name = PATH_TO_ENV.get(key) ?? YAML_NAMES.get(key) ?? key;
       const shown = SECRET_VARS.has(name) ? '' : ` (got ${JSON.stringify(getPath(raw, issue.path))})`;
       problems.push(`${name}: ${issue.message}${shown}`);
     }

@@ -65,17 +65,17 @@ function pullModelInBackground(llm: LlmClient, config: Config, logger: Logger): 
     } catch (err) {
       if ((err as { code?: string }).code !== 'LLM_MODEL_NOT_FOUND') return;
     }
-    logger.info({ model: config.ollama.model, host: llmHostOf(config) }, 'OLLAMA_AUTO_PULL: pulling the model');
+    logger.info({ model: config.llm.model, host: llmHostOf(config) }, 'OLLAMA_AUTO_PULL: pulling the model');
     let logged = 0;
     await llm.pull((host, p) => {
       const now = Date.now();
       if (now - logged < PULL_LOG_EVERY_MS && p.status !== 'success') return;
       logged = now;
       const percent = p.total ? Math.floor((100 * (p.completed ?? 0)) / p.total) : undefined;
-      logger.info({ model: config.ollama.model, host, status: p.status, percent }, 'model pull progress');
+      logger.info({ model: config.llm.model, host, status: p.status, percent }, 'model pull progress');
     });
-    logger.info({ model: config.ollama.model }, 'model pulled');
-  })().catch((err) => logger.error({ model: config.ollama.model, err: errorText(err) }, 'model pull failed'));
+    logger.info({ model: config.llm.model }, 'model pulled');
+  })().catch((err) => logger.error({ model: config.llm.model, err: errorText(err) }, 'model pull failed'));
 }
 
 /** Choices that weaken the IMAP connection are the operator's to make, but never silently. */
@@ -163,7 +163,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
     },
     async start() {
       // Not awaited here: workers start meanwhile. Kept, so a test or shutdown can wait for it.
-      if (config.ollama.autoPull) pulling = pullModelInBackground(llm, config, logger);
+      if (config.llm.autoPull) pulling = pullModelInBackground(llm, config, logger);
       if (!pool || !reconciler) return;
       // A predecessor on this host killed mid-job (kill -9, OOM, a container restart) left its
       // claims behind: take them back now instead of after their leases.
@@ -172,7 +172,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
       await waker.subscribe(() => pool.wake());
       pool.start();
       reconciler.start();
-      logger.info({ workerId, concurrency: p.concurrentJobs, batchSize: p.batchSize, model: config.ollama.model }, 'workers started');
+      logger.info({ workerId, concurrency: p.concurrentJobs, batchSize: p.batchSize, model: config.llm.model }, 'workers started');
     },
     async stop(graceMs: number) {
       await reconciler?.stop();

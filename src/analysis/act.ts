@@ -5,7 +5,7 @@ import { errorText } from '../logger.js';
 import { planActions, type ActHooks, type ActionSettings } from '../mail/actions.js';
 import type { AuditEntry, AuditSink } from './audit.js';
 import type { Job } from './jobs.js';
-import type { MessageSource } from './pipeline.js';
+import type { MessageSource } from './message-source.js';
 import type { Evidence } from './signals/index.js';
 import { clearMoving, recordActions, recordMoving } from './store.js';
 import type { Decision } from './verdict.js';

@@ -324,8 +324,8 @@ export class LlmClient {
 }
 
 /** The client the configuration asks for: Ollama at OLLAMA_HOST, or an OpenAI-compatible server at LLM_BASE_URL. */
-export function llmClientFor(config: Config, timeoutMs = config.ollama.timeoutMs): LlmClient {
-  const o = config.ollama;
+export function llmClientFor(config: Config, timeoutMs = config.llm.timeoutMs): LlmClient {
+  const o = config.llm;
   return new LlmClient({
     provider: o.provider,
     host: llmHostOf(config),
@@ -339,4 +339,4 @@ export function llmClientFor(config: Config, timeoutMs = config.ollama.timeoutMs
 }
 
 /** Where the model is, for logs, health and `mailsight check`: the base URL(s) of the configured provider. */
-export const llmHostOf = (config: Config) => (config.ollama.provider === 'openai' ? config.ollama.baseUrl! : config.ollama.host);
+export const llmHostOf = (config: Config) => (config.llm.provider === 'openai' ? config.llm.baseUrl! : config.llm.host);

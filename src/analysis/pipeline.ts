@@ -4,18 +4,17 @@ import type { Db } from '../db/client.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { ContentProtection } from '../privacy/protection.js';
-import type { FetchOutcome } from '../mail/imap.js';
 import { parseMessage, type ParsedMessage } from '../mail/parse.js';
 import type { FinalState } from '../domain/states.js';
 import type { Job } from './jobs.js';
 import type { LlmClient } from './llm.js';
 import { buildPrompt, PROMPT_VERSION } from './prompt.js';
 import type { AnalysisResult } from './result.js';
-import { keyOf, type MessageKey } from '../domain/message-key.js';
+import { keyOf } from '../domain/message-key.js';
 import { DEFAULT_PREFERENCES, type Preferences } from '../domain/preferences.js';
 import { FolderFilter } from '../mail/folders.js';
-import type { ActHooks, ActionPlan, ActOutcome } from '../mail/actions.js';
 import { act } from './act.js';
+import type { MessageSource } from './message-source.js';
 import { Answers, type LlmAnswer } from './answers.js';
 import { archiveAnalysis, AuditSink, type AuditEntry } from './audit.js';
 import { compileRules } from './rules.js';
@@ -28,13 +27,7 @@ import { QueueLag } from '../queue/lag.js';
 /** What load shedding leaves out (LLM_SHED_AFTER_SEC), as recorded in left_out. */
 export const OPTIONAL_PARTS = ['summary', 'reply_suggestion'] as const;
 
-/** Where the pipeline gets messages from, and acts on them: the IMAP sessions in production. */
-export interface MessageSource {
-  fetchMessage(key: MessageKey): Promise<FetchOutcome>;
-  act?(key: MessageKey, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome>;
-  /** The folder's SPECIAL-USE flags ([] for none, null: no such folder). */
-  folderFlags?(mailbox: string, folder: string): Promise<string[] | null>;
-}
+export type { MessageSource };
 
 export interface PipelineDeps {
   db: Db;

@@ -59,11 +59,11 @@ export async function analyzeCommand(args: string[]): Promise<number> {
       );
       answer = await llm.analyse(source);
     } catch (err) {
-      process.stderr.write(`mailsight: ${(err as Error).message} (${llmHostOf(config)}, model ${config.ollama.model}); --signals-only works without Ollama\n`);
+      process.stderr.write(`mailsight: ${(err as Error).message} (${llmHostOf(config)}, model ${config.llm.model}); --signals-only works without Ollama\n`);
       return 1;
     }
     report = buildReport(parsed, signals, ev, decideVerdict(answer.result, ev), {
-      name: config.ollama.model,
+      name: config.llm.model,
       promptVersion: PROMPT_VERSION,
       result: answer.result,
       promptTokens: answer.usage.promptTokens,

@@ -106,14 +106,14 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
 
   const llm = llmClientFor(config, 10_000);
   const llmHost = llmHostOf(config);
-  const openai = config.ollama.provider === 'openai';
+  const openai = config.llm.provider === 'openai';
   results.push(
     await attempt(
       openai ? 'LLM server' : 'Ollama',
       async () => {
         const info = await llm.check();
         const server = info.version ? `Ollama ${info.version}, ` : info.servedAs ? `served as ${info.servedAs}, ` : '';
-        return `${llmHost} has ${config.ollama.model} (${server}num_ctx ${info.numCtx}, prompts sized with ${info.tokenizer === 'exact' ? "the model's tokenizer" : 'a conservative estimate'})`;
+        return `${llmHost} has ${config.llm.model} (${server}num_ctx ${info.numCtx}, prompts sized with ${info.tokenizer === 'exact' ? "the model's tokenizer" : 'a conservative estimate'})`;
       },
       (err) => {
         const code = (err as { code?: string }).code;
@@ -122,11 +122,11 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
         const missing = code === 'LLM_MODEL_NOT_FOUND';
         if (openai) {
           return missing
-            ? `load ${config.ollama.model} on the server, or set OLLAMA_MODEL to a model it lists (curl ${llmHost}/models)`
+            ? `load ${config.llm.model} on the server, or set OLLAMA_MODEL to a model it lists (curl ${llmHost}/models)`
             : `check LLM_BASE_URL (${llmHost}), LLM_API_KEY, and that the server runs (curl ${llmHost}/models)`;
         }
         return missing
-          ? `run: ollama pull ${config.ollama.model} (on ${llmHost}), or set OLLAMA_AUTO_PULL=true`
+          ? `run: ollama pull ${config.llm.model} (on ${llmHost}), or set OLLAMA_AUTO_PULL=true`
           : `check OLLAMA_HOST (${llmHost}) and that Ollama runs (curl ${llmHost}/api/version)`;
       },
     ),

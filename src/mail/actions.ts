@@ -5,12 +5,13 @@ import type { Verdict } from '../domain/states.js';
  * exactly) and its execution through the master user (ImapSessions.act).
  */
 
+/** ACTIONS in the configuration (YAML `actions:`). */
 export interface ActionSettings {
   keywords: boolean;
-  move_to_junk: boolean;
-  junk_threshold: number;
-  junk_folder: string;
-  mark_seen: boolean;
+  moveToJunk: boolean;
+  junkThreshold: number;
+  junkFolder: string;
+  markSeen: boolean;
 }
 
 export interface ActionPlan {
@@ -47,16 +48,16 @@ export function planActions(
 ): ActionPlan {
   const keywords: string[] = [];
   const bad = decision.verdict === 'spam' || decision.verdict === 'scam' || decision.verdict === 'phishing';
-  const moveToJunk = settings.move_to_junk && bad && decision.confidence >= settings.junk_threshold && folder.toLowerCase() !== settings.junk_folder.toLowerCase();
+  const moveToJunk = settings.moveToJunk && bad && decision.confidence >= settings.junkThreshold && folder.toLowerCase() !== settings.junkFolder.toLowerCase();
   if (settings.keywords) {
     if (decision.isPhishing && prefs.phishingAlerts) keywords.push('$Phishing');
-    if (moveToJunk || (bad && decision.confidence >= settings.junk_threshold)) keywords.push('$Junk');
+    if (moveToJunk || (bad && decision.confidence >= settings.junkThreshold)) keywords.push('$Junk');
     if (prefs.autoCategorize && result.category && !bad) {
       keywords.push(categoryKeyword(result.category));
       if ((result.priority ?? 0) >= IMPORTANT_PRIORITY) keywords.push(IMPORTANT_KEYWORD);
     }
   }
-  return { keywords, moveToJunk, junkFolder: settings.junk_folder, markSeen: moveToJunk && settings.mark_seen };
+  return { keywords, moveToJunk, junkFolder: settings.junkFolder, markSeen: moveToJunk && settings.markSeen };
 }
 
 export type ActOutcome =

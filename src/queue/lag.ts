@@ -1,11 +1,12 @@
 import { sql } from 'drizzle-orm';
+import { lit } from '../domain/states.js';
 import type { Db } from '../db/client.js';
 
 /** How long the oldest due job has been waiting, in seconds (0 when nothing is waiting). */
 export async function queueLagSec(db: Db): Promise<number> {
   const [row] = await db.rows<{ lag: number | string | null }>(sql`
     select extract(epoch from now() - min(run_at))::float8 as lag
-      from llm_processing_queue where state = 'queued' and run_at <= now()`);
+      from llm_processing_queue where state = ${lit('queued')} and run_at <= now()`);
   return row?.lag == null ? 0 : Math.max(0, Number(row.lag));
 }
 

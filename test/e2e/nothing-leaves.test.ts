@@ -183,12 +183,12 @@ describeWith('Dovecot and PostgreSQL', ready)('nothing leaves, nothing secret is
 it('OLLAMA_AUTO_PULL=true pulls a missing model in the background at start-up; the default never does', async () => {
   const standIn = await startOllamaStandIn({ models: [] });
   try {
-    const off = await startMailsight({ ollama: { host: standIn.url } });
+    const off = await startMailsight({ llm: { host: standIn.url } });
     await off.close();
     expect(standIn.state.pulls).toEqual([]);
     standIn.set({ pullMs: 2_000 });
     const started = performance.now();
-    const on = await startMailsight({ ollama: { host: standIn.url, autoPull: true } });
+    const on = await startMailsight({ llm: { host: standIn.url, autoPull: true } });
     // The service is up before the 2 s pull ends; the pull goes on.
     expect(performance.now() - started).toBeLessThan(2_000);
     expect(standIn.state.models).not.toContain('llama3.2:3b');

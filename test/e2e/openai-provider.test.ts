@@ -17,7 +17,7 @@ describeWith('Dovecot and PostgreSQL', ready)('the pipeline on an OpenAI-compati
   beforeAll(async () => {
     stack = await startStack({ users: [ALICE] });
     stack.ollama!.set({ apiKey: KEY, responseFormats: ['json_object'] });
-    await stack.restart({ apiKey: OPENAI_ADMIN, ollama: { provider: 'openai', baseUrl: stack.ollama!.openaiUrl, apiKey: KEY } });
+    await stack.restart({ apiKey: OPENAI_ADMIN, llm: { provider: 'openai', baseUrl: stack.ollama!.openaiUrl, apiKey: KEY } });
   });
   afterAll(async () => stack?.close());
 

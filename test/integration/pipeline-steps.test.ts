@@ -81,11 +81,11 @@ describe('the pipeline, step by step (fake mailbox, stand-in model, PGlite)', ()
   /** One job through the pipeline as the worker runs it: enqueue, claim (with its context), handle, end. */
   async function runJob(key: MessageKey, config: Record<string, unknown> = {}, source: 'push' | 'api' = 'push'): Promise<JobOutcome> {
     await enqueue(t.db, { ...key, source });
-    const cfg = testConfig({ ollama: { host: ollama.url }, ...config });
+    const cfg = testConfig({ llm: { host: ollama.url }, ...config });
     const handler = createPipeline({
       db: t.db,
       source: mailbox,
-      llm: new LlmClient({ host: ollama.url, model: cfg.ollama.model, timeoutMs: 5_000, numCtx: cfg.ollama.numCtx }),
+      llm: new LlmClient({ host: ollama.url, model: cfg.llm.model, timeoutMs: 5_000, numCtx: cfg.llm.numCtx }),
       config: cfg,
       logger: silentLogger,
       protection: protectionFor(cfg),

@@ -96,13 +96,13 @@ export function testConfig(overrides: Record<string, any> = {}): Config {
     // Likewise the per-key request limit: the API suites make hundreds of requests with one key.
     apiRateLimit: 1_000_000,
     imap: {},
-    ollama: {},
+    llm: {},
     processing: {},
     privacy: {},
     logLevel: 'silent',
   };
   const merged: Record<string, any> = { ...base, ...overrides };
-  for (const k of ['push', 'imap', 'ollama', 'processing', 'privacy'] as const)
+  for (const k of ['push', 'imap', 'llm', 'processing', 'privacy'] as const)
     merged[k] = { ...(base as any)[k], ...(overrides[k] ?? {}) };
   return configSchema.parse(merged);
 }

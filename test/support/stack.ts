@@ -61,10 +61,10 @@ export async function startStack(opts: StackOptions = {}) {
     if (analyse) {
       const base: Record<string, any> = {
         imap: { host: dc.host, port: dc.imapPort, masterUser: dc.masterUser, masterPassword: dc.masterPassword },
-        ollama: { host: ollama!.url, timeoutMs: 2_000, hostRestMaxSec: 1 },
+        llm: { host: ollama!.url, timeoutMs: 2_000, hostRestMaxSec: 1 },
         processing: FAST_PROCESSING,
       };
-      for (const k of ['imap', 'ollama', 'processing']) merged[k] = { ...base[k], ...opts.mailsight?.[k], ...extra[k] };
+      for (const k of ['imap', 'llm', 'processing']) merged[k] = { ...base[k], ...opts.mailsight?.[k], ...extra[k] };
     }
     return merged;
   };

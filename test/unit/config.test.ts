@@ -23,7 +23,7 @@ describe('loadConfig', () => {
       dataDir: './data',
       push: { username: 'dovecot', auth: 'basic' },
       imap: { host: '127.0.0.1', port: 143, secure: false, masterSeparator: '*' },
-      ollama: { host: 'http://127.0.0.1:11434', model: 'llama3.2:3b' },
+      llm: { host: 'http://127.0.0.1:11434', model: 'llama3.2:3b' },
       processing: { intervalSec: 60, batchSize: 10, concurrentJobs: 2, maxEmailSize: 4000 },
       dryRun: true,
       logLevel: 'info',
@@ -32,7 +32,7 @@ describe('loadConfig', () => {
   });
 
   it('accepts OLLAMA_HOST as host:port without a scheme, as the seed writes it', () => {
-    expect(loadConfig({ OLLAMA_HOST: 'ollama:11434' }).ollama.host).toBe('http://ollama:11434');
+    expect(loadConfig({ OLLAMA_HOST: 'ollama:11434' }).llm.host).toBe('http://ollama:11434');
   });
 
   it('lists every problem in one error, naming the variables', () => {
@@ -88,10 +88,10 @@ describe('loadConfig', () => {
       ].join('\n'),
     );
     const c = loadConfig({ CONFIG_FILE: file, LLM_BATCH_SIZE: '5' });
-    expect(c.ollama).toMatchObject({ host: 'http://gpu-box:11434', model: 'qwen2.5:7b' });
+    expect(c.llm).toMatchObject({ host: 'http://gpu-box:11434', model: 'qwen2.5:7b' });
     expect(c.processing).toMatchObject({ batchSize: 5, intervalSec: 30, maxEmailSize: 8000, concurrentJobs: 4 });
     expect(c.rules).toEqual([{ name: 'trust-internal', match: { from: ['*@example.org'] }, action: 'skip', verdict: 'legit' }]);
-    expect(c.actions).toEqual({ keywords: true, move_to_junk: false, junk_threshold: 0.9, junk_folder: 'Junk', mark_seen: true });
+    expect(c.actions).toEqual({ keywords: true, moveToJunk: false, junkThreshold: 0.9, junkFolder: 'Junk', markSeen: true });
   });
 
   it('lists every problem in the rules and actions with its place', () => {
@@ -140,7 +140,7 @@ describe('loadConfig', () => {
 
 describe('OLLAMA_HOST with several hosts', () => {
   it('takes a comma-separated list, each normalised; a bad one is named', () => {
-    expect(loadConfig({ OLLAMA_HOST: 'gpu1:11434, http://gpu2.example:11434/' }).ollama.host).toBe('http://gpu1:11434,http://gpu2.example:11434');
+    expect(loadConfig({ OLLAMA_HOST: 'gpu1:11434, http://gpu2.example:11434/' }).llm.host).toBe('http://gpu1:11434,http://gpu2.example:11434');
     expect(() => loadConfig({ OLLAMA_HOST: 'gpu1:11434,ftp://x' })).toThrow(/OLLAMA_HOST: not a host, host:port or http\(s\) URL: "ftp:\/\/x"/);
   });
 });
@@ -156,7 +156,7 @@ describe('OLLAMA_HOST as Ollama\'s own clients read it', () => {
     ['https://gpu.example/ollama/', 'https://gpu.example/ollama'],
     ['gpu.example:11434/proxy', 'http://gpu.example:11434/proxy'],
   ])('%s means %s (no scheme: port 11434; a scheme: its own port; a path is kept)', (value, url) => {
-    expect(loadConfig({ OLLAMA_HOST: value }).ollama.host).toBe(url);
+    expect(loadConfig({ OLLAMA_HOST: value }).llm.host).toBe(url);
   });
 
   it.each(['not a url', 'ftp://ollama', 'http://', 'ollama:port', 'user:pw@ollama', 'http://ollama/?q=1', '-ollama'])('refuses %j, naming it', (value) => {
@@ -198,11 +198,11 @@ describe('LLM_PROVIDER=openai', () => {
   it('needs LLM_BASE_URL; keeps its path, drops a trailing slash; LLM_API_KEY is a secret', () => {
     expect(configError({ LLM_PROVIDER: 'openai' }).message).toContain('LLM_BASE_URL: is required with LLM_PROVIDER=openai');
     const c = loadConfig({ LLM_PROVIDER: 'openai', LLM_BASE_URL: 'http://vllm:8000/v1/, http://llamacpp:8080/v1', LLM_API_KEY: 'sk-123' });
-    expect(c.ollama).toMatchObject({ provider: 'openai', baseUrl: 'http://vllm:8000/v1,http://llamacpp:8080/v1', apiKey: 'sk-123' });
+    expect(c.llm).toMatchObject({ provider: 'openai', baseUrl: 'http://vllm:8000/v1,http://llamacpp:8080/v1', apiKey: 'sk-123' });
     expect(configError({ LLM_PROVIDER: 'vllm' }).message).toContain('LLM_PROVIDER');
-    expect(loadConfig({ LLM_PROVIDER: 'openai', LLM_BASE_URL: 'vllm:8000/v1' }).ollama.baseUrl).toBe('http://vllm:8000/v1');
+    expect(loadConfig({ LLM_PROVIDER: 'openai', LLM_BASE_URL: 'vllm:8000/v1' }).llm.baseUrl).toBe('http://vllm:8000/v1');
     expect(configError({ LLM_BASE_URL: 'ftp://vllm' }).message).toContain('LLM_BASE_URL: not a host:port or http(s) URL: "ftp://vllm"');
-    expect(loadConfig({}).ollama.provider).toBe('ollama');
+    expect(loadConfig({}).llm.provider).toBe('ollama');
   });
 });
 

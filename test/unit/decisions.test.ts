@@ -74,7 +74,7 @@ describe('escalation rules', () => {
 });
 
 describe('mailbox action plans', () => {
-  const settings = { keywords: true, move_to_junk: true, junk_threshold: 0.8, junk_folder: 'Junk', mark_seen: true };
+  const settings = { keywords: true, moveToJunk: true, junkThreshold: 0.8, junkFolder: 'Junk', markSeen: true };
   const prefs = { phishingAlerts: true, autoCategorize: true };
   const d = (verdict: 'legit' | 'spam' | 'scam' | 'phishing', confidence: number) => ({ verdict, confidence, isPhishing: verdict === 'phishing' });
 
@@ -91,7 +91,7 @@ describe('mailbox action plans', () => {
   it("the user's preferences and the settings switch parts off", () => {
     expect(planActions(d('phishing', 0.9), {}, { phishingAlerts: false, autoCategorize: true }, settings, 'INBOX').keywords).toEqual(['$Junk']);
     expect(planActions(d('legit', 0.9), { category: 'work' }, { phishingAlerts: true, autoCategorize: false }, settings, 'INBOX').keywords).toEqual([]);
-    expect(planActions(d('spam', 0.95), {}, prefs, { ...settings, move_to_junk: false }, 'INBOX')).toMatchObject({ moveToJunk: false, keywords: ['$Junk'] });
+    expect(planActions(d('spam', 0.95), {}, prefs, { ...settings, moveToJunk: false }, 'INBOX')).toMatchObject({ moveToJunk: false, keywords: ['$Junk'] });
     expect(planActions(d('spam', 0.95), {}, prefs, { ...settings, keywords: false }, 'INBOX').keywords).toEqual([]);
   });
   it('a message already in Junk is not moved again', () => {
