@@ -200,6 +200,18 @@ export function namespaceBlock(specialUse: Record<string, string>, auto: 'create
   return ['namespace inbox {', '  inbox = yes', '  separator = /', ...folders, '}'].join('\n');
 }
 
+/** The start of every test configuration: the version lines 2.4 needs, the private dirs, the log, the listeners' address. */
+export function headerLines(version: DovecotVersion, dir: string, listen: string): string {
+  return [
+    ...(version === '2.4' ? ['dovecot_config_version = 2.4.1', 'dovecot_storage_version = 2.4.1'] : []),
+    `base_dir = ${dir}/run`,
+    `state_dir = ${dir}/state`,
+    `log_path = ${dir}/dovecot.log`,
+    'protocols = imap lmtp',
+    `listen = ${listen}`,
+  ].join('\n');
+}
+
 /** The IMAP, IMAPS and LMTP listeners (port 0: none); 2.3 names the address `address`, 2.4 `listen`. */
 export function listenerBlocks(version: DovecotVersion, listen: string, ports: { imap: number; imaps: number; lmtp: number }): string {
   const at = version === '2.3' ? 'address' : 'listen';
@@ -208,27 +220,27 @@ export function listenerBlocks(version: DovecotVersion, listen: string, ports: {
   return `service imap-login {\n${listener('imap', ports.imap)}\n${listener('imaps', ports.imaps)}\n}\nservice lmtp {\n${listener('lmtp', ports.lmtp)}\n}`;
 }
 
+/** What both versions say alike: delivery into +detail folders, the folders, the master passdb (first). */
+function deliveryAndMaster(opts: DovecotOptions, includes: string[]): string {
+  return `lda_mailbox_autocreate = yes
+lmtp_save_to_detail_mailbox = yes
+recipient_delimiter = +
+${namespaceBlock({ Junk: '\\Junk', ...opts.specialUse })}
+# The master passdb comes before the users' one.
+!include ${includes[0]}`;
+}
+
 /** The test's own part, Dovecot 2.3 syntax. */
 function config23(ctx: RenderContext, opts: DovecotOptions, includes: string[]): string {
   const { dir, imapPort, lmtpPort, imapsPort, listen } = ctx;
   const ssl = opts.tls ? `ssl = ${opts.tls.ssl ?? 'yes'}\nssl_cert = <${ctx.place(opts.tls.cert, 'cert.pem')}\nssl_key = <${ctx.place(opts.tls.key, 'key.pem')}` : 'ssl = no';
-  return `
-base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap lmtp
-listen = ${listen}
+  return `${headerLines('2.3', dir, listen)}
 ${ssl}
 disable_plaintext_auth = ${opts.disablePlaintextAuth ? 'yes' : 'no'}
 auth_mechanisms = plain login
 auth_failure_delay = 0
 mail_location = maildir:~/Maildir
-lda_mailbox_autocreate = yes
-lmtp_save_to_detail_mailbox = yes
-recipient_delimiter = +
-${namespaceBlock({ Junk: '\\Junk', ...opts.specialUse })}
-# The master passdb comes before the users' one.
-!include ${includes[0]}
+${deliveryAndMaster(opts, includes)}
 passdb {
   driver = passwd-file
   args = ${dir}/users
@@ -257,25 +269,14 @@ function config24(ctx: RenderContext, opts: DovecotOptions, includes: string[]):
   const ssl = opts.tls
     ? `ssl = ${opts.tls.ssl ?? 'yes'}\nssl_server_cert_file = ${ctx.place(opts.tls.cert, 'cert.pem')}\nssl_server_key_file = ${ctx.place(opts.tls.key, 'key.pem')}`
     : 'ssl = no';
-  return `dovecot_config_version = 2.4.1
-dovecot_storage_version = 2.4.1
-base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap lmtp
-listen = ${listen}
+  return `${headerLines('2.4', dir, listen)}
 ${ssl}
 auth_allow_cleartext = ${opts.disablePlaintextAuth ? 'no' : 'yes'}
 auth_mechanisms = plain login
 auth_failure_delay = 0
 mail_driver = maildir
 mail_path = ~/Maildir
-lda_mailbox_autocreate = yes
-lmtp_save_to_detail_mailbox = yes
-recipient_delimiter = +
-${namespaceBlock({ Junk: '\\Junk', ...opts.specialUse })}
-# The master passdb comes before the users' one.
-!include ${includes[0]}
+${deliveryAndMaster(opts, includes)}
 passdb users {
   driver = passwd-file
   passwd_file_path = ${dir}/users

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listenerBlocks, namespaceBlock, type RenderContext } from './dovecot.js';
+import { headerLines, listenerBlocks, namespaceBlock, type RenderContext } from './dovecot.js';
 
 /**
  * A private Dovecot 2.3 configured the way Mailcow configures its own, written from the facts in
@@ -59,12 +59,7 @@ function mailcowFiles(ctx: RenderContext, shape: MailcowShape) {
 function mailcow23(ctx: RenderContext, shape: MailcowShape): string {
   const { dir } = ctx;
   const { f, cert, key } = mailcowFiles(ctx, shape);
-  return `
-base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap lmtp
-listen = ${ctx.listen}
+  return `${headerLines('2.3', dir, ctx.listen)}
 auth_mechanisms = plain login
 disable_plaintext_auth = yes
 auth_failure_delay = 0
@@ -154,13 +149,7 @@ function mailcow24(ctx: RenderContext, shape: MailcowShape): string {
   const { f, cert, key } = mailcowFiles(ctx, shape);
   const block = (list: string) => `{\n${list.split(' ').map((p) => `    ${p.replace('zlib', 'mail_compress')} = yes`).join('\n')}\n  }`;
   const plugins = (list: string) => list.split(' ').filter((p) => !['imap_zlib', 'listescape', 'replication'].includes(p)).join(' ');
-  return `dovecot_config_version = 2.4.1
-dovecot_storage_version = 2.4.1
-base_dir = ${dir}/run
-state_dir = ${dir}/state
-log_path = ${dir}/dovecot.log
-protocols = imap lmtp
-listen = ${ctx.listen}
+  return `${headerLines('2.4', dir, ctx.listen)}
 auth_mechanisms = plain login
 auth_allow_cleartext = no
 auth_failure_delay = 0
