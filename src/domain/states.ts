@@ -16,6 +16,10 @@ export type JobSource = (typeof JOB_SOURCES)[number];
 export const ANALYSIS_STATUSES = ['analyzed', 'skipped', 'failed'] as const;
 export type AnalysisStatus = (typeof ANALYSIS_STATUSES)[number];
 
+/** A message's state as the API shows it: its analysis's status when it has one, else its job's state. */
+export const MESSAGE_STATES = [...new Set([...JOB_STATES, ...ANALYSIS_STATUSES])] as (JobState | AnalysisStatus)[];
+export type MessageState = JobState | AnalysisStatus;
+
 /** The verdict on a message. */
 export const VERDICTS = ['legit', 'spam', 'scam', 'phishing', 'unknown'] as const;
 export type Verdict = (typeof VERDICTS)[number];

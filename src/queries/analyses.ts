@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { keyMatches } from '../domain/message-key.js';
-import type { Verdict } from '../domain/states.js';
+import type { MessageState, Verdict } from '../domain/states.js';
 import type { Db } from '../db/client.js';
 import { auditLog, emailAnalysis, processingQueue } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
@@ -83,12 +83,11 @@ function queueJson(q: QueueRow) {
  * The one state a caller wants to know: a job waiting or running wins (a forced re-analysis keeps
  * the old result visible meanwhile), then the stored analysis, then how the job ended.
  */
-export type MessageState = 'queued' | 'processing' | 'analyzed' | 'skipped' | 'failed' | 'dead' | 'gone' | 'stale' | 'done';
 
 function stateOf(q: QueueRow | undefined, a: AnalysisRow | undefined): MessageState {
   if (q && (q.state === 'queued' || q.state === 'processing')) return q.state;
-  if (a) return a.status as MessageState;
-  return (q?.state ?? 'done') as MessageState;
+  if (a) return a.status;
+  return q?.state ?? 'done';
 }
 
 export interface MessageRef {

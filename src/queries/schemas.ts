@@ -1,5 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { SWITCHES, type SwitchName } from '../domain/preferences.js';
+import { MESSAGE_STATES, type MessageState } from '../domain/states.js';
 import { CATEGORIES, VERDICTS } from '../analysis/result.js';
 
 /** Response shapes of /api/v1, for the OpenAPI document. */
@@ -63,15 +64,13 @@ export const analysisSchema = z
   })
   .openapi('Analysis');
 
-export const MESSAGE_STATES = ['queued', 'processing', 'analyzed', 'skipped', 'failed', 'dead', 'gone', 'stale', 'done'] as const;
-
 export const messageSchema = z
   .object({
     mailbox: z.string(),
     folder: z.string(),
     uidvalidity: z.number().int(),
     email_id: z.number().int(),
-    state: z.enum(MESSAGE_STATES),
+    state: z.enum(MESSAGE_STATES as [MessageState, ...MessageState[]]),
     analysis: analysisSchema.nullable(),
     queue: z
       .object({
