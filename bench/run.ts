@@ -1,5 +1,6 @@
 // `npm run bench [name...]`: runs the named benchmarks (default: all) and writes bench/results/*.json.
 import { runApiBench } from './api.js';
+import { runDataBench } from './data.js';
 import { runDovecotBench } from './dovecot.js';
 import { runFairnessBench } from './fairness.js';
 import { runPipelineBench } from './pipeline.js';
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   scale: runScaleBench,
   fairness: runFairnessBench,
   dovecot: runDovecotBench,
+  data: runDataBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

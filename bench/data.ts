@@ -1,0 +1,194 @@
+// A year of a big server's mail (issue: ten million analyses): `npm run bench data`.
+// Builds the data set straight in Postgres with generate_series (not through the pipeline), then
+// times each request, page and maintenance step on it. Sizes: BENCH_DATA_ROWS (default
+// 1,000,000,10,000,000: each size in turn, in one run, so the ratio between them is of one run).
+import { sql } from 'drizzle-orm';
+import { claim } from '../src/analysis/jobs.js';
+import { createApp } from '../src/app.js';
+import { openPostgres, type Db } from '../src/db/client.js';
+import { migrate } from '../src/db/migrate.js';
+import { createLogger } from '../src/logger.js';
+import { eraseMailbox } from '../src/queries/erase.js';
+import { release } from '../src/queue/lifecycle.js';
+import { knownMailboxes } from '../src/queue/reconcile.js';
+import { purgeExpired } from '../src/queue/retention.js';
+import { Browser } from '../test/support/browser.js';
+import { createTestDatabase, testConfig } from '../test/support/services.js';
+import { percentile, table, writeResult } from './lib.js';
+
+const SIZES = (process.env.BENCH_DATA_ROWS ?? '1000000,10000000').split(',').map(Number);
+const MAILBOXES = Number(process.env.BENCH_DATA_MAILBOXES ?? 10_000);
+const DAYS = 365;
+/** Queued jobs at the largest size (1 million at 10 million analyses), in proportion below it. */
+const QUEUED_PER_ANALYSIS = 0.1;
+const REPEAT = Number(process.env.BENCH_DATA_REPEAT ?? 30);
+const ADMIN = 'bench-admin-key-0123456789';
+const PUSH_PASSWORD = 'bench-push-secret';
+
+const mailbox = (i: number) => `u${i}@example.test`;
+
+/**
+ * Analyses over MAILBOXES mailboxes and DAYS days, oldest first. Mixes like the SpamAssassin
+ * corpus's (about a third spam), and sealed content as ENCRYPTION_KEY leaves it: the text columns
+ * empty, base64 blobs of the usual length in sealed_headers and sealed_content.
+ */
+async function build(db: Db, rows: number): Promise<number> {
+  const t0 = performance.now();
+  const step = `${(DAYS * 86_400) / rows} seconds`;
+  await db.rows(sql`
+    insert into llm_email_analysis (mailbox, folder, uidvalidity, uid, message_id, status, category, tags, verdict, confidence,
+      reasons, is_spam, is_phishing, phishing_score, verdict_source, priority, sensitive, language, signals, signal_reasons,
+      sealed_headers, sealed_content, key_id, model, prompt_version, content_hash, cache_hit, prompt_tokens, completion_tokens,
+      fetch_ms, llm_ms, total_ms, size_bytes, created_at, updated_at)
+    select 'u' || (g % ${MAILBOXES}) || '@example.test', 'INBOX', 1, g / ${MAILBOXES} + 1, '<' || g || '@bench.example>',
+      case when g % 97 = 0 then 'skipped' when g % 211 = 0 then 'failed' else 'analyzed' end,
+      (array['work','personal','newsletter','marketing','finance','security','social','other'])[1 + g % 8], '{}'::text[],
+      (array['legit','legit','legit','legit','legit','legit','spam','spam','spam','phishing','scam','unknown'])[1 + g % 12], 0.85,
+      '[]'::jsonb, g % 12 in (6, 7, 8, 10), g % 12 = 9, case when g % 12 = 9 then 0.9 else 0.05 end, 'model', 1 + g % 10,
+      case when g % 23 = 0 then '["credentials"]'::jsonb else '[]'::jsonb end, 'en',
+      '{"links": 3, "auth": {"spf": "pass", "dkim": "pass", "dmarc": "pass"}}'::jsonb, '[]'::jsonb,
+      'v1:k1:' || repeat('QUJD', 50), 'v1:k1:' || repeat('QUJD', 160), 'k1', 'llama3.2:3b', '2026-11-30.1', md5(g::text),
+      g % 9 = 0, 900 + g % 400, 120 + g % 50, 5 + g % 20, 800 + g % 900, 850 + g % 950, 3000 + g % 40000,
+      now() - (${rows} - g) * ${step}::interval, now() - (${rows} - g) * ${step}::interval
+    from generate_series(1, ${rows}) g`);
+  // Two audit entries per analysis, as the pipeline writes them: the decision, and kept (or an action).
+  await db.rows(sql`
+    insert into llm_audit_log (mailbox, folder, uidvalidity, uid, message_id, verdict, confidence, action, reason, at)
+    select a.mailbox, a.folder, a.uidvalidity, a.uid, a.message_id, a.verdict, a.confidence, x.action, 'verdict by the model', a.created_at
+      from llm_email_analysis a
+      cross join (values ('analyzed'), ('kept')) as x(action)`);
+  const queued = Math.round(rows * QUEUED_PER_ANALYSIS);
+  await db.rows(sql`
+    insert into llm_processing_queue (mailbox, folder, uidvalidity, uid, state, source, priority, created_at, updated_at, run_at)
+    select 'u' || (g % ${MAILBOXES}) || '@example.test', 'INBOX', 1, 10000000 + g, 'queued', 'backfill', 2, now(), now(), now()
+      from generate_series(1, ${queued}) g`);
+  await db.rows(sql`vacuum analyze llm_email_analysis`);
+  await db.rows(sql`vacuum analyze llm_audit_log`);
+  await db.rows(sql`vacuum analyze llm_processing_queue`);
+  return (performance.now() - t0) / 1000;
+}
+
+async function timed(n: number, fn: () => Promise<unknown>) {
+  for (let i = 0; i < 2; i++) await fn();
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  ms.sort((a, b) => a - b);
+  return { p50: percentile(ms, 50), p95: percentile(ms, 95) };
+}
+
+async function measure(db: Db, rows: number) {
+  const config = testConfig({ apiKey: ADMIN, push: { username: 'dovecot', password: PUSH_PASSWORD } });
+  const app = createApp({ config, db, logger: createLogger('silent'), pushCredentials: { username: 'dovecot', password: PUSH_PASSWORD, generated: false } });
+  const auth = `Basic ${Buffer.from(`dovecot:${PUSH_PASSWORD}`).toString('base64')}`;
+  const get = async (path: string) => {
+    const res = await app.request(`/api/v1${path}`, { headers: { 'x-api-key': ADMIN } });
+    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    return res.json() as Promise<any>;
+  };
+  const browser = new Browser(app);
+  if ((await browser.signIn(ADMIN)).status !== 303) throw new Error('dashboard sign-in failed');
+  const page = async (path: string) => {
+    const res = await browser.get(path);
+    if (res.status !== 200) throw new Error(`${path}: ${res.status}`);
+    return res.text();
+  };
+  const busy = mailbox(7);
+  const perMailbox = Math.floor(rows / MAILBOXES);
+  let cursor: string | null = null;
+  for (let i = 0; i < 100 && (i === 0 || cursor); i++) cursor = (await get(`/get/llm/analysis?mailbox=${busy}&limit=10${cursor ? `&cursor=${cursor}` : ''}`)).next_cursor;
+  // Pushed UIDs above every analysed and queued one, under the same UIDVALIDITY.
+  let uid = 100_000_000;
+  const cases: [string, () => Promise<unknown>][] = [
+    [
+      'push insert',
+      async () => {
+        const res = await app.request('/push/dovecot', {
+          method: 'PUT',
+          headers: { authorization: auth, 'content-type': 'application/json' },
+          body: JSON.stringify({ user: busy, event: 'messageNew', folder: 'INBOX', 'imap-uidvalidity': 1, 'imap-uid': uid++ }),
+        });
+        if (res.status !== 202) throw new Error(`push: ${res.status}`);
+      },
+    ],
+    [
+      'claim (10 jobs, then released)',
+      async () => {
+        const jobs = await claim(db, { workerId: 'bench', limit: 10, leaseMs: 60_000 });
+        await release(db, jobs.map((j) => j.id), 'bench');
+      },
+    ],
+    ['API: one message', () => get(`/get/llm/analysis?mailbox=${busy}&email_id=${Math.max(1, perMailbox >> 1)}`)],
+    ['API: a page of a mailbox', () => get(`/get/llm/analysis?mailbox=${busy}`)],
+    ['API: page 100 by cursor', () => get(`/get/llm/analysis?mailbox=${busy}&limit=10${cursor ? `&cursor=${cursor}` : ''}`)],
+    ['API: stats, one mailbox', () => get(`/get/llm/stats?mailbox=${busy}`)],
+    ['API: stats, all', () => get('/get/llm/stats')],
+    ['API: timeline (24 h)', () => get('/get/llm/stats?timeline_minutes=1440')],
+    ['dashboard: overview 1 h', () => page('/dashboard?minutes=60')],
+    ['dashboard: overview 6 h', () => page('/dashboard?minutes=360')],
+    ['dashboard: overview 24 h', () => page('/dashboard?minutes=1440')],
+    ['dashboard: mailbox', () => page(`/dashboard/mailbox/${encodeURIComponent(busy)}`)],
+    ['dashboard: message', () => page(`/dashboard/mailbox/${encodeURIComponent(busy)}/message/INBOX/1/${Math.max(1, perMailbox >> 1)}`)],
+    ['sweep step: the known mailboxes', () => knownMailboxes(db)],
+  ];
+  const out: Record<string, { p50: number; p95: number }> = {};
+  for (const [name, fn] of cases) out[name] = await timed(REPEAT, fn);
+  // Destructive, once each: a day's data by retention (the oldest day), and one mailbox.
+  const t0 = performance.now();
+  const purged = await purgeExpired(db, DAYS - 1);
+  const retentionMs = performance.now() - t0;
+  const t1 = performance.now();
+  await eraseMailbox(db, mailbox(11));
+  const eraseMs = performance.now() - t1;
+  const [size] = await db.rows<{ analyses: string; audit: string; queue: string }>(sql`
+    select pg_total_relation_size('llm_email_analysis') as analyses, pg_total_relation_size('llm_audit_log') as audit,
+           pg_total_relation_size('llm_processing_queue') as queue`);
+  return {
+    cases: out,
+    retention: { ms: retentionMs, removed: purged },
+    eraseMs,
+    bytesPerAnalysis: { analyses: Number(size!.analyses) / rows, audit: Number(size!.audit) / rows, queue: Number(size!.queue) / rows },
+  };
+}
+
+export async function runDataBench() {
+  const results: Record<number, Awaited<ReturnType<typeof measure>> & { buildSeconds: number }> = {};
+  for (const rows of SIZES) {
+    const database = await createTestDatabase();
+    const db = openPostgres(database.url, { max: 4 });
+    try {
+      await migrate(db, database.url);
+      const buildSeconds = await build(db, rows);
+      console.log(`${rows.toLocaleString('en')} analyses over ${MAILBOXES.toLocaleString('en')} mailboxes built in ${buildSeconds.toFixed(0)} s`);
+      results[rows] = { ...(await measure(db, rows)), buildSeconds };
+    } finally {
+      await db.close();
+      await database.drop();
+    }
+  }
+  const [small, big] = SIZES;
+  const names = Object.keys(results[small!]!.cases);
+  table(
+    names.map((name) => {
+      const row: Record<string, string | number> = { request: name };
+      for (const size of SIZES) {
+        const c = results[size]!.cases[name]!;
+        row[`p50 ${size / 1e6}M`] = c.p50;
+        row[`p95 ${size / 1e6}M`] = c.p95;
+      }
+      if (big) row[`p95 ratio`] = results[big]!.cases[name]!.p95 / results[small!]!.cases[name]!.p95;
+      return row;
+    }),
+  );
+  for (const size of SIZES) {
+    const r = results[size]!;
+    console.log(
+      `${size / 1e6}M: retention of one day ${r.retention.ms.toFixed(0)} ms (${r.retention.removed.analyses} analyses, ${r.retention.removed.audit} audit rows), ` +
+        `erase of one mailbox ${r.eraseMs.toFixed(0)} ms, bytes per analysis: ${r.bytesPerAnalysis.analyses.toFixed(0)} (analyses) + ${r.bytesPerAnalysis.audit.toFixed(0)} (audit), built in ${r.buildSeconds.toFixed(0)} s`,
+    );
+  }
+  console.log(`results: ${writeResult('data', { sizes: SIZES, mailboxes: MAILBOXES, results })}`);
+}
