@@ -14,10 +14,24 @@ import { parseKey } from './privacy/sealer.js';
 
 const DEFAULT_CONFIG_FILE = 'data/conf/llm/config.yml';
 
-const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])]).transform((v) =>
-  typeof v === 'boolean' ? v : ['true', '1', 'yes'].includes(v),
-);
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'])], { error: 'must be true or false (or 1/0, yes/no)' })
+  .transform((v) => (typeof v === 'boolean' ? v : ['true', '1', 'yes'].includes(v)));
+const int = (min: number, max: number) => {
+  const allowed = `must be a whole number from ${min.toLocaleString('en')} to ${max.toLocaleString('en')}`;
+  return z.coerce.number({ error: allowed }).int(allowed).min(min, allowed).max(max, allowed);
+};
+
+/**
+ * The placeholders .env.example ships (change-me, change-me-too, CHANGE_ME): a secret left at one of
+ * them is refused, so a copied example never runs with a password the whole world knows.
+ */
+const PLACEHOLDER_SECRET = /^change[-_ ]?me\b/i;
+const secretValue = (min = 1, tooShort?: string) =>
+  z
+    .string()
+    .min(min, tooShort)
+    .refine((v) => !PLACEHOLDER_SECRET.test(v), "is still the example's placeholder: set a secret of your own");
 const nonEmpty = z.string().trim().min(1);
 
 /** An AES-256 key (64 hex characters or base64 of 32 bytes), checked here so a bad one stops start-up. */
@@ -103,12 +117,13 @@ export const configSchema = z
     databaseUrl: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+      .refine((v) => !/:change[-_]?me@/i.test(v), "holds the example's placeholder password: set the database's real one")
       .optional(),
     dataDir: nonEmpty.default('./data'),
     configFile: z.string().optional(),
     push: z.object({
       username: nonEmpty.refine((v) => !v.includes(':'), 'must not contain ":" (HTTP Basic, RFC 7617)').default('dovecot'),
-      password: z.string().min(1).optional(),
+      password: secretValue().optional(),
       auth: z.enum(['basic', 'none']).default('basic'),
       /** How long the push handler waits for the database before answering 503 (Dovecot is waiting). */
       /**
@@ -139,9 +154,9 @@ export const configSchema = z
         })
         .optional(),
     }),
-    apiKey: z.string().min(16, 'must be at least 16 characters').optional(),
+    apiKey: secretValue(16, 'must be at least 16 characters').optional(),
     /** Bearer token /metrics asks for; unset, /metrics is open (keep it on the internal network). */
-    metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    metricsToken: secretValue(16, 'must be at least 16 characters').optional(),
     /** Requests per minute per API key (admin and mailbox keys alike), with bursts up to as many (429 beyond). */
     apiRateLimit: int(1, 1_000_000).default(120),
     /** Failed push-auth or API-key attempts from one address per minute before it is refused (429). */
@@ -165,7 +180,7 @@ export const configSchema = z
       /** false: the IMAP server's certificate is not checked (this connection only; warned about at start-up). */
       tlsVerify: bool.default(true),
       masterUser: nonEmpty.optional(),
-      masterPassword: z.string().min(1).optional(),
+      masterPassword: secretValue().optional(),
       masterSeparator: z.string().min(1).max(4).default('*'),
       /** Open master-user sessions at most (one per mailbox being worked on). */
       maxSessions: int(1, 1000).default(16),
@@ -374,31 +389,6 @@ export const ENV_PATHS: Record<string, string[]> = {
 const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'METRICS_TOKEN', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'LLM_API_KEY']);
 const PATH_TO_ENV = new Map(Object.entries(ENV_PATHS).map(([k, v]) => [v.join('.'), k]));
 
-/** The seed's YAML layout, mapped onto the config object. */
-function fromYaml(doc: any): Record<string, any> {
-  const out: Record<string, any> = { push: {}, imap: {}, llm: {}, processing: {}, privacy: {} };
-  if (!doc || typeof doc !== 'object') return out;
-  const o = doc.ollama ?? {};
-  if (o.host !== undefined) out.llm.host = String(o.host);
-  if (o.model !== undefined) out.llm.model = o.model;
-  if (o.num_ctx !== undefined) out.llm.numCtx = o.num_ctx;
-  if (o.think !== undefined) out.llm.think = String(o.think);
-  const p = doc.processing ?? {};
-  if (p.batch_size !== undefined) out.processing.batchSize = p.batch_size;
-  if (p.interval !== undefined) out.processing.intervalSec = p.interval;
-  const perf = doc.performance ?? {};
-  if (perf.max_email_size !== undefined) out.processing.maxEmailSize = perf.max_email_size;
-  if (perf.concurrent_jobs !== undefined) out.processing.concurrentJobs = perf.concurrent_jobs;
-  const imap = doc.imap ?? {};
-  const imapKeys = { host: imap.host, port: imap.port, secure: imap.secure, starttls: imap.starttls, tlsCaFile: imap.tls_ca_file, tlsServername: imap.tls_servername, tlsVerify: imap.tls_verify };
-  for (const [k, v] of Object.entries(imapKeys)) if (v !== undefined) out.imap[k] = v;
-  if (doc.dry_run !== undefined) out.dryRun = doc.dry_run;
-  if (doc.folders !== undefined) out.folders = doc.folders;
-  if (doc.rules !== undefined) out.rules = doc.rules;
-  if (doc.actions !== undefined) out.actions = renameKeys(doc.actions, ACTION_KEYS);
-  return out;
-}
-
 /** The YAML file's `actions` keys (the seed's snake_case) and their names in the config object. */
 const ACTION_KEYS: Record<string, string> = { move_to_junk: 'moveToJunk', junk_threshold: 'junkThreshold', junk_folder: 'junkFolder', mark_seen: 'markSeen' };
 const YAML_NAMES = new Map(Object.entries(ACTION_KEYS).map(([yaml, key]) => [`actions.${key}`, `actions.${yaml}`]));
@@ -407,6 +397,82 @@ const YAML_NAMES = new Map(Object.entries(ACTION_KEYS).map(([yaml, key]) => [`ac
 function renameKeys(v: unknown, names: Record<string, string>): unknown {
   if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
   return Object.fromEntries(Object.entries(v).map(([k, val]) => [names[k] ?? k, val]));
+}
+
+/**
+ * The YAML file's keys (the seed's layout, and what later issues added) and where each goes in the
+ * config object. `rules`, `actions` and `folders` are whole sections with schemas of their own.
+ */
+const YAML_KEYS: Record<string, Record<string, string[]>> = {
+  ollama: { host: ['llm', 'host'], model: ['llm', 'model'], num_ctx: ['llm', 'numCtx'], think: ['llm', 'think'] },
+  processing: { batch_size: ['processing', 'batchSize'], interval: ['processing', 'intervalSec'] },
+  performance: { max_email_size: ['processing', 'maxEmailSize'], concurrent_jobs: ['processing', 'concurrentJobs'] },
+  imap: {
+    host: ['imap', 'host'],
+    port: ['imap', 'port'],
+    secure: ['imap', 'secure'],
+    starttls: ['imap', 'starttls'],
+    tls_ca_file: ['imap', 'tlsCaFile'],
+    tls_servername: ['imap', 'tlsServername'],
+    tls_verify: ['imap', 'tlsVerify'],
+  },
+};
+const YAML_SECTIONS: Record<string, string[]> = { dry_run: ['dryRun'], folders: ['folders'], rules: ['rules'], actions: ['actions'] };
+
+/** The closest of `known` to `word` when it is a likely typo (edit distance at most 2). */
+export function didYouMean(word: string, known: string[]): string | undefined {
+  const distance = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+    for (let i = 1; i <= a.length; i++)
+      for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    return d[a.length]![b.length]!;
+  };
+  const best = known.map((k) => [k, distance(word.toLowerCase(), k)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= 2 ? best[0] : undefined;
+}
+
+interface FromYaml {
+  raw: Record<string, any>;
+  /** Config path (dotted) -> the YAML key it came from, for error messages. */
+  origins: Map<string, string>;
+  problems: string[];
+}
+
+/** The YAML file mapped onto the config object; unknown keys are problems, with the near match named. */
+function fromYaml(doc: any): FromYaml {
+  const raw: Record<string, any> = { push: {}, imap: {}, llm: {}, processing: {}, privacy: {} };
+  const origins = new Map<string, string>();
+  const problems: string[] = [];
+  if (doc === null || doc === undefined) return { raw, origins, problems };
+  if (typeof doc !== 'object' || Array.isArray(doc)) return { raw, origins, problems: ['the file must be a YAML mapping (key: value lines)'] };
+  const unknown = (path: string, key: string, known: string[]) => {
+    const near = didYouMean(key, known);
+    problems.push(`${path}: unknown key${near ? `; did you mean ${near}?` : ` (known: ${known.join(', ')})`}`);
+  };
+  const topKnown = [...Object.keys(YAML_KEYS), ...Object.keys(YAML_SECTIONS)];
+  for (const [key, value] of Object.entries(doc)) {
+    const section = YAML_KEYS[key];
+    if (section) {
+      if (value === null || value === undefined) continue;
+      if (typeof value !== 'object' || Array.isArray(value)) {
+        problems.push(`${key}: must be a mapping of ${Object.keys(section).join(', ')}`);
+        continue;
+      }
+      for (const [sub, v] of Object.entries(value)) {
+        const path = section[sub];
+        if (!path) unknown(`${key}.${sub}`, sub, Object.keys(section));
+        else if (v !== undefined && v !== null) {
+          setPath(raw, path, key === 'ollama' && (sub === 'host' || sub === 'think') ? String(v) : v);
+          origins.set(path.join('.'), `${key}.${sub}`);
+        }
+      }
+    } else if (YAML_SECTIONS[key]) {
+      setPath(raw, YAML_SECTIONS[key], key === 'actions' ? renameKeys(value, ACTION_KEYS) : value);
+      origins.set(YAML_SECTIONS[key].join('.'), key);
+    } else unknown(key, key, topKnown);
+  }
+  return { raw, origins, problems };
 }
 
 function setPath(obj: Record<string, any>, path: string[], value: unknown) {
@@ -420,16 +486,24 @@ export function loadConfig(env: Env = process.env): Config {
   const explicitFile = env.CONFIG_FILE;
   const file = explicitFile || (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
   let raw: Record<string, any> = { push: {}, imap: {}, llm: {}, processing: {}, privacy: {} };
+  let origins = new Map<string, string>();
   if (file) {
     try {
-      raw = fromYaml(parseYaml(readFileSync(resolve(file), 'utf8')));
+      const yaml = fromYaml(parseYaml(readFileSync(resolve(file), 'utf8')));
+      raw = yaml.raw;
+      origins = yaml.origins;
+      problems.push(...yaml.problems.map((p) => `${file}: ${p}`));
     } catch (err) {
       problems.push(`CONFIG_FILE: cannot read ${file}: ${(err as Error).message}`);
     }
   }
+  const fromEnv = new Set<string>();
   for (const [name, path] of Object.entries(ENV_PATHS)) {
     const value = SECRET_VARS.has(name) ? secret(env, name, problems) : env[name];
-    if (value !== undefined && value !== '') setPath(raw, path, value);
+    if (value !== undefined && value !== '') {
+      setPath(raw, path, value);
+      fromEnv.add(path.join('.'));
+    }
   }
   if (file) raw.configFile = file;
 
@@ -437,8 +511,11 @@ export function loadConfig(env: Env = process.env): Config {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = issue.path.join('.');
-      const name = PATH_TO_ENV.get(key) ?? YAML_NAMES.get(key) ?? key;
-      const shown = SECRET_VARS.has(name) ? '' : ` (got ${JSON.stringify(getPath(raw, issue.path))})`;
+      // Named as the user wrote it: the variable when the environment set it, else the file's key.
+      const yamlKey = origins.get(key) ?? YAML_NAMES.get(key) ?? [...origins].find(([path]) => key.startsWith(`${path}.`))?.[1];
+      const env = PATH_TO_ENV.get(key);
+      const name = env && (fromEnv.has(key) || !yamlKey) ? env : yamlKey && file ? `${file}: ${YAML_NAMES.get(key) ?? (origins.get(key) ? yamlKey : key)}` : key;
+      const shown = env && SECRET_VARS.has(env) ? '' : ` (got ${JSON.stringify(getPath(raw, issue.path))})`;
       problems.push(`${name}: ${issue.message}${shown}`);
     }
   }

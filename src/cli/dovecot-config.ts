@@ -27,6 +27,24 @@ generated in DATA_DIR; with PUSH_AUTH=none there are none.
 export const MAILCOW_EXTRA_MARK = '# ==> extra.conf';
 export const MAILCOW_ENV_MARK = '# ==> .env';
 
+/**
+ * --url as an operator writes it: `host:port` means http://host:port, and `http://user:pass@host:port`
+ * carries the push credentials (used, not dropped). Anything but http(s) is refused.
+ */
+export function pushTarget(raw: string): { url: string; credentials: { username: string; password: string } | null } {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw new UsageError(`--url ${raw} is not host:port or http(s)://host:port`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url must be http(s)://host:port, not ${raw}`);
+  if (url.username && !url.password) throw new UsageError(`--url names the user ${decodeURIComponent(url.username)} but no password: write user:password@, or use --user and --password`);
+  const credentials = url.username ? { username: decodeURIComponent(url.username), password: decodeURIComponent(url.password) } : null;
+  return { url: url.origin, credentials };
+}
+
 export function dovecotConfigCommand(args: string[]): number {
   const { values } = parseArgs({
     args,
@@ -59,8 +77,14 @@ export function dovecotConfigCommand(args: string[]): number {
   if (!values.url) throw new UsageError('dovecot-config needs --url <http://host:port> (where Dovecot reaches mailsight)');
   if (values.mailcow && values.driver !== 'ox') throw new UsageError('--mailcow prints the OX driver block; for the Lua driver see dovecot/mailcow.md');
   if (values.driver !== 'ox' && values.driver !== 'lua') throw new UsageError('--driver must be ox or lua');
+  const target = pushTarget(values.url);
+  values.url = target.url;
+  if (target.credentials && (values.password !== undefined || values.user !== undefined)) {
+    throw new UsageError('credentials are in --url and in --user/--password: give them once');
+  }
   let credentials: { username: string; password: string } | null;
-  if (values.password !== undefined) credentials = { username: values.user ?? 'dovecot', password: values.password };
+  if (target.credentials) credentials = target.credentials;
+  else if (values.password !== undefined) credentials = { username: values.user ?? 'dovecot', password: values.password };
   else {
     const config = loadConfig();
     credentials = resolvePushCredentials(config);
