@@ -1,3 +1,4 @@
+import { logDestination } from './log-format.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DatabaseInUseError, openDb } from './db/client.js';
 import { migrate } from './db/migrate.js';
@@ -42,7 +43,7 @@ async function run(argv: string[]): Promise<number> {
     case 'migrate': {
       if (rest.includes('--help')) break;
       const config = loadConfig();
-      const logger = createLogger(config.logLevel);
+      const logger = createLogger(config.logLevel, logDestination(config.logFormat));
       const db = await openDb(config);
       try {
         await migrate(db, config.databaseUrl);

@@ -268,6 +268,8 @@ export const configSchema = z
       .object({ include: folderList.default([]), exclude: folderList.default(DEFAULT_EXCLUDE) })
       .default({ include: [], exclude: DEFAULT_EXCLUDE }),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `pretty` on a terminal, `json` otherwise (log-format.ts); `json` or `pretty` force it. */
+    logFormat: z.enum(['auto', 'json', 'pretty']).default('auto'),
     rules: rulesSchema,
     actions: z
       .object({
@@ -385,6 +387,7 @@ export const ENV_PATHS: Record<string, string[]> = {
   FOLDERS_EXCLUDE: ['folders', 'exclude'],
   AUDIT_FILE: ['auditFile'],
   LOG_LEVEL: ['logLevel'],
+  LOG_FORMAT: ['logFormat'],
 };
 const SECRET_VARS = new Set(['PUSH_PASSWORD', 'API_KEY', 'METRICS_TOKEN', 'IMAP_MASTER_PASSWORD', 'DATABASE_URL', 'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREVIOUS', 'LLM_API_KEY']);
 const PATH_TO_ENV = new Map(Object.entries(ENV_PATHS).map(([k, v]) => [v.join('.'), k]));

@@ -1,3 +1,4 @@
+import { logDestination } from './log-format.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DatabaseInUseError } from './db/client.js';
 import { createLogger } from './logger.js';
@@ -16,7 +17,7 @@ async function main() {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, logDestination(config.logFormat));
   process.on('unhandledRejection', (reason) => {
     logger.fatal({ err: reason }, 'unhandled rejection; exiting so a supervisor restarts us');
     process.exit(1);
