@@ -4,8 +4,8 @@ import { createApp } from '../src/app.js';
 import { openPostgres } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/logger.js';
-import { Browser } from '../test/support/browser.js';
 import { createTestDatabase, testConfig } from '../test/support/services.js';
+import { adminClient } from './admin-client.js';
 import { table, writeResult } from './lib.js';
 
 const MAILBOXES = 200;
@@ -40,19 +40,8 @@ export async function runApiBench() {
     await seed(db);
     const total = MAILBOXES * PER_MAILBOX + BIG_MAILBOX_ROWS;
     const app = createApp({ config: testConfig({ apiKey: ADMIN }), db, logger: createLogger('silent'), pushCredentials: null });
-    const get = async (path: string) => {
-      const res = await app.request(`/api/v1${path}`, { headers: { 'x-api-key': ADMIN } });
-      if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-      return res.json() as Promise<any>;
-    };
-    // The dashboard's pages, signed in as the admin: the same services, rendered to HTML.
-    const browser = new Browser(app);
-    if ((await browser.signIn(ADMIN)).status !== 303) throw new Error('dashboard sign-in failed');
-    const page = async (path: string) => {
-      const res = await browser.get(path);
-      if (res.status !== 200) throw new Error(`${path}: ${res.status}`);
-      return res.text();
-    };
+    // The API, and the dashboard's pages signed in as the admin: the same services, rendered to HTML.
+    const { get, page } = await adminClient(app, ADMIN);
     // A cursor deep into the big mailbox: 100 pages of 200 in.
     let cursor: string | null = null;
     for (let i = 0; i < 100; i++) cursor = (await get(`/get/llm/analysis?mailbox=big@example.test&limit=200${cursor ? `&cursor=${cursor}` : ''}`)).next_cursor;

@@ -12,8 +12,8 @@ import { eraseMailbox } from '../src/queries/erase.js';
 import { release } from '../src/queue/lifecycle.js';
 import { knownMailboxes } from '../src/queue/reconcile.js';
 import { purgeExpired } from '../src/queue/retention.js';
-import { Browser } from '../test/support/browser.js';
 import { createTestDatabase, testConfig } from '../test/support/services.js';
+import { adminClient } from './admin-client.js';
 import { percentile, table, writeResult } from './lib.js';
 
 const SIZES = (process.env.BENCH_DATA_ROWS ?? '1000000,10000000').split(',').map(Number);
@@ -84,18 +84,7 @@ async function measure(db: Db, rows: number) {
   const config = testConfig({ apiKey: ADMIN, push: { username: 'dovecot', password: PUSH_PASSWORD } });
   const app = createApp({ config, db, logger: createLogger('silent'), pushCredentials: { username: 'dovecot', password: PUSH_PASSWORD, generated: false } });
   const auth = `Basic ${Buffer.from(`dovecot:${PUSH_PASSWORD}`).toString('base64')}`;
-  const get = async (path: string) => {
-    const res = await app.request(`/api/v1${path}`, { headers: { 'x-api-key': ADMIN } });
-    if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
-    return res.json() as Promise<any>;
-  };
-  const browser = new Browser(app);
-  if ((await browser.signIn(ADMIN)).status !== 303) throw new Error('dashboard sign-in failed');
-  const page = async (path: string) => {
-    const res = await browser.get(path);
-    if (res.status !== 200) throw new Error(`${path}: ${res.status}`);
-    return res.text();
-  };
+  const { get, page } = await adminClient(app, ADMIN);
   const busy = mailbox(7);
   const perMailbox = Math.floor(rows / MAILBOXES);
   let cursor: string | null = null;

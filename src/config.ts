@@ -484,6 +484,18 @@ function setPath(obj: Record<string, any>, path: string[], value: unknown) {
   cur[path[path.length - 1]!] = value;
 }
 
+/**
+ * A setting named as the user wrote it: the variable when the environment set it, else the file and
+ * its key (inside a whole section such as `rules`, the path in it), else the variable or the path.
+ */
+function settingName(key: string, o: { env?: string; fromEnv: Set<string>; origins: Map<string, string>; file?: string }): string {
+  if (o.env && (o.fromEnv.has(key) || !o.file)) return o.env;
+  const inSection = [...o.origins.keys()].some((path) => key.startsWith(`${path}.`));
+  const yaml = o.origins.get(key) ?? YAML_NAMES.get(key) ?? (inSection ? key : undefined);
+  if (yaml && o.file) return `${o.file}: ${yaml}`;
+  return o.env ?? key;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
   const explicitFile = env.CONFIG_FILE;
@@ -514,10 +526,8 @@ export function loadConfig(env: Env = process.env): Config {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = issue.path.join('.');
-      // Named as the user wrote it: the variable when the environment set it, else the file's key.
-      const yamlKey = origins.get(key) ?? YAML_NAMES.get(key) ?? [...origins].find(([path]) => key.startsWith(`${path}.`))?.[1];
       const env = PATH_TO_ENV.get(key);
-      const name = env && (fromEnv.has(key) || !yamlKey) ? env : yamlKey && file ? `${file}: ${YAML_NAMES.get(key) ?? (origins.get(key) ? yamlKey : key)}` : key;
+      const name = settingName(key, { env, fromEnv, origins, file });
       const shown = env && SECRET_VARS.has(env) ? '' : ` (got ${JSON.stringify(getPath(raw, issue.path))})`;
       problems.push(`${name}: ${issue.message}${shown}`);
     }
