@@ -14,8 +14,6 @@ export type AuditEntry = MessageKey &
   Partial<Pick<typeof auditLog.$inferInsert, 'messageId' | 'verdict' | 'confidence' | 'rule' | 'reason' | 'details'>> & {
     action: AuditAction;
   };
-/** An entry as the queue's finish statement takes it (the pipeline hands decisions over with the job's end). */
-export type AuditRecord = AuditEntry;
 
 /**
  * Inserting audit rows given as JSON (auditRow's shape), in one statement: `onlyEnded` restricts them to

@@ -37,7 +37,7 @@ export function dovecotAvailable(version: DovecotVersion = '2.3'): boolean {
 }
 
 /** A Dovecot program of that version: the machine's, or the 2.4 root's through chroot. */
-export function dovecotCommand(version: DovecotVersion, program: string, args: string[]): [string, string[]] {
+function dovecotCommand(version: DovecotVersion, program: string, args: string[]): [string, string[]] {
   const root = installRoot(version);
   const bin = program === 'dovecot' ? '/usr/sbin/dovecot' : `/usr/bin/${program}`;
   return root ? ['chroot', [root, bin, ...args]] : [bin, args];
