@@ -109,6 +109,14 @@ for (const driver of DRIVERS) {
         }
       });
 
+      it("an error body carries the answer's request id, which a report can quote; an unknown route too", async () => {
+        for (const res of [await call(app, 'GET', '/api/v1/get/llm/stats', null), await app.request('/api/v1/no/such/route')]) {
+          const id = res.headers.get('x-request-id');
+          expect(id).toMatch(/^[\w-]{8,}$/);
+          expect((await json(res)).error.request_id).toBe(id);
+        }
+      });
+
       it('a mailbox key asking for stats without a mailbox gets its own', async () => {
         const body = await json(await call(app, 'GET', '/api/v1/get/llm/stats', bobKey));
         expect(body.mailbox).toBe(BOB);
