@@ -7,6 +7,7 @@ import { runPipelineBench } from './pipeline.js';
 import { runPushBench } from './push.js';
 import { runScaleBench } from './scale.js';
 import { runSignalsBench } from './signals.js';
+import { runStartupBench } from './startup.js';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   push: runPushBench,
@@ -17,6 +18,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   fairness: runFairnessBench,
   dovecot: runDovecotBench,
   data: runDataBench,
+  startup: runStartupBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx's loader (a runtime dependency), so no build step is needed.
-import { register } from 'tsx/esm/api';
+// Runs the built CLI (dist/, made by `npm run build`, which `npm ci` runs through `prepare`).
+import { existsSync } from 'node:fs';
 
-register();
-await import(new URL('../src/cli.ts', import.meta.url).href);
+const cli = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(cli)) {
+  process.stderr.write('mailsight: dist/ is missing; run `npm run build` (or `npm ci`, which builds it) first\n');
+  process.exit(1);
+}
+await import(cli.href);

@@ -30,6 +30,8 @@ export interface AppDeps {
   pushDb?: Db;
   logger: Logger;
   pushCredentials: PushCredentials | null;
+  /** The admin key (http/admin-key.ts resolves a generated one); default API_KEY. */
+  adminKey?: string;
   /** Readiness checks beyond the database (IMAP, Ollama) added by the caller. */
   readiness?: ReadinessCheck[];
   /** Wakes local workers when a push or an API request queued a new job. */
@@ -78,7 +80,7 @@ export function createApp(deps: AppDeps) {
   const services = {
     db: deps.db,
     logger: deps.logger,
-    adminKey: deps.config.apiKey,
+    adminKey: deps.adminKey ?? deps.config.apiKey,
     imap: deps.imap,
     readiness,
     onQueued: deps.onQueued,

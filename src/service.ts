@@ -15,6 +15,9 @@ import { checkKeys } from './privacy/keys.js';
 import { protectionFor, type ContentProtection } from './privacy/protection.js';
 import { ImapSessions } from './mail/imap.js';
 import { localBaseUrl, oxDriverLine, resolvePushCredentials } from './push/credentials.js';
+import { resolveAdminKey } from './http/admin-key.js';
+import { DASHBOARD } from './dashboard/views/layout.js';
+import { announceService } from './running-service.js';
 import { Reconciler } from './queue/reconcile.js';
 import { QueueWaker } from './queue/wake.js';
 import { releaseOrphans } from './queue/lifecycle.js';
@@ -46,6 +49,25 @@ function logPushCredentials(config: Config, logger: Logger) {
     logger.info({ file: pushCredentials.file }, 'push password read from file (print it with: cat <file>)');
   }
   return pushCredentials;
+}
+
+/**
+ * The admin key: API_KEY, or the one a first start generated in DATA_DIR. Like the push password, a
+ * generated key never goes into the log stream: it is printed once on the terminal, with where to
+ * use it; the log names its file.
+ */
+function logAdminKey(config: Config, logger: Logger, baseUrl: string) {
+  const admin = resolveAdminKey(config);
+  const signIn = `${baseUrl}${DASHBOARD}`;
+  if (admin.generated) {
+    logger.info({ file: admin.file, dashboard: signIn }, 'API_KEY is unset: generated an admin key (kept in this file); sign in to the dashboard with it');
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\nThe admin key (shown once; it is kept in ${admin.file}):\n\n  ${admin.key}\n\nSign in at ${signIn} with it, or send it to the API as the X-API-Key header.\n\n`);
+    }
+  } else if (admin.file) {
+    logger.info({ file: admin.file, dashboard: signIn }, 'admin key read from file (print it with: cat <file>)');
+  }
+  return admin.key;
 }
 
 /** A pull's progress is logged at most this often (a 2 GB model on a slow link takes hours). */
@@ -196,6 +218,7 @@ export async function startService(config: Config, logger: Logger) {
   }
 
   const pushCredentials = logPushCredentials(config, logger);
+  const adminKey = logAdminKey(config, logger, localBaseUrl(config));
   // Pushes get their own connections: Dovecot holds each delivery until we answer, so a push must
   // never wait for a pool busy with worker queries. Embedded PGlite is one connection anyway.
   const pushDb = config.databaseUrl
@@ -215,6 +238,7 @@ export async function startService(config: Config, logger: Logger) {
     pushDb,
     logger,
     pushCredentials,
+    adminKey,
     readiness: processing.readiness,
     onQueued: () => waker.signal(),
     imap: processing.imap,
@@ -228,6 +252,8 @@ export async function startService(config: Config, logger: Logger) {
   });
   const address = server.address();
   logger.info({ address }, 'listening');
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const unannounce = announceService(config, localBaseUrl({ ...config, port }));
   await processing.start();
 
   // Which key this instance seals with, for rotate-key (privacy/instances.ts).
@@ -251,6 +277,7 @@ export async function startService(config: Config, logger: Logger) {
       await removeInstance(db, processing.workerId).catch(() => {});
       await Promise.race([closed, new Promise((r) => setTimeout(r, SHUTDOWN_GRACE_MS).unref())]);
       await waker.close();
+      unannounce();
       if (pushDb !== db) await pushDb.close();
       await db.close();
       logger.info('stopped');

@@ -7,6 +7,7 @@ import { errorText } from '../logger.js';
 import { ImapError, ImapSessions } from '../mail/imap.js';
 import { pushCoverage, type PushCoverage } from '../queue/coverage.js';
 import { currentPushCredentials, localBaseUrl, PUSH_PATH } from '../push/credentials.js';
+import { findRunningService } from '../running-service.js';
 
 /** `mailsight check`: each part of a deployment tried once, with the fix for what fails. */
 
@@ -47,6 +48,21 @@ export function coverageResult(c: PushCoverage): CheckResult {
   };
 }
 
+/**
+ * The embedded database admits one process: while the service holds it, its /ready says how the
+ * database is (push coverage needs the database itself, so it is left out then).
+ */
+async function askRunningService(config: Config, inUse: DatabaseInUseError): Promise<string> {
+  const service = findRunningService(config);
+  if (!service) throw inUse;
+  const ready = (await fetch(`${service.url}/ready`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.json())) as {
+    components?: Record<string, { ok: boolean; error?: string }>;
+  };
+  const database = ready.components?.database;
+  if (!database?.ok) throw new Error(`the running service (process ${service.pid}) reports its embedded database down: ${database?.error ?? 'no answer'}`);
+  return `embedded database in ${config.dataDir}, held by the running service (process ${service.pid} at ${service.url}), which reports it ok`;
+}
+
 export async function checkDeployment(config: Config, logger: Logger, o: CheckOptions): Promise<CheckResult[]> {
   let coverage: PushCoverage | undefined;
   const results: CheckResult[] = [{ name: 'configuration', ok: true, detail: config.configFile ? `valid (${config.configFile} and the environment)` : 'valid (environment)' }];
@@ -59,7 +75,7 @@ export async function checkDeployment(config: Config, logger: Logger, o: CheckOp
         try {
           db = await openDb(config);
         } catch (err) {
-          if (err instanceof DatabaseInUseError) return 'embedded database in use by the running service';
+          if (err instanceof DatabaseInUseError) return askRunningService(config, err);
           throw err;
         }
         try {

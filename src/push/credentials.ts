@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { Config } from '../config.js';
+import { createSecret, readSecret } from '../util/local-secret.js';
 
 export const PUSH_PATH = '/push/dovecot';
 
@@ -20,7 +19,7 @@ export function currentPushCredentials(config: Config): PushCredentials | null |
   if (config.push.auth === 'none') return null;
   if (config.push.password) return { username: config.push.username, password: config.push.password, generated: false };
   const file = passwordFile(config);
-  const password = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
+  const password = readSecret(file);
   return password ? { username: config.push.username, password, file, generated: false } : undefined;
 }
 
@@ -32,11 +31,7 @@ export function resolvePushCredentials(config: Config): PushCredentials | null {
   const current = currentPushCredentials(config);
   if (current !== undefined) return current;
   const file = passwordFile(config);
-  // base64url: safe inside a URL's userinfo and free of '%', which Dovecot's config would expand.
-  const password = randomBytes(24).toString('base64url');
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, `${password}\n`, { mode: 0o600 });
-  return { username: config.push.username, password, file, generated: true };
+  return { username: config.push.username, password: createSecret(file), file, generated: true };
 }
 
 /** Dovecot's config expands `%`: a literal percent sign is written `%%`. */

@@ -49,13 +49,22 @@ export async function listApiKeys(db: Db, mailbox?: string) {
     .orderBy(apiKeys.mailbox, desc(apiKeys.createdAt));
 }
 
-/** Revokes a key by id (or by the whole key); false when there is no such active key. */
-export async function revokeApiKey(db: Db, idOrKey: string): Promise<boolean> {
+/** A key as the API and the dashboard list it: never the key, only its metadata. */
+export function keyJson(k: Awaited<ReturnType<typeof listApiKeys>>[number]) {
+  const iso = (d: Date | null) => d?.toISOString() ?? null;
+  return { id: k.id, mailbox: k.mailbox, name: k.name, created_at: k.createdAt.toISOString(), last_used_at: iso(k.lastUsedAt), revoked_at: iso(k.revokedAt) };
+}
+
+/**
+ * Revokes a key by id (or by the whole key); false when there is no such active key. With
+ * `mailbox`, only a key of that mailbox: a mailbox owner cannot revoke another mailbox's keys.
+ */
+export async function revokeApiKey(db: Db, idOrKey: string, mailbox?: string): Promise<boolean> {
   const id = KEY_PATTERN.exec(idOrKey)?.[1] ?? idOrKey;
   const rows = await db.orm
     .update(apiKeys)
     .set({ revokedAt: sql`now()` })
-    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+    .where(and(eq(apiKeys.id, id), isNull(apiKeys.revokedAt), mailbox === undefined ? undefined : eq(apiKeys.mailbox, mailbox)))
     .returning({ id: apiKeys.id });
   return rows.length > 0;
 }

@@ -174,3 +174,18 @@ export const healthSchema = z
 export const eraseSchema = z
   .object({ mailbox: z.string(), deleted: z.record(z.string(), z.number().int()) })
   .openapi('Erased');
+
+export const apiKeySchema = z
+  .object({
+    id: z.string(),
+    mailbox: z.string(),
+    name: z.string().nullable(),
+    created_at: z.string(),
+    last_used_at: z.string().nullable(),
+    revoked_at: z.string().nullable(),
+  })
+  .openapi('ApiKey');
+
+export const createdApiKeySchema = z
+  .object({ id: z.string(), mailbox: z.string(), name: z.string().nullable(), key: z.string().openapi({ description: 'The key itself: shown this once, stored only as a hash' }) })
+  .openapi('CreatedApiKey');

@@ -6,6 +6,7 @@ import { API_KEY_HEADER, apiKeyAuth } from '../http/api-auth.js';
 import { AppError } from '../http/errors.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
 import { analysisRoutes } from './analysis.js';
+import { keyRoutes } from './keys.js';
 import { mailboxRoutes } from './mailbox.js';
 import { preferencesRoutes } from './preferences.js';
 import { statsRoutes } from './stats.js';
@@ -63,6 +64,7 @@ export function apiRoutes(deps: ApiDeps) {
   app.route('/', statsRoutes(deps));
   app.route('/', preferencesRoutes(deps));
   app.route('/', mailboxRoutes(deps));
+  app.route('/', keyRoutes(deps));
   // A known path asked with another method: 405 with the methods it takes (README), not 404.
   app.all('*', (c) => {
     const path = c.req.path.slice(API_BASE.length);

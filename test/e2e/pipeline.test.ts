@@ -45,7 +45,7 @@ async function seenFlags(stack: Stack, user: string): Promise<number> {
 
 /** mailsight as its own process (`npm start`'s command) on the stack's database and port. */
 function spawnMailsight(stack: Stack, env: Record<string, string>) {
-  return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  return spawn(process.execPath, ['dist/main.js'], {
     cwd: new URL('../..', import.meta.url).pathname,
     stdio: ['ignore', 'ignore', 'inherit'],
     env: {

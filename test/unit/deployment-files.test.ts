@@ -69,9 +69,14 @@ describe('Dockerfile', () => {
   const docker = read('Dockerfile');
   it('is multi-stage, runs as a non-root user, checks /health and serves by default', () => {
     expect(docker.match(/^FROM /gm)?.length).toBeGreaterThanOrEqual(2);
-    expect(docker).toMatch(/npm ci --omit=dev/);
+    expect(docker).toMatch(/npm ci --omit=dev --ignore-scripts/);
     expect(docker).toMatch(/^USER node$/m);
     expect(docker).toMatch(/^HEALTHCHECK .*\n.*\/health/m);
-    expect(docker).toMatch(/^CMD \["node", "bin\/mailsight.js", "serve"\]$/m);
+    // The built code, in exec form (node gets SIGTERM itself), with no sources or compiler in the image.
+    expect(docker).toMatch(/^RUN npm run build$/m);
+    expect(docker).toMatch(/^CMD \["node", "--enable-source-maps", "dist\/cli.js", "serve"\]$/m);
+    const finalStage = docker.slice(docker.lastIndexOf('\nFROM '));
+    expect(finalStage).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(finalStage).not.toMatch(/COPY src|tsx|typescript/);
   });
 });
