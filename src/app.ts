@@ -12,6 +12,7 @@ import { AuthFailureLimiter } from './http/auth-failures.js';
 import { notFound, onError } from './http/errors.js';
 import type { Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { checkMailPassword } from './mail/user-login.js';
 import { protectionFor, type ContentProtection } from './privacy/protection.js';
 import { PUSH_PATH, type PushCredentials } from './push/credentials.js';
 import { API_BASE, apiRoutes } from './routes/api.js';
@@ -45,6 +46,12 @@ export interface AppDeps {
 }
 
 const OPENAPI_VERSION = '1.0.0';
+/**
+ * Wrong mail passwords for one account, from any address: guessing spread over many addresses is
+ * slowed as well, and mailsight never feeds Dovecot (or Mailcow's netfilter, which bans by address)
+ * a long run of failures for one user.
+ */
+const ACCOUNT_LIMITS = { maxFailures: 5, windowMs: 15 * 60_000, blockMs: 15 * 60_000 };
 
 /** The HTTP surface. No listening, no timers: main.ts and tests decide how it runs. */
 export function createApp(deps: AppDeps) {
@@ -88,6 +95,13 @@ export function createApp(deps: AppDeps) {
     rateLimiter: new KeyRateLimiter(deps.config.apiRateLimit),
     onRateLimited: () => metrics.apiRateLimited.inc(),
     protection,
+    ...(deps.config.dashboardImapLogin
+      ? {
+          mailLogin: (user: string, password: string, client: string) => checkMailPassword(deps.config.imap, user, password, client),
+          accountFailures: new AuthFailureLimiter('mail password sign-in for one account', deps.logger, ACCOUNT_LIMITS),
+        }
+      : {}),
+    onSignIn: (method: 'key' | 'password', outcome: 'ok' | 'refused' | 'limited' | 'unavailable') => metrics.dashboardSignIns.inc({ method, outcome }),
   };
   app.route(API_BASE, apiRoutes(services));
   app.route(DASHBOARD, dashboardRoutes(services));

@@ -163,6 +163,8 @@ export const configSchema = z
     authMaxFailures: int(1, 100_000).default(20),
     /** How long such an address is refused. */
     authBlockSec: int(1, 86_400).default(300),
+    /** Mailbox owners sign in to the dashboard with their mail address and password (one IMAP LOGIN each). */
+    dashboardImapLogin: bool.default(true),
     imap: z.object({
       host: nonEmpty.default('127.0.0.1'),
       port: int(1, 65535).default(143),
@@ -344,6 +346,7 @@ export const ENV_PATHS: Record<string, string[]> = {
   AUTH_MAX_FAILURES: ['authMaxFailures'],
   API_RATE_LIMIT: ['apiRateLimit'],
   AUTH_BLOCK_SEC: ['authBlockSec'],
+  DASHBOARD_IMAP_LOGIN: ['dashboardImapLogin'],
   IMAP_HOST: ['imap', 'host'],
   IMAP_PORT: ['imap', 'port'],
   IMAP_SECURE: ['imap', 'secure'],

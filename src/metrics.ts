@@ -24,6 +24,7 @@ export class Metrics {
   readonly tokens: Counter<'kind'>;
   readonly imapFetchSeconds: Histogram;
   readonly cache: Counter<'result'>;
+  readonly dashboardSignIns: Counter<'method' | 'outcome'>;
 
   constructor(opts: { db?: Db; processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -37,6 +38,12 @@ export class Metrics {
       name: 'mailsight_push_auth_failures_total',
       help: 'Pushes with wrong or missing credentials, by where from: allowed (PUSH_ALLOW_FROM: never locked out) or other',
       labelNames: ['from'],
+      registers,
+    });
+    this.dashboardSignIns = new Counter({
+      name: 'mailsight_dashboard_sign_ins_total',
+      help: 'Dashboard sign-ins by method (key, password: an IMAP LOGIN) and outcome (ok, refused: a wrong key or a password Dovecot refused, limited, unavailable: IMAP could not answer)',
+      labelNames: ['method', 'outcome'],
       registers,
     });
     this.apiRateLimited = new Counter({

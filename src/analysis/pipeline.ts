@@ -238,6 +238,7 @@ async function fetchAndRead({ p, job }: Run): Step<Read> {
     ...keyOf(job),
     ...headerColumns(job, p.protection, parsed),
     sizeBytes: fetched.size,
+    receivedAt: fetched.receivedAt,
     model: p.llm.model,
     promptVersion: PROMPT_VERSION,
     fetchMs: fetched.ms,

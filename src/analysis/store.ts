@@ -31,9 +31,12 @@ const DEFAULTS: Partial<Record<Written, unknown>> = {
 
 function buildUpsert(db: Db) {
   // A placeholder in values() goes through its column's encoder, and the timestamp encoder cannot
-  // take null: the one nullable timestamp is passed as text and cast by the database.
+  // take null: timestamps are passed as text and cast by the database (received_at: now() when unknown).
   const values = Object.fromEntries(
-    WRITTEN_KEYS.map((k) => [k, k === 'sentAt' ? sql`${sql.placeholder(k)}::timestamptz` : sql.placeholder(k)]),
+    WRITTEN_KEYS.map((k) => [
+      k,
+      k === 'sentAt' ? sql`${sql.placeholder(k)}::timestamptz` : k === 'receivedAt' ? sql`coalesce(${sql.placeholder(k)}::timestamptz, now())` : sql.placeholder(k),
+    ]),
   );
   const set = Object.fromEntries(
     WRITTEN_KEYS.filter((k) => !['mailbox', 'folder', 'uidvalidity', 'uid'].includes(k)).map((k) => [k, sql.raw(`excluded.${WRITTEN[k].name}`)]),
@@ -65,6 +68,7 @@ export async function upsertAnalysis(db: Db, row: NewAnalysis): Promise<void> {
   const params: Record<string, unknown> = {};
   for (const k of WRITTEN_KEYS) params[k] = row[k] ?? DEFAULTS[k] ?? null;
   params.sentAt = row.sentAt ? row.sentAt.toISOString() : null;
+  params.receivedAt = row.receivedAt ? row.receivedAt.toISOString() : null;
   await upsertStatement(db).execute(params);
 }
 

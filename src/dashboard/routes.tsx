@@ -7,7 +7,8 @@ import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { z } from '@hono/zod-openapi';
 import { getMessage, listAnalyses, type ListFilter } from '../queries/analyses.js';
-import { authenticate, type Principal } from '../queries/keys.js';
+import { authenticate, createApiKey, keyJson, listApiKeys, principalName, revokeApiKey, type Principal } from '../queries/keys.js';
+import { canonicalMailbox } from '../mail/mailbox-name.js';
 import { getPreferences, updatePreferences } from '../queries/preferences.js';
 import { requestAnalysis } from '../queries/request-analysis.js';
 import { getStats, getTimeline, mailboxSummaries, recentFailures } from '../queries/stats.js';
@@ -20,12 +21,14 @@ import * as params from '../http/params.js';
 import { errorText } from '../logger.js';
 import type { ApiDeps } from '../routes/deps.js';
 import { closeSession, findSession, newToken, openSession, SESSION_HOURS, type Session } from './session.js';
+import { KeysPage } from './views/keys.js';
 import { LoginPage } from './views/login.js';
 import { DASHBOARD, Problem, urls, type PageContext } from './views/layout.js';
 import { MailboxPage, type MailboxFilters } from './views/mailbox.js';
 import { MessagePage } from './views/message.js';
 import { Overview, WINDOWS } from './views/overview.js';
-import { PreferencesPage } from './views/preferences.js';
+import { OptOutConfirmPage, PreferencesPage } from './views/preferences.js';
+import { storedAbout } from '../queries/erase.js';
 import { SWITCHES, type SwitchName } from '../domain/preferences.js';
 
 /**
@@ -52,6 +55,7 @@ const NOTICES = {
   reanalysis_running: 'This message is being analysed right now.',
   saved: 'Preferences saved.',
   opted_out: 'Preferences saved. Everything stored about this mailbox’s mail has been erased.',
+  key_revoked: 'The key is revoked; requests with it are refused from now on.',
 } as const;
 
 /** What the dashboard's middleware puts on each request: the session (if any) and its cookie's token. */
@@ -165,10 +169,10 @@ export function dashboardRoutes(deps: ApiDeps) {
     await next();
   });
 
-  const signIn = (c: Context, error?: string, status: 200 | 401 | 429 = 200) => {
+  const signIn = (c: Context, error?: string, status: 200 | 401 | 403 | 429 | 503 = 200, user?: string) => {
     const csrf = newToken();
     setCookie(c, LOGIN_CSRF_COOKIE, csrf, { path: urls.login, httpOnly: true, sameSite: 'Strict', secure: isHttps(c), maxAge: 3600 });
-    return render(c, <LoginPage page={pageOf(c)} csrf={csrf} error={error} notice={notice(c)} />, status);
+    return render(c, <LoginPage page={pageOf(c)} csrf={csrf} mailLogin={Boolean(deps.mailLogin)} user={user} error={error} notice={notice(c)} />, status);
   };
 
   /** The signed-in principal, or a redirect to the sign-in page. */
@@ -184,25 +188,67 @@ export function dashboardRoutes(deps: ApiDeps) {
     return signIn(c);
   });
 
-  app.post('/login', async (c) => {
-    const address = clientAddress(c);
-    try {
-      deps.authFailures?.check(address);
-    } catch (err) {
-      if (err instanceof AppError) return signIn(c, err.message, 429);
-      throw err;
-    }
-    const form = await c.req.parseBody();
-    const key = typeof form.key === 'string' ? form.key.trim() : '';
-    const found = key ? await authenticate(deps.db, deps.adminKey, key) : null;
-    if (!found) {
+  /** Who the form names (an API key, or a mail address and password that Dovecot accepts), or the page that says why not. */
+  const signInWith = async (c: Context, form: Record<string, unknown>, address: string): Promise<Principal | Response> => {
+    const text = (name: string) => (typeof form[name] === 'string' ? (form[name] as string) : '');
+    if (form.user === undefined) {
+      const key = text('key').trim();
+      const found = key ? await authenticate(deps.db, deps.adminKey, key) : null;
+      if (found) return found;
+      deps.onSignIn?.('key', 'refused');
       deps.authFailures?.failed(address, 'unknown or revoked API key', c.req.path);
       return signIn(c, 'That key is not valid: unknown, revoked, or not an API key.', 401);
     }
+    const typed = text('user').trim();
+    if (!deps.mailLogin) return signIn(c, 'Signing in with the mail password is switched off here (DASHBOARD_IMAP_LOGIN=false): use an API key.', 403);
+    let mailbox: string;
+    try {
+      mailbox = canonicalMailbox(typed);
+    } catch {
+      deps.onSignIn?.('password', 'refused');
+      deps.authFailures?.failed(address, 'not a mail address', c.req.path);
+      return signIn(c, 'That is not a mail address (printable ASCII, no spaces).', 401);
+    }
+    try {
+      deps.accountFailures?.check(mailbox);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      deps.onSignIn?.('password', 'limited');
+      return signIn(c, `Too many wrong passwords for this address; try again in ${err.retryAfterSec ?? 60} s.`, 429, typed);
+    }
+    let outcome;
+    try {
+      outcome = await deps.mailLogin(mailbox, text('password'), address);
+    } catch (err) {
+      deps.onSignIn?.('password', 'unavailable');
+      deps.logger.warn({ mailbox, err: errorText(err) }, 'dashboard sign-in: the mail server could not check the password');
+      return signIn(c, 'The mail server could not check your password just now; try again in a moment.', 503, typed);
+    }
+    if (outcome === 'ok') return { kind: 'mailbox', mailbox, keyId: null };
+    deps.onSignIn?.('password', 'refused');
+    deps.authFailures?.failed(address, 'mail password refused by the IMAP server', c.req.path);
+    deps.accountFailures?.failed(mailbox, 'mail password refused by the IMAP server', c.req.path);
+    return signIn(c, 'The mail server refused that address and password.', 401, typed);
+  };
+
+  app.post('/login', async (c) => {
+    const address = clientAddress(c);
+    const form = await c.req.parseBody();
+    const method = form.user === undefined ? 'key' : 'password';
+    try {
+      deps.authFailures?.check(address);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      deps.onSignIn?.(method, 'limited');
+      return signIn(c, err.message, 429);
+    }
+    const found = await signInWith(c, form, address);
+    if (found instanceof Response) return found;
     const token = await openSession(deps.db, found, deps.adminKey);
     setCookie(c, SESSION_COOKIE, token, { path: DASHBOARD, httpOnly: true, sameSite: 'Strict', secure: isHttps(c), maxAge: SESSION_HOURS * 3600 });
     deleteCookie(c, LOGIN_CSRF_COOKIE, { path: urls.login });
-    deps.logger.info({ who: found.kind === 'admin' ? 'admin' : `key:${found.keyId}` }, 'dashboard sign-in');
+    deps.onSignIn?.(method, 'ok');
+    deps.logger.info({ who: principalName(found) }, 'dashboard sign-in');
     return c.redirect(found.kind === 'admin' ? urls.home : urls.mailbox(found.mailbox), 303);
   });
 
@@ -256,6 +302,7 @@ export function dashboardRoutes(deps: ApiDeps) {
       since: f.since ? new Date(`${f.since}T00:00:00Z`) : undefined,
       until: f.until ? new Date(`${f.until}T23:59:59.999Z`) : undefined,
       cursor: f.cursor,
+      order: 'received',
     };
     const page = await listAnalyses(deps.db, filter, deps.protection);
     const { cursor, ...filters }: MailboxFilters & { cursor?: string } = f;
@@ -294,12 +341,40 @@ export function dashboardRoutes(deps: ApiDeps) {
   app.post('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid/reanalyse', async (c) => {
     const p = principal(c)!;
     const ref = messageRef(c);
-    const actor = p.kind === 'admin' ? 'admin (dashboard)' : `key:${p.keyId} (dashboard)`;
+    const actor = `${principalName(p)} (dashboard)`;
     const r = await requestAnalysis(deps.db, deps.imap, { mailbox: ref.mailbox, folder: ref.folder, uid: ref.uid, force: true, actor }, deps.logger);
     if (r.queued) deps.onQueued?.();
     // The request goes to the folder's current UIDVALIDITY, which is where the result will be.
     const target = urls.message({ mailbox: ref.mailbox, folder: ref.folder, uidvalidity: r.uidvalidity, uid: ref.uid });
     return c.redirect(`${target}?notice=${r.queued ? 'reanalysis_queued' : 'reanalysis_running'}`, 303);
+  });
+
+  const keysOf = async (mailbox: string) => (await listApiKeys(deps.db, mailbox)).map(keyJson);
+
+  app.get('/mailbox/:mailbox/keys', async (c) => {
+    const mailbox = mailboxParam(c);
+    return render(c, <KeysPage page={pageOf(c)} mailbox={mailbox} keys={await keysOf(mailbox)} notice={notice(c)} />);
+  });
+
+  app.post('/mailbox/:mailbox/keys', async (c) => {
+    const mailbox = mailboxParam(c);
+    const form = await c.req.parseBody();
+    const name = typeof form.name === 'string' ? form.name.trim() : '';
+    if (name.length > 80 || /\p{Cc}/u.test(name)) {
+      return render(c, <KeysPage page={pageOf(c)} mailbox={mailbox} keys={await keysOf(mailbox)} error="A key's name has at most 80 characters and no control characters; no key was made." />, 400);
+    }
+    const created = await createApiKey(deps.db, mailbox, name || undefined);
+    deps.logger.info({ mailbox, keyId: created.id, by: `${principalName(principal(c)!)} (dashboard)` }, 'API key created');
+    // Shown in this answer only (no redirect: the key must not travel in a URL); the page is no-store.
+    return render(c, <KeysPage page={pageOf(c)} mailbox={mailbox} keys={await keysOf(mailbox)} created={created} />);
+  });
+
+  app.post('/mailbox/:mailbox/keys/:id/revoke', async (c) => {
+    const mailbox = mailboxParam(c);
+    const id = c.req.param('id');
+    if (!(await revokeApiKey(deps.db, id, mailbox))) throw new AppError('NOT_FOUND', `no active key ${id} for this mailbox`);
+    deps.logger.info({ mailbox, keyId: id, by: `${principalName(principal(c)!)} (dashboard)` }, 'API key revoked');
+    return c.redirect(`${urls.keys(mailbox)}?notice=key_revoked`, 303);
   });
 
   app.get('/mailbox/:mailbox/preferences', async (c) => {
@@ -319,8 +394,13 @@ export function dashboardRoutes(deps: ApiDeps) {
       return render(c, <PreferencesPage page={pageOf(c)} prefs={prefs} error={`Summary language ${language.error.issues[0]?.message ?? 'is not valid'}; nothing was saved.`} />, 400);
     }
     const before = await getPreferences(deps.db, mailbox);
-    await updatePreferences(deps.db, mailbox, { ...switches, summary_language: language.data });
     const erased = switches.opt_out && !before.opt_out;
+    if (erased && form.confirm_erase !== 'yes') {
+      // Nothing is saved yet: the next page says what would be erased and asks again.
+      const fields = Object.fromEntries(Object.entries(form).filter(([k, v]) => k !== '_csrf' && k !== 'confirm_erase' && typeof v === 'string')) as Record<string, string>;
+      return render(c, <OptOutConfirmPage page={pageOf(c)} mailbox={mailbox} stored={await storedAbout(deps.db, mailbox)} fields={fields} />);
+    }
+    await updatePreferences(deps.db, mailbox, { ...switches, summary_language: language.data });
     return c.redirect(`${urls.preferences(mailbox)}?notice=${erased ? 'opted_out' : 'saved'}`, 303);
   });
 

@@ -5,7 +5,7 @@ import type { Db } from '../db/client.js';
 import { dashboardSessions } from '../db/schema.js';
 
 /**
- * Dashboard sessions. Signing in with an API key gives a random token in an HttpOnly cookie; the
+ * Dashboard sessions. Signing in with an API key (or a mailbox owner's mail password) gives a random token in an HttpOnly cookie; the
  * table keeps only its SHA-256. Every request looks the session up again: a revoked or deleted
  * mailbox key, or a changed API_KEY, ends the sessions opened with it on their next request.
  * Each session has its own CSRF token, which every form carries.
@@ -23,6 +23,10 @@ export const newToken = () => randomBytes(32).toString('base64url');
 /** Not the key: a hash that tells whether the admin key is still the one a session was opened with. */
 const fingerprint = (adminKey: string) => sha256(`mailsight admin session\0${adminKey}`).slice(0, 32);
 
+/** Session kinds: the admin key, a mailbox key, or a mailbox owner's mail password (checked over IMAP). */
+type SessionKind = 'admin' | 'mailbox' | 'password';
+const kindOf = (p: Principal): SessionKind => (p.kind === 'admin' ? 'admin' : p.keyId ? 'mailbox' : 'password');
+
 /** A new session for `principal`; returns the token for its cookie. */
 export async function openSession(db: Db, principal: Principal, adminKey: string | undefined): Promise<string> {
   const token = newToken();
@@ -31,7 +35,7 @@ export async function openSession(db: Db, principal: Principal, adminKey: string
   await db.orm.delete(dashboardSessions).where(lt(dashboardSessions.expiresAt, sql`now()`));
   await db.orm.insert(dashboardSessions).values({
     id: sha256(token),
-    kind: principal.kind,
+    kind: kindOf(principal),
     mailbox: principal.kind === 'mailbox' ? principal.mailbox : null,
     keyId: principal.kind === 'mailbox' ? principal.keyId : null,
     adminFingerprint: principal.kind === 'admin' && adminKey ? fingerprint(adminKey) : null,
@@ -60,6 +64,8 @@ export async function findSession(db: Db, token: string, adminKey: string | unde
     if (!adminKey || row.admin_fingerprint !== fingerprint(adminKey)) return null;
     return { principal: { kind: 'admin' }, csrf: row.csrf };
   }
+  // Signed in with the mail password: nothing to revoke but the session itself (sign out, or expiry).
+  if (row.kind === 'password') return row.mailbox ? { principal: { kind: 'mailbox', mailbox: row.mailbox, keyId: null }, csrf: row.csrf } : null;
   if (!row.key_live || !row.mailbox || !row.key_id) return null;
   return { principal: { kind: 'mailbox', mailbox: row.mailbox, keyId: row.key_id }, csrf: row.csrf };
 }

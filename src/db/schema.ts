@@ -89,6 +89,11 @@ export const emailAnalysis = pgTable(
     fromName: text('from_name'),
     subject: text('subject'),
     sentAt: ts('sent_at'),
+    /**
+     * When the server received the message (IMAP INTERNALDATE); without a fetch, when it was
+     * processed. Milliseconds, as JavaScript dates carry them: the dashboard's cursor holds one exactly.
+     */
+    receivedAt: timestamp('received_at', { withTimezone: true, mode: 'date', precision: 3 }).notNull().defaultNow(),
     sizeBytes: integer('size_bytes'),
     summary: text('summary'),
     category: text('category'),
@@ -147,6 +152,8 @@ export const emailAnalysis = pgTable(
     index('llm_email_analysis_content_idx').on(t.contentHash),
     // An IMAP APPEND finds the analysis of the message it copies (a user's move, mailsight's own).
     index('llm_email_analysis_message_id_idx').on(t.mailbox, t.messageId),
+    // The dashboard's mailbox list: newest received first, paged by (received_at, id).
+    index('llm_email_analysis_mailbox_received_idx').on(t.mailbox, t.receivedAt.desc(), t.id.desc()),
   ],
 );
 

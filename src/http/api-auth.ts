@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { authenticate, type Principal } from '../queries/keys.js';
+import { authenticate, principalName, type Principal } from '../queries/keys.js';
 import type { Db } from '../db/client.js';
 import { clientAddress, type AuthFailureLimiter } from './auth-failures.js';
 import { AppError } from './errors.js';
@@ -57,6 +57,5 @@ export function assertAdmin(c: ApiContext): void {
 
 /** Who did it, for the audit trail: "admin" or "key:<id>". */
 export function actor(c: ApiContext): string {
-  const p = c.get('principal');
-  return p.kind === 'admin' ? 'admin' : `key:${p.keyId}`;
+  return principalName(c.get('principal'));
 }

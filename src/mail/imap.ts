@@ -33,7 +33,7 @@ export interface ImapOptions extends ImapTlsSettings {
 }
 
 export type FetchOutcome =
-  | { status: 'ok'; raw: Buffer; size: number; truncated: boolean; ms: number }
+  | { status: 'ok'; raw: Buffer; size: number; truncated: boolean; ms: number; receivedAt?: Date }
   | { status: 'gone' }
   | { status: 'stale'; uidvalidity: number };
 
@@ -351,7 +351,8 @@ export class ImapSessions {
       this.stats.fetches++;
       this.stats.bytesFetched += msg.source.length;
       const size = msg.size ?? msg.source.length;
-      return { status: 'ok', raw: msg.source, size, truncated: size > msg.source.length, ms: Math.round(performance.now() - started) };
+      const receivedAt = msg.internalDate instanceof Date && !Number.isNaN(msg.internalDate.getTime()) ? msg.internalDate : undefined;
+      return { status: 'ok', raw: msg.source, size, truncated: size > msg.source.length, ms: Math.round(performance.now() - started), receivedAt };
     });
     return out === 'no-folder' ? { status: 'gone' } : out;
   }
@@ -367,8 +368,8 @@ export class ImapSessions {
       if (i > 0) await new Promise((r) => setTimeout(r, VISIBILITY_POLLS_MS[i]));
       // A UID below the UIDNEXT of the session's SELECT is in its view already: skip the round trip.
       if (i > 0 || uid >= Number(client.mailbox ? client.mailbox.uidNext : 0)) await client.noop();
-      const msg = await client.fetchOne(String(uid), { uid: true, size: true, source: { start: 0, maxLength: this.opts.maxFetchBytes } }, { uid: true });
-      if (msg && msg.source) return { source: msg.source, size: msg.size };
+      const msg = await client.fetchOne(String(uid), { uid: true, size: true, internalDate: true, source: { start: 0, maxLength: this.opts.maxFetchBytes } }, { uid: true });
+      if (msg && msg.source) return { source: msg.source, size: msg.size, internalDate: msg.internalDate };
       const status = await client.status(folder, { uidNext: true });
       const uidNext = status ? Number(status.uidNext ?? 0) : 0;
       if (uid < uidNext) return null;

@@ -28,6 +28,7 @@ export function analysisJson(r: AnalysisRow & { unreadableKeyId?: string | null 
     from_name: r.fromName,
     subject: r.subject,
     date: r.sentAt?.toISOString() ?? null,
+    received_at: r.receivedAt.toISOString(),
     size_bytes: r.sizeBytes,
     summary: r.summary,
     category: r.category as (typeof CATEGORIES)[number] | null,
@@ -158,27 +159,46 @@ export interface ListFilter {
   until?: Date;
   limit: number;
   cursor?: string;
+  /**
+   * `analysed` (the API's order): newest analysis first, `since`/`until` on the time of analysis.
+   * `received` (the dashboard's): the message the server received last first, dates on that time.
+   */
+  order?: 'analysed' | 'received';
 }
 
 /**
- * The cursor is the last row's id: ids only grow, so rows inserted while a caller pages through
- * land before its cursor and never shift a page; every row present at the start is seen once.
+ * The cursor is where the last row stands in the order: its id (ids only grow, so rows inserted
+ * while a caller pages through land before its cursor and never shift a page), and in the received
+ * order its time of receipt with the id. Every row present at the start is seen once.
  */
 export const encodeCursor = (id: number) => Buffer.from(`a:${id}`).toString('base64url');
+const encodeReceivedCursor = (at: Date, id: number) => Buffer.from(`r:${at.getTime()}:${id}`).toString('base64url');
 
 export function decodeCursor(cursor: string): number | null {
   const m = /^a:(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
   return m ? Number(m[1]) : null;
 }
 
-/** A page of a mailbox's analyses, newest first. */
+function decodeReceivedCursor(cursor: string): { at: Date; id: number } | null {
+  const m = /^r:(-?\d{1,15}):(\d{1,18})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  return m ? { at: new Date(Number(m[1])), id: Number(m[2]) } : null;
+}
+
+/** A page of a mailbox's analyses, newest first (by analysis, or by receipt: `order`). */
 export async function listAnalyses(db: Db, f: ListFilter, protection: ContentProtection) {
   const t = emailAnalysis;
+  const received = f.order === 'received';
   const where: (SQL | undefined)[] = [eq(t.mailbox, f.mailbox)];
   if (f.cursor !== undefined) {
-    const before = decodeCursor(f.cursor);
-    if (before === null) throw new AppError('VALIDATION_FAILED', 'cursor: not a cursor this API returned');
-    where.push(lt(t.id, before));
+    if (received) {
+      const before = decodeReceivedCursor(f.cursor);
+      if (before === null) throw new AppError('VALIDATION_FAILED', 'cursor: not a cursor this page returned');
+      where.push(sql`(${t.receivedAt}, ${t.id}) < (${before.at.toISOString()}::timestamptz, ${before.id})`);
+    } else {
+      const before = decodeCursor(f.cursor);
+      if (before === null) throw new AppError('VALIDATION_FAILED', 'cursor: not a cursor this API returned');
+      where.push(lt(t.id, before));
+    }
   }
   if (f.folder !== undefined) where.push(eq(t.folder, f.folder));
   if (f.category !== undefined) where.push(eq(t.category, f.category));
@@ -186,17 +206,19 @@ export async function listAnalyses(db: Db, f: ListFilter, protection: ContentPro
   if (f.isPhishing !== undefined) where.push(eq(t.isPhishing, f.isPhishing));
   if (f.minPriority !== undefined) where.push(gte(t.priority, f.minPriority));
   if (f.sensitive !== undefined) where.push(f.sensitive ? gt(sql`jsonb_array_length(${t.sensitive})`, 0) : eq(sql`jsonb_array_length(${t.sensitive})`, 0));
-  if (f.since !== undefined) where.push(gte(t.createdAt, f.since));
-  if (f.until !== undefined) where.push(lte(t.createdAt, f.until));
+  const when = received ? t.receivedAt : t.createdAt;
+  if (f.since !== undefined) where.push(gte(when, f.since));
+  if (f.until !== undefined) where.push(lte(when, f.until));
   const rows = await db.orm
     .select()
     .from(t)
     .where(and(...where))
-    .orderBy(desc(t.id))
+    .orderBy(...(received ? [desc(t.receivedAt), desc(t.id)] : [desc(t.id)]))
     .limit(f.limit + 1);
   const page = rows.slice(0, f.limit);
+  const last = page[page.length - 1];
   return {
     items: page.map((r) => analysisJson(protection.revealAnalysisForDisplay(r))),
-    next_cursor: rows.length > f.limit ? encodeCursor(page[page.length - 1]!.id) : null,
+    next_cursor: rows.length > f.limit && last ? (received ? encodeReceivedCursor(last.receivedAt, last.id) : encodeCursor(last.id)) : null,
   };
 }

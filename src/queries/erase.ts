@@ -22,3 +22,12 @@ export async function eraseMailbox(db: Db, mailbox: string, opts: { keepAccess?:
   const deleted = Object.fromEntries(Object.entries(row ?? {}).map(([k, v]) => [k, Number(v)]));
   return { mailbox, deleted };
 }
+
+/** What an opt-out would erase: the mailbox's rows in the queue, the analyses and the audit trail. */
+export async function storedAbout(db: Db, mailbox: string): Promise<{ queue: number; analyses: number; audit: number }> {
+  const [row] = await db.rows<{ queue: number; analyses: number; audit: number }>(sql`
+    select (select count(*) from llm_processing_queue where mailbox = ${mailbox})::int as queue,
+           (select count(*) from llm_email_analysis where mailbox = ${mailbox})::int as analyses,
+           (select count(*) from llm_audit_log where mailbox = ${mailbox})::int as audit`);
+  return { queue: Number(row?.queue ?? 0), analyses: Number(row?.analyses ?? 0), audit: Number(row?.audit ?? 0) };
+}

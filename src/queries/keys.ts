@@ -10,7 +10,14 @@ import { apiKeys } from '../db/schema.js';
  * key read; the hash comparison is constant-time, so neither a timing nor a missing row tells anything.
  */
 
-export type Principal = { kind: 'admin' } | { kind: 'mailbox'; mailbox: string; keyId: string };
+/**
+ * Who is asking: the admin, or a mailbox's owner, through one of its keys (`keyId`) or, on the
+ * dashboard only, signed in with the mail password (`keyId` null).
+ */
+export type Principal = { kind: 'admin' } | { kind: 'mailbox'; mailbox: string; keyId: string | null };
+
+/** The principal's name in logs, the audit trail and rate limits: "admin", "key:<id>" or "password:<mailbox>". */
+export const principalName = (p: Principal) => (p.kind === 'admin' ? 'admin' : p.keyId ? `key:${p.keyId}` : `password:${p.mailbox}`);
 
 const KEY_PREFIX = 'msk';
 const KEY_PATTERN = /^msk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;

@@ -22,6 +22,7 @@ export const analysisSchema = z
     from_name: nullable(z.string()),
     subject: nullable(z.string()),
     date: nullable(z.string().openapi({ format: 'date-time' })),
+    received_at: z.string().openapi({ format: 'date-time', description: 'When the server received the message (IMAP INTERNALDATE)' }),
     size_bytes: nullable(z.number().int()),
     summary: nullable(z.string()),
     category: nullable(z.enum(CATEGORIES)),

@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { healthSchema } from '../queries/schemas.js';
 import { checkReadiness } from '../health/readiness.js';
 import { API_KEY_HEADER, apiKeyAuth } from '../http/api-auth.js';
+import { principalName } from '../queries/keys.js';
 import { AppError } from '../http/errors.js';
 import { API_ERRORS, API_SECURITY, json, openApiApp } from '../http/openapi.js';
 import { analysisRoutes } from './analysis.js';
@@ -38,7 +39,7 @@ export function apiRoutes(deps: ApiDeps) {
   if (limiter) {
     app.use('*', async (c, next) => {
       const p = c.get('principal');
-      const wait = limiter.take(p.kind === 'admin' ? 'admin' : `key:${p.keyId}`);
+      const wait = limiter.take(principalName(p));
       if (wait > 0) {
         deps.onRateLimited?.();
         throw new AppError('TOO_MANY_REQUESTS', `this API key made too many requests (API_RATE_LIMIT per minute); try again in ${wait} s`, { retryAfterSec: wait });

@@ -4,6 +4,7 @@ import type { ReadinessCheck } from '../health/readiness.js';
 import type { AuthFailureLimiter } from '../http/auth-failures.js';
 import type { KeyRateLimiter } from '../http/rate-limit.js';
 import type { Logger } from '../logger.js';
+import type { MailLoginOutcome } from '../mail/user-login.js';
 import type { ContentProtection } from '../privacy/protection.js';
 
 /** What the /api/v1 routes (routes/api.ts and its sub-routers) and the dashboard are given. */
@@ -23,6 +24,15 @@ export interface ApiDeps {
   rateLimiter?: KeyRateLimiter;
   /** Counts requests refused by the per-key limit, for /metrics. */
   onRateLimited?: () => void;
+  /**
+   * Checks a mailbox owner's mail password with Dovecot (DASHBOARD_IMAP_LOGIN); absent: the
+   * dashboard takes keys only. `client` is the browser's address, passed on to Dovecot.
+   */
+  mailLogin?: (user: string, password: string, client: string) => Promise<MailLoginOutcome>;
+  /** Failed mail-password sign-ins per account, besides the per-address limit. */
+  accountFailures?: AuthFailureLimiter;
+  /** Counts dashboard sign-ins, for /metrics. */
+  onSignIn?: (method: 'key' | 'password', outcome: 'ok' | 'refused' | 'limited' | 'unavailable') => void;
   /** Opens sealed content for the replies. */
   protection: ContentProtection;
 }

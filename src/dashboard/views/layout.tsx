@@ -12,6 +12,8 @@ export const urls = {
   logout: `${DASHBOARD}/logout`,
   mailbox: (m: string, query = '') => `${DASHBOARD}/mailbox/${encodeURIComponent(m)}${query}`,
   preferences: (m: string) => `${DASHBOARD}/mailbox/${encodeURIComponent(m)}/preferences`,
+  keys: (m: string) => `${DASHBOARD}/mailbox/${encodeURIComponent(m)}/keys`,
+  revokeKey: (m: string, id: string) => `${DASHBOARD}/mailbox/${encodeURIComponent(m)}/keys/${encodeURIComponent(id)}/revoke`,
   message: (m: MessageKey) =>
     `${DASHBOARD}/mailbox/${encodeURIComponent(m.mailbox)}/message/${encodeURIComponent(m.folder)}/${m.uidvalidity}/${m.uid}`,
 };
@@ -58,6 +60,7 @@ export const Layout: FC<{ title: string; page: PageContext; notice?: string | nu
                 {who.kind === 'admin' ? <NavLink href={urls.home} path={p.page.path}>Overview</NavLink> : null}
                 {who.kind === 'mailbox' ? <NavLink href={urls.mailbox(who.mailbox)} path={p.page.path}>My mail</NavLink> : null}
                 {who.kind === 'mailbox' ? <NavLink href={urls.preferences(who.mailbox)} path={p.page.path}>Preferences</NavLink> : null}
+                {who.kind === 'mailbox' ? <NavLink href={urls.keys(who.mailbox)} path={p.page.path}>API keys</NavLink> : null}
               </ul>
             </nav>
           ) : null}

@@ -47,8 +47,10 @@ const Item: FC<{ a: AnalysisItem }> = ({ a }) => {
         </a>
       </div>
       <div class="muted">
-        {a.from_name || a.from_address ? `${a.from_name ?? ''} ${a.from_address ? `<${a.from_address}>` : ''}`.trim() : 'sender not kept'} ·{' '}
-        <Time at={a.date ?? a.created_at} /> · {a.folder}
+        <span class="received">
+          <Time at={a.received_at} />
+        </span>{' '}
+        · {a.from_name || a.from_address ? `${a.from_name ?? ''} ${a.from_address ? `<${a.from_address}>` : ''}`.trim() : 'sender not kept'} · {a.folder}
         {a.category ? ` · ${a.category}` : ''}
         {a.priority !== null && !high ? ` · priority ${a.priority}` : ''}
         {a.sensitive.length ? ` · sensitive: ${a.sensitive.join(', ')}` : ''}
@@ -92,11 +94,11 @@ export const MailboxPage: FC<{
         <input type="text" name="folder" value={p.filters.folder ?? ''} placeholder="any" />
       </label>
       <label>
-        Since
+        Received since
         <input type="date" name="since" value={p.filters.since ?? ''} />
       </label>
       <label>
-        Until
+        Received until
         <input type="date" name="until" value={p.filters.until ?? ''} />
       </label>
       <button class="primary" type="submit">
@@ -109,11 +111,16 @@ export const MailboxPage: FC<{
         No analyses match.
       </p>
     ) : (
-      <ul class="messages" aria-label="Analyses, newest first">
-        {p.items.map((a) => (
-          <Item a={a} />
-        ))}
-      </ul>
+      <>
+        <p class="list-head" id="list-head">
+          Received ↓ <span class="muted">(newest first; the time the server received each message)</span>
+        </p>
+        <ul class="messages" aria-labelledby="list-head">
+          {p.items.map((a) => (
+            <Item a={a} />
+          ))}
+        </ul>
+      </>
     )}
     <nav class="pager" aria-label="Pages">
       {p.firstUrl ? <a href={p.firstUrl}>Newest</a> : <span />}

@@ -50,9 +50,13 @@ export const MessagePage: FC<{ page: PageContext; m: MessageData; notice?: strin
           ) : null}
           <dt>From</dt>
           <dd>{a?.from_address ? `${a.from_name ?? ''} <${a.from_address}>`.trim() : 'not kept'}</dd>
-          <dt>Date</dt>
+          <dt>Received</dt>
           <dd>
-            <Time at={a?.date} />
+            <Time at={a?.received_at} />
+          </dd>
+          <dt>Date header</dt>
+          <dd>
+            <Time at={a?.date} /> <span class="muted">(as the sender wrote it)</span>
           </dd>
           <dt>Folder</dt>
           <dd>{`${m.folder} · UIDVALIDITY ${m.uidvalidity} · UID ${m.email_id}`}</dd>

@@ -1,7 +1,7 @@
 import type { FC } from 'hono/jsx';
 import type { getStats, getTimeline, mailboxSummaries, recentFailures, TimelinePoint } from '../../queries/stats.js';
 import type { ComponentState } from '../../health/readiness.js';
-import { Lines, StackedBars } from './charts.js';
+import { Lines, seriesClass, StackedBars } from './charts.js';
 import { Layout, Table, Time, urls, type PageContext } from './layout.js';
 
 export interface OverviewData {
@@ -115,13 +115,14 @@ export const Overview: FC<{ page: PageContext; data: OverviewData; minutes: numb
           ))}
         </p>
       </nav>
-      <div class="grid">
+      <div class="grid charts">
         <section class="card">
           <StackedBars
             id="c-analysed"
             title={`Analysed per ${perMinute === 1 ? 'minute' : `${perMinute} minutes`}`}
             buckets={pts}
             keys={['analysed', 'failed']}
+            colour={(k) => seriesClass('k', k)}
             value={(i, k) => (k === 'analysed' ? pts[i]!.analyzed : pts[i]!.failed)}
           />
         </section>
@@ -132,14 +133,15 @@ export const Overview: FC<{ page: PageContext; data: OverviewData; minutes: numb
             unit="ms"
             buckets={pts}
             keys={['p50', 'p95']}
+            colour={(k) => seriesClass('k', k)}
             value={(i, k) => pts[i]!.llm_ms[k as 'p50' | 'p95']}
           />
         </section>
         <section class="card">
-          <StackedBars id="c-verdicts" title="Verdicts" buckets={pts} keys={verdictKeys} value={(i, k) => pts[i]!.by_verdict[k] ?? 0} />
+          <StackedBars id="c-verdicts" title="Verdicts" buckets={pts} keys={verdictKeys} colour={(k) => seriesClass('v', k)} value={(i, k) => pts[i]!.by_verdict[k] ?? 0} />
         </section>
         <section class="card">
-          <StackedBars id="c-categories" title="Categories" buckets={pts} keys={categoryKeys} value={(i, k) => pts[i]!.by_category[k] ?? 0} />
+          <StackedBars id="c-categories" title="Categories" buckets={pts} keys={categoryKeys} colour={(k) => seriesClass('c', k)} value={(i, k) => pts[i]!.by_category[k] ?? 0} />
         </section>
       </div>
 

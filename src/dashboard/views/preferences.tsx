@@ -36,3 +36,46 @@ export const PreferencesPage: FC<{ page: PageContext; prefs: PreferencesData; no
     </form>
   </Layout>
 );
+
+/**
+ * Opting out erases a mailbox's mail data: the page says what, in numbers, and needs a second,
+ * explicit button. The form carries the other choices along, so confirming saves them too.
+ */
+export const OptOutConfirmPage: FC<{
+  page: PageContext;
+  mailbox: string;
+  stored: { queue: number; analyses: number; audit: number };
+  fields: Record<string, string>;
+}> = ({ page, mailbox, stored, fields }) => (
+  <Layout title="Opt out?" page={page}>
+    <p>
+      <a href={urls.preferences(mailbox)}>← Preferences</a>
+    </p>
+    <h1>Opt out and erase?</h1>
+    <div class="card confirm" role="alert">
+      <p>
+        Opting out stops all analysis of <strong>{mailbox}</strong> and erases, at once and for good, everything mailsight has stored
+        about its mail:
+      </p>
+      <ul data-testid="erase-list">
+        <li>{plural(stored.analyses, 'analysis', 'analyses')} (summaries, verdicts, tags, replies)</li>
+        <li>{plural(stored.queue, 'queued or past job', 'queued or past jobs')}</li>
+        <li>{plural(stored.audit, 'audit trail entry', 'audit trail entries')}</li>
+      </ul>
+      <p class="muted">The mail itself stays in the mailbox, untouched. API keys and these preferences are kept.</p>
+      <form class="inline" method="post" action={urls.preferences(mailbox)}>
+        <CsrfField token={page.csrf} />
+        {Object.entries(fields).map(([name, value]) => (
+          <input type="hidden" name={name} value={value} />
+        ))}
+        <input type="hidden" name="confirm_erase" value="yes" />
+        <button class="danger" type="submit">
+          Erase and opt out
+        </button>
+        <a href={urls.preferences(mailbox)}>Cancel, change nothing</a>
+      </form>
+    </div>
+  </Layout>
+);
+
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
