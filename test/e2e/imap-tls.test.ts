@@ -3,6 +3,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emailAnalysis, processingQueue } from '../../src/db/schema.js';
 import { makeCerts, type Certs } from '../support/certs.js';
+import { dashboardSignIn } from '../support/dashboard.js';
 import { loadCorpus } from '../support/corpus.js';
 import { dovecotAvailable } from '../support/dovecot.js';
 import { deliver } from '../support/lmtp.js';
@@ -150,12 +151,18 @@ describeWith('Dovecot and PostgreSQL', ready)('IMAP over TLS', () => {
       expect(job.lastError).toMatch(/IMAP_TLS_SERVERNAME.*mail\.example\.test/);
       expect(job.attempts).toBe(0);
       expect(await health(stack)).toMatchObject({ ok: false, code: 'IMAP_TLS_NAME_MISMATCH' });
+      // A mailbox owner's sign-in uses the same connection: the password is never sent, and not blamed.
+      const signIn = await dashboardSignIn(stack.ms.baseUrl, { user: ALICE, password: stack.dc.userPassword });
+      expect(signIn).toMatchObject({ status: 503, alert: expect.stringContaining('could not check your password'), session: null });
     });
 
-    it('with IMAP_TLS_SERVERNAME: analysed over STARTTLS', async () => {
+    it('with IMAP_TLS_SERVERNAME: analysed over STARTTLS, and owners sign in with their mail password over it', async () => {
       await stack.restart({ imap: { tlsServername: certs.other.name } });
       await deliveredAndAnalysed(stack);
       expect(await health(stack)).toMatchObject({ ok: true, tls: 'starttls', certificate: [certs.other.name] });
+      const signIn = await dashboardSignIn(stack.ms.baseUrl, { user: ALICE, password: stack.dc.userPassword });
+      expect(signIn).toMatchObject({ status: 303, location: `/dashboard/mailbox/${encodeURIComponent(ALICE)}`, session: expect.any(String) });
+      expect(await dashboardSignIn(stack.ms.baseUrl, { user: ALICE, password: 'wrong' })).toMatchObject({ status: 401, session: null });
     });
 
     it('implicit TLS on the imaps port (IMAP_SECURE=true): analysed', async () => {

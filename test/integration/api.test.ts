@@ -79,6 +79,8 @@ for (const driver of DRIVERS) {
         ['GET', `/api/v1/get/llm/preferences?username=${ALICE}`],
         ['POST', '/api/v1/edit/llm/preferences', { username: ALICE, summary_language: 'de' }],
         ['GET', '/api/v1/get/llm/health'],
+        ['GET', `/api/v1/get/llm/apikeys?mailbox=${ALICE}`],
+        ['POST', '/api/v1/add/llm/apikey', { mailbox: ALICE, name: 'made in a test' }],
       ];
       // Erasing is tested on its own mailbox below; here only who is refused.
       const ERASE: [string, string, unknown] = ['POST', '/api/v1/delete/llm/mailbox', { mailbox: ALICE }];
@@ -130,6 +132,35 @@ for (const driver of DRIVERS) {
         expect(row!.last_used_at).not.toBeNull();
         await revokeApiKey(t.db, k.key);
         expect((await call(app, 'GET', `/api/v1/get/llm/preferences?username=${ALICE}`, k.key)).status).toBe(401);
+      });
+
+      it("keys over the API: a mailbox key makes, lists and revokes its own mailbox's keys, never another's", async () => {
+        const made = await json(await call(app, 'POST', '/api/v1/add/llm/apikey', aliceKey, { mailbox: 'Alice@Example.test', name: 'phone' }));
+        expect(made).toMatchObject({ mailbox: ALICE, name: 'phone', key: expect.stringMatching(/^msk_[0-9a-f]{12}_/) });
+        expect((await call(app, 'GET', `/api/v1/get/llm/preferences?username=${ALICE}`, made.key)).status).toBe(200);
+
+        const own = await json(await call(app, 'GET', '/api/v1/get/llm/apikeys', aliceKey));
+        expect(own.items.length).toBeGreaterThan(1);
+        expect(own.items.every((k: any) => k.mailbox === ALICE)).toBe(true);
+        expect(JSON.stringify(own)).not.toContain(made.key.slice(-20));
+        expect(own.items.find((k: any) => k.id === made.id)).toMatchObject({ name: 'phone', revoked_at: null, last_used_at: expect.any(String) });
+        const all = await json(await call(app, 'GET', '/api/v1/get/llm/apikeys', ADMIN));
+        expect(new Set(all.items.map((k: any) => k.mailbox))).toEqual(new Set([ALICE, BOB]));
+
+        // Bob's key id is no business of alice's key: refused as if it did not exist.
+        const bobId = bobKey.split('_')[1]!;
+        const refused = await call(app, 'POST', '/api/v1/delete/llm/apikey', aliceKey, { id: bobId });
+        expect(refused.status).toBe(404);
+        expect((await call(app, 'GET', `/api/v1/get/llm/stats`, bobKey)).status).toBe(200);
+
+        expect(await json(await call(app, 'POST', '/api/v1/delete/llm/apikey', aliceKey, { id: made.id }))).toEqual({ id: made.id, revoked: true });
+        expect((await call(app, 'GET', `/api/v1/get/llm/preferences?username=${ALICE}`, made.key)).status).toBe(401);
+        expect((await call(app, 'POST', '/api/v1/delete/llm/apikey', ADMIN, { id: made.id })).status).toBe(404);
+
+        const bad = await call(app, 'POST', '/api/v1/add/llm/apikey', ADMIN, { mailbox: ALICE, name: 'tab\there' });
+        expect(bad.status).toBe(400);
+        expect((await json(bad)).error.message).toMatch(/name/);
+        expect((await call(app, 'POST', '/api/v1/delete/llm/apikey', ADMIN, { id: 'nope' })).status).toBe(400);
       });
 
       it('stores only a hash of the key', async () => {

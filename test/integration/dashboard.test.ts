@@ -123,7 +123,8 @@ for (const driver of DRIVERS) {
       for (const text of ['Health', 'database', 'Queue', 'Analysed per 2 minutes', 'LLM latency', 'Verdicts', 'Categories', 'LLM calls saved', 'Recent failures', 'OLLAMA_UNAVAILABLE: gave up after 5 attempts', ALICE, BOB]) {
         expect(html).toContain(text);
       }
-      expect(html.match(/<svg /g)?.length).toBe(4);
+      // Four charts, each drawn wide and narrow (the stylesheet shows one).
+      expect(html.match(/<svg /g)?.length).toBe(8);
       expect(html).toContain('data-testid="analysed-total">32<');
     });
 
@@ -142,6 +143,29 @@ for (const driver of DRIVERS) {
       expect(phishing).toContain('<option value="phishing" selected="">phishing</option>');
       const bad = await (await b.get(`/dashboard/mailbox/${encodeURIComponent(ALICE)}?min_priority=99`)).text();
       expect(bad).toContain('Filters ignored: min_priority');
+    });
+
+    it('the mailbox list is in order of receipt (not of analysis), and its pages neither skip nor repeat, with ties', async () => {
+      const CAROL = 'carol@example.test';
+      // Received in an order unlike that of analysis (a backfill analyses old mail last); 5 share a time.
+      const received = Array.from({ length: 40 }, (_, i) => new Date(Date.UTC(2026, 0, 1) + ((i * 7919) % 40) * 60_000 + (i < 5 ? 0 : i)));
+      for (const [i, at] of received.entries()) await seedAnalysis(t.db, { mailbox: CAROL, folder: 'INBOX', uidvalidity: UIDVALIDITY, uid: i + 1 }, { receivedAt: at });
+      const expected = received
+        .map((at, i) => ({ at: at.getTime(), uid: i + 1 }))
+        .sort((a, b) => b.at - a.at || b.uid - a.uid)
+        .map((r) => r.uid);
+      const b = new Browser(app);
+      await b.signIn(ADMIN);
+      const seen: number[] = [];
+      let next: string | null = `/dashboard/mailbox/${encodeURIComponent(CAROL)}`;
+      while (next) {
+        const html = await (await b.get(next)).text();
+        seen.push(...[...html.matchAll(/message\/INBOX\/\d+\/(\d+)"/g)].map((m) => Number(m[1])));
+        next = /href="([^"]*cursor=[^"]+)">Older/.exec(html)?.[1]?.replaceAll('&amp;', '&') ?? null;
+      }
+      expect(seen).toEqual(expected);
+      // The other tests count this database's analyses.
+      await t.db.rows(sql`delete from llm_email_analysis where mailbox = ${CAROL}`);
     });
 
     it('the message view keeps the model and the signals apart, shows findings, the move and the audit trail; re-analyse queues it first', async () => {

@@ -11,7 +11,6 @@ import { openPglite, openPostgres, type Db } from '../../src/db/client.js';
 import { migrate, MIGRATIONS_DIR } from '../../src/db/migrate.js';
 import { apiKeys, emailAnalysis, processingQueue, userPreferences } from '../../src/db/schema.js';
 import { canonicalMailbox } from '../../src/mail/mailbox-name.js';
-import { seedAnalysis } from '../support/seed.js';
 import { createTestDatabase, DRIVERS, describeWith, postgresAvailable, silentLogger, testConfig } from '../support/services.js';
 
 /**
@@ -56,6 +55,11 @@ async function oldDatabase(driver: (typeof DRIVERS)[number]) {
 
 const key = (mailbox: string, uid: number) => ({ mailbox, folder: 'INBOX', uidvalidity: UIDVALIDITY, uid });
 
+/** An analysis row as the code of that time wrote it (today's store writes columns added later). */
+const oldAnalysis = (db: Db, k: ReturnType<typeof key>, summary = `summary of ${k.uid}`) =>
+  db.rows(sql`insert into llm_email_analysis (mailbox, folder, uidvalidity, uid, status, summary, verdict, category, model, prompt_version)
+    values (${k.mailbox}, ${k.folder}, ${k.uidvalidity}, ${k.uid}, 'analyzed', ${summary}, 'legit', 'work', 'stand-in', 'test')`);
+
 it('canonical names: ASCII lower case as Dovecot\'s %Lu; the Kelvin sign, spaces and controls have none', () => {
   expect(canonicalMailbox('Alice@Example.ORG')).toBe('alice@example.org');
   expect(canonicalMailbox(' bob@example.org ')).toBe('bob@example.org');
@@ -76,10 +80,10 @@ for (const driver of DRIVERS) {
       t = await oldDatabase(driver);
       db = t.db;
       // What the old code stored after the attack: rows under three spellings of alice, a key for Carol@.
-      await seedAnalysis(db, key('alice@example.org', 1));
-      await seedAnalysis(db, key('Alice@Example.org', 1), { summary: 'second analysis of the same message' });
-      await seedAnalysis(db, key('aLICE@EXAMPLE.ORG', 2));
-      await seedAnalysis(db, key('carol@example.org', 1), { summary: "carol's own" });
+      await oldAnalysis(db, key('alice@example.org', 1));
+      await oldAnalysis(db, key('Alice@Example.org', 1), 'second analysis of the same message');
+      await oldAnalysis(db, key('aLICE@EXAMPLE.ORG', 2));
+      await oldAnalysis(db, key('carol@example.org', 1), "carol's own");
       await db.rows(sql`insert into llm_processing_queue (mailbox, folder, uidvalidity, uid, state, source) values
         ('alice@example.org', 'INBOX', ${UIDVALIDITY}, 1, 'done', 'push'),
         ('Alice@Example.org', 'INBOX', ${UIDVALIDITY}, 1, 'queued', 'api'),
