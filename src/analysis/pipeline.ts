@@ -19,7 +19,7 @@ import { Answers, type LlmAnswer } from './answers.js';
 import { archiveAnalysis, AuditSink, type AuditEntry } from './audit.js';
 import { compileRules } from './rules.js';
 import { computeSignals, evidence, promptSignals, SENSITIVE_TYPE, type Evidence, type Signals } from './signals/index.js';
-import { decideVerdict, type Decision } from './verdict.js';
+import { decideBySignals, decideVerdict, type Decision } from './verdict.js';
 import { forgetPushedHeaders } from '../queue/jobs.js';
 import { upsertAnalysis, type NewAnalysis } from './store.js';
 import { QueueLag } from '../queue/lag.js';
@@ -262,7 +262,7 @@ async function byRule(run: Run, read: Read): Promise<JobOutcome | undefined> {
   const rule = ruled.rule;
   const d: Decision = rule.verdict
     ? { ...decideVerdict({ verdict: rule.verdict, confidence: 1 }, { ...read.ev, phishing: 0, spam: 0 }), verdictSource: 'rule' }
-    : decideVerdict(null, read.ev);
+    : decideBySignals(read.ev);
   const detail = `rule ${rule.name}`;
   await store(run, {
     ...read.row,

@@ -3,7 +3,7 @@ import { llmClientFor, llmHostOf } from '../analysis/llm.js';
 import { buildPrompt, PROMPT_VERSION } from '../analysis/prompt.js';
 import { buildReport, formatReport } from '../analysis/report.js';
 import { computeSignals, evidence, promptSignals } from '../analysis/signals/index.js';
-import { decideVerdict } from '../analysis/verdict.js';
+import { decideBySignals, decideVerdict } from '../analysis/verdict.js';
 import { loadConfig } from '../config.js';
 import { parseMessage, stripMboxFrom } from '../mail/parse.js';
 import { out, readInput, UsageError } from './common.js';
@@ -48,7 +48,7 @@ export async function analyzeCommand(args: string[]): Promise<number> {
   const ev = evidence(signals);
   let report;
   if (values['signals-only']) {
-    report = buildReport(parsed, signals, ev, { ...decideVerdict(null, ev), verdictSource: 'signals' });
+    report = buildReport(parsed, signals, ev, { ...decideBySignals(ev), verdictSource: 'signals' });
   } else {
     const llm = llmClientFor(config);
     let answer;

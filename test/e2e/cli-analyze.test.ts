@@ -44,6 +44,35 @@ it('--signals-only needs no Ollama; --json gives the whole report', async () => 
   expect(report.signalReasons.join(' ')).toMatch(/bulk-mail signs/);
 });
 
+it('--signals-only: mail with no sign of spam is legit at a low confidence, with every sign, its points and the thresholds', async () => {
+  const ham = await analyze([HAM, '--signals-only']);
+  expect(ham.code).toBe(0);
+  expect(ham.stdout).toMatch(/^Verdict: {2}LEGIT \(confidence 0\.50, decided by signals; phishing score 0\.00\)$/m);
+  expect(ham.stdout).toMatch(/^Why: {6}no phishing or spam evidence and -5 bulk-mail points; the signals see no content/m);
+  expect(ham.stdout).toMatch(/^ {2}bulk-mail signs: -5 points \(threshold 7\.5: spam at that or more\)$/m);
+  expect(ham.stdout).toMatch(/^ +-4 {2}a reply in a thread$/m);
+  expect(ham.stdout).toMatch(/^ {2}phishing evidence: 0\.00 \(decides at 0\.80, whatever the model says\), none found$/m);
+
+  // Spam below the threshold: unknown, and the signs that make up its points are all there.
+  const files = corpusFiles('spam-2');
+  let below: { stdout: string; json: any } | undefined;
+  for (const f of files.slice(0, 60)) {
+    const r = await analyze([`${CORPUS_DIR}/spam-2/${f}`, '--signals-only', '--json']);
+    const report = JSON.parse(r.stdout);
+    if (report.verdict.verdict === 'unknown' && report.evidence.bulk.signs.length >= 2) {
+      below = { stdout: (await analyze([`${CORPUS_DIR}/spam-2/${f}`, '--signals-only'])).stdout, json: report };
+      break;
+    }
+  }
+  expect(below).toBeDefined();
+  const { bulk } = below!.json.evidence;
+  expect(bulk.threshold).toBe(7.5);
+  expect(bulk.points).toBeLessThan(7.5);
+  expect(bulk.signs.reduce((sum: number, x: { points: number }) => sum + x.points, 0)).toBeCloseTo(bulk.points);
+  expect(below!.stdout).toContain(`${bulk.points} bulk-mail points, below 7.5`);
+  for (const x of bulk.signs) expect(below!.stdout).toMatch(new RegExp(`^ +${x.points > 0 ? '\\+' : ''}${String(x.points).replace('.', '\\.')} {2}${x.name.replace(/[.*+?^${}()|[\]\\"]/g, '\\$&')}$`, 'm'));
+});
+
 it('reads standard input with -', async () => {
   const raw = Buffer.from('From: a@b.example\r\nSubject: Stdin test\r\n\r\nHello there.\r\n');
   const r = await analyze(['-', '--signals-only'], raw);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { compileRules, rulesSchema } from '../../src/analysis/rules.js';
 import type { Evidence } from '../../src/analysis/signals/index.js';
-import { decideVerdict } from '../../src/analysis/verdict.js';
+import { decideBySignals, decideVerdict } from '../../src/analysis/verdict.js';
 import { planActions } from '../../src/mail/actions.js';
 
-const ev = (phishing = 0, spam = 0, bulk = 0): Evidence => ({ phishing, spam, bulk, reasons: [] });
+const ev = (phishing = 0, spam = 0, bulk = 0, bulkScore = 0): Evidence => ({ phishing, spam, bulk, reasons: [], items: [], bulkScore, bulkSigns: [] });
 
 describe('the verdict floor', () => {
   it('the model decides while the signals are weak', () => {
@@ -31,6 +31,19 @@ describe('the verdict floor', () => {
   it('without a model (a skip rule) the signals decide, or the verdict is unknown', () => {
     expect(decideVerdict(null, ev(0.9))).toMatchObject({ verdict: 'phishing', verdictSource: 'rule' });
     expect(decideVerdict(null, ev(0.1, 0.1))).toMatchObject({ verdict: 'unknown', verdictSource: 'rule', confidence: 0 });
+  });
+});
+
+describe('the signals alone', () => {
+  it('no sign of spam or phishing: legit, at a confidence that says how little the signals know', () => {
+    expect(decideBySignals(ev(0, 0, 0, -4))).toMatchObject({ verdict: 'legit', confidence: 0.5 });
+    expect(decideBySignals(ev(0, 0, 0.2, 2.5))).toMatchObject({ verdict: 'legit', confidence: 0.4 });
+  });
+  it('some signs below the threshold, or any phishing or upstream evidence: unknown; past the floor: their verdict', () => {
+    expect(decideBySignals(ev(0, 0, 0.3, 3))).toMatchObject({ verdict: 'unknown', confidence: 0 });
+    expect(decideBySignals(ev(0.1, 0, 0, 0))).toMatchObject({ verdict: 'unknown' });
+    expect(decideBySignals(ev(0, 0, 0.85, 8))).toMatchObject({ verdict: 'spam', confidence: 0.85 });
+    expect(decideBySignals(ev(0.9))).toMatchObject({ verdict: 'phishing' });
   });
 });
 

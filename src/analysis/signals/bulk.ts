@@ -76,6 +76,9 @@ const SIGNS: [name: string, points: number, test: (p: ParsedMessage) => boolean]
   }],
 ];
 
+/** Each sign's points, by name (the stored signals keep the names; a report shows the points). */
+export const BULK_SIGN_POINTS: Readonly<Record<string, number>> = Object.fromEntries(SIGNS.map(([name, points]) => [name, points]));
+
 function isListMail(p: ParsedMessage): boolean {
   const h = p.allHeaders;
   return Boolean(h['list-id'] || h['list-unsubscribe'] || h['mailing-list'] || /^(bulk|list)$/i.test(h.precedence ?? ''));

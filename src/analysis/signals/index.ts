@@ -1,7 +1,7 @@
 import type { ParsedMessage } from '../../mail/parse.js';
 import type { HiddenTextReport } from '../../mail/hidden-text.js';
 import { authResults, type AuthSignals } from './auth.js';
-import { BULK_SPAM_SCORE, bulkSignals, type BulkSignals } from './bulk.js';
+import { BULK_SIGN_POINTS, BULK_SPAM_SCORE, bulkSignals, type BulkSignals } from './bulk.js';
 import { riskyAttachments, type RiskyKind } from './attachments.js';
 import { promptInjection } from './injection.js';
 import { linkSignals, type LinkSignals } from './links.js';
@@ -53,6 +53,11 @@ export interface Evidence {
   bulk: number;
   /** What the signals found, in words, for the stored reasons (kept apart from the model's). */
   reasons: string[];
+  /** Each piece of phishing and upstream-spam evidence with its weight (they combine as a noisy OR). */
+  items: { kind: 'phishing' | 'spam'; weight: number; reason: string }[];
+  /** The bulk-mail points, and the signs that make them up (BULK_SPAM_SCORE decides without a model). */
+  bulkScore: number;
+  bulkSigns: { name: string; points: number }[];
 }
 
 /** At or above this, deterministic evidence decides, whatever the model says. */
@@ -66,9 +71,11 @@ export function evidence(s: Signals): Evidence {
   const phishing: number[] = [];
   const spam: number[] = [];
   const reasons: string[] = [];
+  const items: Evidence['items'] = [];
   const add = (into: number[], weight: number, reason: string) => {
     into.push(weight);
     reasons.push(reason);
+    items.push({ kind: into === spam ? 'spam' : 'phishing', weight, reason });
   };
   if (s.auth.dmarc === 'fail') add(phishing, 0.5, 'DMARC failed: the sender domain does not vouch for this message');
   if (s.auth.spf === 'fail') add(phishing, 0.2, 'SPF failed');
@@ -103,7 +110,8 @@ export function evidence(s: Signals): Evidence {
   const b = s.bulk;
   const bulk = b.score >= BULK_SPAM_SCORE ? 0.85 : Math.max(0, (b.score / BULK_SPAM_SCORE) * 0.75);
   if (b.score >= BULK_SPAM_SCORE / 2) reasons.push(`bulk-mail signs (${b.score} points): ${b.signs.filter((x) => !x.startsWith('a reply') && !x.startsWith('mailing') && !x.startsWith('Message-ID')).join(', ')}`);
-  return { phishing: combine(phishing), spam: combine(spam), bulk, reasons };
+  const bulkSigns = b.signs.map((name) => ({ name, points: BULK_SIGN_POINTS[name] ?? 0 }));
+  return { phishing: combine(phishing), spam: combine(spam), bulk, reasons, items, bulkScore: b.score, bulkSigns };
 }
 
 /** The signals as a few lines for the prompt: what the model should weigh, not re-derive. */
