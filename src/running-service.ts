@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 
@@ -16,8 +16,11 @@ export interface RunningService {
 
 const fileOf = (config: Config) => join(config.dataDir, 'service.json');
 
+/** Writes the file; throws when DATA_DIR cannot be written (the caller logs it: the service runs on). */
 export function announceService(config: Config, url: string): () => void {
   const file = fileOf(config);
+  // On Postgres nothing else may have made DATA_DIR yet.
+  mkdirSync(config.dataDir, { recursive: true });
   writeFileSync(file, `${JSON.stringify({ pid: process.pid, url } satisfies RunningService)}\n`, { mode: 0o600 });
   return () => {
     if (findRunningService(config)?.pid === process.pid) rmSync(file, { force: true });

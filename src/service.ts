@@ -253,7 +253,13 @@ export async function startService(config: Config, logger: Logger) {
   const address = server.address();
   logger.info({ address }, 'listening');
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const unannounce = announceService(config, localBaseUrl({ ...config, port }));
+  let unannounce = () => {};
+  try {
+    unannounce = announceService(config, localBaseUrl({ ...config, port }));
+  } catch (err) {
+    // Only the CLI beside an embedded database needs it; the service itself does not.
+    logger.warn({ dataDir: config.dataDir, err: errorText(err) }, 'could not write service.json in DATA_DIR: the CLI will not find this service');
+  }
   await processing.start();
 
   // Which key this instance seals with, for rotate-key (privacy/instances.ts).
