@@ -51,6 +51,25 @@ it('npm start passes SIGTERM on to the service: nothing is left running', async 
   }
 }, 60_000);
 
+it('npx mailsight serve stops when npx gets SIGTERM (npm passes it to a shell that does not pass it on)', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'mailsight-npx-'));
+  const port = await freePort();
+  const env = { ...process.env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', LOG_FORMAT: 'json', DATABASE_URL: '' };
+  try {
+    const npx = spawn('npx', ['--offline', 'mailsight', 'serve'], { cwd: new URL('../..', import.meta.url).pathname, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    npx.stdout.on('data', (d) => (output += d));
+    const health = () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
+    expect(await waitFor(health, (s) => s === 200, 30_000)).toBe(200);
+    npx.kill('SIGTERM');
+    // The service notices that npm is gone, drains and stops: nothing is left listening.
+    expect(await waitFor(health, (s) => s === 0, 15_000)).toBe(0);
+    expect(output).toMatch(/npm, which started this service, is gone/);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}, 60_000);
+
 /** `mailsight …` beside the running service; exit code and output. */
 async function cli(args: string[], env: NodeJS.ProcessEnv) {
   try {
