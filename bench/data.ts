@@ -9,7 +9,7 @@ import { openPostgres, type Db } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/logger.js';
 import { eraseMailbox } from '../src/queries/erase.js';
-import { release } from '../src/queue/lifecycle.js';
+import { nextCursor, release, type ClaimCursor } from '../src/queue/lifecycle.js';
 import { knownMailboxes } from '../src/queue/reconcile.js';
 import { purgeExpired } from '../src/queue/retention.js';
 import { createTestDatabase, testConfig } from '../test/support/services.js';
@@ -91,6 +91,7 @@ async function measure(db: Db, rows: number) {
   for (let i = 0; i < 100 && (i === 0 || cursor); i++) cursor = (await get(`/get/llm/analysis?mailbox=${busy}&limit=10${cursor ? `&cursor=${cursor}` : ''}`)).next_cursor;
   // Pushed UIDs above every analysed and queued one, under the same UIDVALIDITY.
   let uid = 100_000_000;
+  let claimCursor: ClaimCursor | undefined;
   const cases: [string, () => Promise<unknown>][] = [
     [
       'push insert',
@@ -104,9 +105,11 @@ async function measure(db: Db, rows: number) {
       },
     ],
     [
+      // As a worker claims: its cursor carried from claim to claim, so the window of mailboxes rotates.
       'claim (10 jobs, then released)',
       async () => {
-        const jobs = await claim(db, { workerId: 'bench', limit: 10, leaseMs: 60_000 });
+        const jobs = await claim(db, { workerId: 'bench', limit: 10, leaseMs: 60_000, after: claimCursor });
+        claimCursor = nextCursor(jobs, claimCursor);
         await release(db, jobs.map((j) => j.id), 'bench');
       },
     ],

@@ -52,7 +52,7 @@ export const FINISH_WRITES: queue.FinishWrites<AuditEntry> = (records) => [
 ];
 
 /** Claims jobs with the pipeline's context. */
-export function claim(db: Db, opts: { workerId: string; limit: number; leaseMs: number }): Promise<Job[]> {
+export function claim(db: Db, opts: { workerId: string; limit: number; leaseMs: number; after?: queue.ClaimCursor }): Promise<Job[]> {
   return queue.claim(db, { ...opts, with: JOB_CONTEXT });
 }
 

@@ -3,10 +3,12 @@ import {
   bigint,
   bigserial,
   boolean,
+  date,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   real,
   smallint,
   text,
@@ -66,6 +68,14 @@ export const processingQueue = pgTable(
     index('llm_processing_queue_lease_idx')
       .on(t.leaseUntil)
       .where(sql`${t.state} = 'processing'`),
+    // Recent failures (the overview), and retention's walk over finished rows by age. Neither
+    // covers queued rows, so a push pays for neither.
+    index('llm_processing_queue_failed_idx')
+      .on(t.updatedAt)
+      .where(sql`${t.state} in ('failed', 'dead')`),
+    index('llm_processing_queue_finished_idx')
+      .on(sql`coalesce(${t.finishedAt}, ${t.updatedAt})`)
+      .where(sql`${t.state} not in ('queued', 'processing')`),
     // No separate (mailbox, folder, uidvalidity) index: the unique key's prefix serves those lookups,
     // and every push would pay for one more index.
   ],
@@ -154,7 +164,44 @@ export const emailAnalysis = pgTable(
     index('llm_email_analysis_message_id_idx').on(t.mailbox, t.messageId),
     // The dashboard's mailbox list: newest received first, paged by (received_at, id).
     index('llm_email_analysis_mailbox_received_idx').on(t.mailbox, t.receivedAt.desc(), t.id.desc()),
+    // Recent failures (the overview): a few rows, found without reading the others.
+    index('llm_email_analysis_failed_idx').on(t.updatedAt).where(sql`${t.status} = 'failed'`),
   ],
+);
+
+/**
+ * Analysis counts and sums per mailbox, UTC day, status, verdict and category: what /stats and the
+ * overview add up instead of scanning llm_email_analysis. Kept exact by statement triggers on that
+ * table (drizzle/0013_stats_rollups.sql): every insert, update and delete of analyses moves these
+ * counts in the same transaction. The mailbox '' holds the whole server's. A null verdict or
+ * category is ''.
+ */
+export const statsDaily = pgTable(
+  'llm_stats_daily',
+  {
+    mailbox: text('mailbox').notNull(),
+    day: date('day', { mode: 'string' }).notNull(),
+    status: text('status').notNull(),
+    verdict: text('verdict').notNull(),
+    category: text('category').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull().default(0),
+    cacheHits: bigint('cache_hits', { mode: 'number' }).notNull().default(0),
+    promptTokens: bigint('prompt_tokens', { mode: 'number' }).notNull().default(0),
+    completionTokens: bigint('completion_tokens', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.mailbox, t.day, t.status, t.verdict, t.category] })],
+);
+
+/** Per mailbox: its analyses, the phishing among them, and the newest (the overview's list of mailboxes); same triggers. */
+export const statsMailbox = pgTable(
+  'llm_stats_mailbox',
+  {
+    mailbox: text('mailbox').primaryKey(),
+    analyses: bigint('analyses', { mode: 'number' }).notNull(),
+    phishing: bigint('phishing', { mode: 'number' }).notNull(),
+    latest: ts('latest').notNull(),
+  },
+  (t) => [index('llm_stats_mailbox_latest_idx').on(t.latest.desc())],
 );
 
 export const userPreferences = pgTable('llm_user_preferences', {
@@ -196,6 +243,8 @@ export const auditLog = pgTable(
   },
   (t) => [
     index('llm_audit_log_mailbox_idx').on(t.mailbox, t.at),
+    // Retention deletes by age.
+    index('llm_audit_log_at_idx').on(t.at),
     // One message's trail: the claim asks whether its decision is recorded, the API shows it.
     index('llm_audit_log_message_idx').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
   ],
@@ -237,4 +286,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsMailbox };

@@ -129,7 +129,11 @@ export const statsSchema = z
     since: z.string().nullable(),
     queue: z.object({ by_state: counts, depth: z.number().int(), oldest_age_sec: z.number().nullable() }),
     analyses: z.object({ by_status: counts, by_verdict: counts, by_category: counts }),
-    timings_ms: z.object({ processing: percentiles, llm: percentiles }),
+    timings_ms: z.object({
+      from: z.string().openapi({ format: 'date-time', description: 'The percentiles cover analyses since then: the last 24 hours, or since `since` when that is later' }),
+      processing: percentiles,
+      llm: percentiles,
+    }),
     content_cache: z.object({ llm_calls_saved: z.number().nullable() }),
     tokens: z.object({ prompt: z.number().nullable(), completion: z.number().nullable(), total: z.number() }),
     timeline: z

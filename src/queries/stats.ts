@@ -9,38 +9,83 @@ export interface StatsFilter {
   since?: Date;
 }
 
-const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 const ms = (v: unknown) => (v === null || v === undefined ? null : Math.round(Number(v)));
 
 function countsBy(rows: { key: string | null; n: number | string }[]) {
   return Object.fromEntries(rows.map((r) => [r.key ?? 'none', Number(r.n)]));
 }
 
+/** Timing percentiles cover at most this much: the newest analyses, read row by row. */
+export const TIMINGS_WINDOW_HOURS = 24;
+
+type CountRow = {
+  status: string;
+  verdict: string;
+  category: string;
+  n: string | number;
+  cache_hits: string | number;
+  prompt_tokens: string | number;
+  completion_tokens: string | number;
+};
+
+/**
+ * Analysis counts and sums by status, verdict and category, from the rollups (llm_stats_daily,
+ * kept exact by triggers): whole UTC days after `since` from there, the rest of `since`'s own day
+ * from the rows. '' is a null verdict or category.
+ */
+function analysisCounts(db: Db, mailbox: string | null, since: Date | undefined) {
+  if (!since) {
+    return db.rows<CountRow>(sql`
+      select status, verdict, category, sum(n) as n, sum(cache_hits) as cache_hits, sum(prompt_tokens) as prompt_tokens,
+             sum(completion_tokens) as completion_tokens
+        from llm_stats_daily where mailbox = ${mailbox ?? ''} group by 1, 2, 3`);
+  }
+  const at = sql`${since.toISOString()}::timestamptz`;
+  const day = sql`(${at} at time zone 'UTC')::date`;
+  const inMailbox: SQL = mailbox === null ? sql`true` : sql`mailbox = ${mailbox}`;
+  return db.rows<CountRow>(sql`
+    select status, verdict, category, sum(n) as n, sum(cache_hits) as cache_hits, sum(prompt_tokens) as prompt_tokens,
+           sum(completion_tokens) as completion_tokens
+      from (
+        select status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens
+          from llm_stats_daily where mailbox = ${mailbox ?? ''} and day > ${day}
+        union all
+        select status, coalesce(verdict, ''), coalesce(category, ''), 1, cache_hit::int, coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0)
+          from llm_email_analysis
+         where ${inMailbox} and created_at >= ${at} and created_at < (${day} + 1)::timestamp at time zone 'UTC'
+      ) x
+     group by 1, 2, 3`);
+}
+
 /** Counts, queue health, timing percentiles, cache savings and tokens: what /stats and the dashboard show. */
 export async function getStats(db: Db, f: StatsFilter) {
   const inMailbox: SQL = f.mailbox === null ? sql`true` : sql`mailbox = ${f.mailbox}`;
-  const analysed: SQL = f.since ? sql`${inMailbox} and created_at >= ${f.since.toISOString()}::timestamptz` : inMailbox;
-  const [queueStates, queueHealth, statuses, verdicts, categories, [totals]] = await Promise.all([
+  const timingsFrom = new Date(Math.max(f.since?.getTime() ?? 0, Date.now() - TIMINGS_WINDOW_HOURS * 3_600_000));
+  const [queueStates, queueHealth, counts, [timings]] = await Promise.all([
     db.rows<{ key: string; n: number }>(sql`select state as key, count(*) as n from llm_processing_queue where ${inMailbox} group by state`),
     db.rows<{ depth: number; oldest: number | null }>(sql`
       select count(*) as depth, extract(epoch from now() - min(created_at))::float8 as oldest
       from llm_processing_queue where ${inMailbox} and state in (${lit('queued', 'processing')})`),
-    db.rows<{ key: string; n: number }>(sql`select status as key, count(*) as n from llm_email_analysis where ${analysed} group by status`),
-    db.rows<{ key: string; n: number }>(sql`select verdict as key, count(*) as n from llm_email_analysis where ${analysed} and status = ${lit('analyzed')} group by verdict`),
-    db.rows<{ key: string; n: number }>(sql`select category as key, count(*) as n from llm_email_analysis where ${analysed} and status = ${lit('analyzed')} group by category`),
+    analysisCounts(db, f.mailbox, f.since),
     db.rows<Record<string, unknown>>(sql`
       select
-        count(*) filter (where status = ${lit('analyzed')}) as analyzed,
-        count(*) filter (where cache_hit) as cache_hits,
-        coalesce(sum(prompt_tokens), 0) as prompt_tokens,
-        coalesce(sum(completion_tokens), 0) as completion_tokens,
         percentile_cont(0.5) within group (order by total_ms) filter (where status = ${lit('analyzed')}) as total_p50,
         percentile_cont(0.95) within group (order by total_ms) filter (where status = ${lit('analyzed')}) as total_p95,
         percentile_cont(0.5) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as llm_p50,
         percentile_cont(0.95) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as llm_p95
-      from llm_email_analysis where ${analysed}`),
+      from llm_email_analysis where ${inMailbox} and created_at >= ${timingsFrom.toISOString()}::timestamptz`),
   ]);
   const health = queueHealth[0]!;
+  const by = (key: 'status' | 'verdict' | 'category', onlyAnalysed: boolean) => {
+    const out: Record<string, number> = {};
+    for (const r of counts) {
+      if (onlyAnalysed && r.status !== 'analyzed') continue;
+      const k = r[key] || 'none';
+      out[k] = (out[k] ?? 0) + Number(r.n);
+    }
+    return out;
+  };
+  const sum = (field: 'cache_hits' | 'prompt_tokens' | 'completion_tokens') => counts.reduce((acc, r) => acc + Number(r[field]), 0);
   return {
     mailbox: f.mailbox,
     since: f.since?.toISOString() ?? null,
@@ -50,19 +95,20 @@ export async function getStats(db: Db, f: StatsFilter) {
       oldest_age_sec: health.oldest === null ? null : Math.round(Number(health.oldest)),
     },
     analyses: {
-      by_status: countsBy(statuses),
-      by_verdict: countsBy(verdicts),
-      by_category: countsBy(categories),
+      by_status: by('status', false),
+      by_verdict: by('verdict', true),
+      by_category: by('category', true),
     },
     timings_ms: {
-      processing: { p50: ms(totals!.total_p50), p95: ms(totals!.total_p95) },
-      llm: { p50: ms(totals!.llm_p50), p95: ms(totals!.llm_p95) },
+      from: timingsFrom.toISOString(),
+      processing: { p50: ms(timings!.total_p50), p95: ms(timings!.total_p95) },
+      llm: { p50: ms(timings!.llm_p50), p95: ms(timings!.llm_p95) },
     },
-    content_cache: { llm_calls_saved: num(totals!.cache_hits) },
+    content_cache: { llm_calls_saved: sum('cache_hits') },
     tokens: {
-      prompt: num(totals!.prompt_tokens),
-      completion: num(totals!.completion_tokens),
-      total: Number(totals!.prompt_tokens) + Number(totals!.completion_tokens),
+      prompt: sum('prompt_tokens'),
+      completion: sum('completion_tokens'),
+      total: sum('prompt_tokens') + sum('completion_tokens'),
     },
   };
 }
@@ -144,10 +190,9 @@ export async function recentFailures(db: Db, mailbox: string | null, limit = 10)
   return rows.map((r) => ({ ...r, uidvalidity: Number(r.uidvalidity), uid: Number(r.uid), at: new Date(r.at) }));
 }
 
-/** Mailboxes with analyses, the most recently active first (the admin's way into a mailbox). */
+/** Mailboxes with analyses, the most recently active first (the admin's way into a mailbox), from the rollup. */
 export async function mailboxSummaries(db: Db, limit = 100) {
   const rows = await db.rows<{ mailbox: string; analyses: string; phishing: string; latest: Date | string }>(sql`
-    select mailbox, count(*) as analyses, count(*) filter (where is_phishing) as phishing, max(created_at) as latest
-      from llm_email_analysis group by mailbox order by max(created_at) desc limit ${limit}`);
+    select mailbox, analyses, phishing, latest from llm_stats_mailbox order by latest desc, mailbox limit ${limit}`);
   return rows.map((r) => ({ mailbox: r.mailbox, analyses: Number(r.analyses), phishing: Number(r.phishing), latest: new Date(r.latest) }));
 }

@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { errorText, type Logger } from '../logger.js';
 import { backoffMs } from '../util/backoff.js';
 import type { JobError } from './job-error.js';
-import { claim, extendLeases, finishMany, nextDueAt, release, retry, type ClaimWith, type Ending, type FinalState, type FinishWrites, type Job } from './lifecycle.js';
+import { claim, extendLeases, finishMany, nextCursor, nextDueAt, release, retry, type ClaimCursor, type ClaimWith, type Ending, type FinalState, type FinishWrites, type Job } from './lifecycle.js';
 
 export interface HandlerOutcome<R = unknown> {
   state: FinalState;
@@ -96,6 +96,8 @@ export class WorkerPool<X extends object = Record<never, never>, R = unknown> {
   private heartbeat?: NodeJS.Timeout;
   private heartbeatRun: Promise<void> = Promise.resolve();
   private idleWaiters: (() => void)[] = [];
+  /** Where this pool's last claim walk ended: the next one's window of mailboxes starts there. */
+  private cursor?: ClaimCursor;
   /** After a failed claim (database down), wake-ups wait until then instead of hammering it. */
   private pausedUntil = 0;
   private readonly endings: { ending: Ending<R>; settle: (err: unknown, held?: boolean) => void }[] = [];
@@ -151,7 +153,8 @@ export class WorkerPool<X extends object = Record<never, never>, R = unknown> {
         const want = this.opts.concurrency - this.running.size + PREFETCH_JOBS - this.buffer.length;
         if (this.stopping || want <= 0 || Date.now() < this.pausedUntil) break;
         const limit = Math.min(this.opts.batchSize, want);
-        const jobs = await claim<X>(this.opts.db, { workerId: this.workerId, limit, leaseMs: this.opts.leaseMs, with: this.opts.claimWith });
+        const jobs = await claim<X>(this.opts.db, { workerId: this.workerId, limit, leaseMs: this.opts.leaseMs, with: this.opts.claimWith, after: this.cursor });
+        this.cursor = nextCursor(jobs, this.cursor);
         this.stats.claimed += jobs.length;
         this.buffer.push(...jobs);
         if (jobs.length < limit) {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { processingQueue } from '../../src/db/schema.js';
 import { enqueue, enqueueMany, type JobSource } from '../../src/queue/jobs.js';
 import { claim, finishMany } from '../../src/analysis/jobs.js';
-import { nextDueAt, release, retry } from '../../src/queue/lifecycle.js';
+import { claim as queueClaim, nextCursor, nextDueAt, release, retry, type ClaimCursor } from '../../src/queue/lifecycle.js';
 import { knownMailboxes, reconcileOnce, resignLeadership, takeLeadership, type UidSource } from '../../src/queue/reconcile.js';
 import { QueueWaker } from '../../src/queue/wake.js';
 import { WorkerPool, type HandlerOutcome } from '../../src/queue/worker.js';
@@ -197,6 +197,24 @@ for (const driver of DRIVERS) {
       await t.db.rows(sql`update llm_processing_queue set state = 'done' where source = 'push' and state = 'queued'`);
       const [catchUp] = await claim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000 });
       expect(catchUp).toMatchObject({ mailbox: 'c@example.test', uid: 1, source: 'backfill' });
+    });
+
+    it('with more mailboxes waiting than a claim looks at, the window rotates: every mailbox is served once before any twice', async () => {
+      const boxes = Array.from({ length: 60 }, (_, i) => `m${String(i).padStart(2, '0')}@example.test`);
+      await enqueueMany(t.db, boxes.flatMap((m) => [job(1, 'backfill', m), job(2, 'backfill', m)]));
+      let after: ClaimCursor | undefined;
+      const served: string[] = [];
+      while (served.length < 60) {
+        const jobs = await queueClaim(t.db, { workerId: 'w', limit: 3, leaseMs: 60_000, after });
+        after = nextCursor(jobs, after);
+        served.push(...jobs.map((j) => j.mailbox));
+        await finishMany(t.db, 'w', jobs.map((j) => ({ job: j, state: 'done' as const, error: null })));
+      }
+      expect(new Set(served.slice(0, 60)).size).toBe(60);
+      // Live mail still goes first, wherever the cursor stands: a push for the first mailbox in the alphabet.
+      await enqueue(t.db, job(3, 'push', boxes[0]));
+      const [next] = await queueClaim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000, after });
+      expect(next).toMatchObject({ mailbox: boxes[0], uid: 3, source: 'push' });
     });
 
     it("a push for a message the sweep queued first raises it to live mail's priority; a duplicate push changes nothing", async () => {

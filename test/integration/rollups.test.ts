@@ -1,0 +1,126 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { eraseMailbox } from '../../src/queries/erase.js';
+import { getStats, mailboxSummaries } from '../../src/queries/stats.js';
+import { expireContent, purgeExpired } from '../../src/queue/retention.js';
+import { seedAnalysis } from '../support/seed.js';
+import { DRIVERS, describeWith, openTestDb, postgresAvailable, type TestDb } from '../support/services.js';
+
+/**
+ * The stats rollups against full scans of llm_email_analysis, on random data and after every kind
+ * of write the service makes (insert, replace, moves across days, deletes, retention, erase, content
+ * expiry): the counts must be equal, not close.
+ */
+
+const MAILBOXES = ['a@example.test', 'b@example.test', 'c@example.test', 'd@example.test'];
+const STATUSES = ['analyzed', 'analyzed', 'analyzed', 'skipped', 'failed'] as const;
+const VERDICTS = ['legit', 'spam', 'scam', 'phishing', 'unknown', null] as const;
+const CATEGORIES = ['work', 'personal', 'newsletter', 'security', null] as const;
+
+/** A small seeded generator, so a failure can be replayed. */
+function random(seed: number) {
+  let x = seed;
+  const next = () => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  return { next, pick: <T>(xs: readonly T[]) => xs[Math.floor(next() * xs.length)]! };
+}
+
+/** What the rollups must say, by scanning every row. */
+async function scan(db: TestDb['db'], mailbox: string | null, since?: Date) {
+  const where = sql`${mailbox === null ? sql`true` : sql`mailbox = ${mailbox}`} and ${since ? sql`created_at >= ${since.toISOString()}::timestamptz` : sql`true`}`;
+  const group = async (col: string, analysedOnly: boolean) =>
+    Object.fromEntries(
+      (await db.rows<{ k: string | null; n: string }>(sql`
+        select ${sql.raw(col)} as k, count(*) as n from llm_email_analysis where ${where} ${analysedOnly ? sql`and status = 'analyzed'` : sql``} group by 1`)).map((r) => [r.k ?? 'none', Number(r.n)]),
+    );
+  const [totals] = await db.rows<{ hits: string; pt: string; ct: string }>(sql`
+    select count(*) filter (where cache_hit) as hits, coalesce(sum(prompt_tokens), 0) as pt, coalesce(sum(completion_tokens), 0) as ct
+      from llm_email_analysis where ${where}`);
+  return {
+    by_status: await group('status', false),
+    by_verdict: await group('verdict', true),
+    by_category: await group('category', true),
+    cache: Number(totals!.hits),
+    prompt: Number(totals!.pt),
+    completion: Number(totals!.ct),
+  };
+}
+
+const pgUp = await postgresAvailable();
+
+for (const driver of DRIVERS) {
+  describeWith('PostgreSQL', driver === 'pglite' || pgUp)(`stats rollups on ${driver}`, () => {
+    let t: TestDb;
+    const rnd = random(20261130);
+    let uid = 0;
+
+    beforeAll(async () => {
+      t = await openTestDb(driver);
+    });
+    afterAll(async () => t?.close());
+
+    /** Every mailbox and the whole server, over everything and since a few moments: rollups equal scans. */
+    async function expectExact(step: string) {
+      const sinces = [undefined, new Date(Date.now() - 3.5 * 86_400_000), new Date(Date.now() - 20 * 3_600_000), new Date(Date.now() - 9 * 86_400_000 - 123_456)];
+      for (const mailbox of [null, ...MAILBOXES]) {
+        for (const since of sinces) {
+          const stats = await getStats(t.db, { mailbox, since });
+          const full = await scan(t.db, mailbox, since);
+          expect(
+            { ...stats.analyses, cache: stats.content_cache.llm_calls_saved, prompt: stats.tokens.prompt, completion: stats.tokens.completion },
+            `${step}: ${mailbox ?? 'all'} since ${since?.toISOString() ?? 'ever'}`,
+          ).toEqual(full);
+        }
+      }
+      const summaries = await mailboxSummaries(t.db);
+      const rows = await t.db.rows<{ mailbox: string; analyses: string; phishing: string; latest: Date | string }>(sql`
+        select mailbox, count(*) as analyses, count(*) filter (where is_phishing) as phishing, max(created_at) as latest
+          from llm_email_analysis group by mailbox order by max(created_at) desc, mailbox`);
+      expect(summaries, step).toEqual(rows.map((r) => ({ mailbox: r.mailbox, analyses: Number(r.analyses), phishing: Number(r.phishing), latest: new Date(r.latest) })));
+      // No empty rollup rows are left behind.
+      const [empty] = await t.db.rows<{ n: string }>(sql`select count(*) as n from llm_stats_daily where n = 0`);
+      expect(Number(empty!.n), step).toBe(0);
+    }
+
+    const randomAnalysis = (mailbox: string, u: number) => {
+      const verdict = rnd.pick(VERDICTS);
+      return seedAnalysis(t.db, { mailbox, folder: 'INBOX', uidvalidity: 1, uid: u }, {
+        status: rnd.pick(STATUSES),
+        verdict,
+        isPhishing: verdict === 'phishing',
+        category: rnd.pick(CATEGORIES),
+        cacheHit: rnd.next() < 0.2,
+        promptTokens: rnd.next() < 0.1 ? null : Math.floor(rnd.next() * 1000),
+        completionTokens: Math.floor(rnd.next() * 100),
+      });
+    };
+
+    it('after inserts, and after rows move across days (updates of created_at)', async () => {
+      for (let i = 0; i < 240; i++) await randomAnalysis(rnd.pick(MAILBOXES), ++uid);
+      await expectExact('inserted');
+      // One statement moving many rows to random days up to 12 days back, across UTC midnights.
+      await t.db.rows(sql`update llm_email_analysis set created_at = now() - (random() * 12 * 86400) * interval '1 second' where id % 3 <> 0`);
+      await expectExact('moved');
+    });
+
+    it('after replacements (a re-analysis changes status, verdict and category), deletes and content expiry', async () => {
+      for (let i = 0; i < 60; i++) await randomAnalysis(rnd.pick(MAILBOXES), 1 + Math.floor(rnd.next() * uid));
+      await expectExact('replaced');
+      await t.db.rows(sql`delete from llm_email_analysis where id % 7 = 0`);
+      await expectExact('deleted');
+      await expireContent(t.db, 5);
+      await expectExact('content expired');
+    });
+
+    it('after retention, and after a mailbox is erased (its summary row goes)', async () => {
+      const purged = await purgeExpired(t.db, 6);
+      expect(purged.analyses).toBeGreaterThan(0);
+      await expectExact('retention');
+      await eraseMailbox(t.db, MAILBOXES[1]!);
+      await expectExact('erased');
+      expect((await mailboxSummaries(t.db)).map((m) => m.mailbox)).not.toContain(MAILBOXES[1]);
+      // The newest analysis of a mailbox deleted: its summary's newest is the one before.
+      await t.db.rows(sql`delete from llm_email_analysis where id = (select id from llm_email_analysis where mailbox = ${MAILBOXES[0]} order by created_at desc limit 1)`);
+      await expectExact('newest deleted');
+    });
+  });
+}
