@@ -9,6 +9,7 @@ import { openPostgres, type Db } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/logger.js';
 import { eraseMailbox } from '../src/queries/erase.js';
+import { rebuildRollups } from '../src/queries/rollups.js';
 import { nextCursor, release, type ClaimCursor } from '../src/queue/lifecycle.js';
 import { knownMailboxes } from '../src/queue/reconcile.js';
 import { purgeExpired } from '../src/queue/retention.js';
@@ -35,6 +36,8 @@ const mailbox = (i: number) => `u${i}@example.test`;
 async function build(db: Db, rows: number): Promise<number> {
   const t0 = performance.now();
   const step = `${(DAYS * 86_400) / rows} seconds`;
+  // A bulk load: the rollup triggers are off during it, and the rollups are computed once after.
+  await db.rows(sql`alter table llm_email_analysis disable trigger user`);
   await db.rows(sql`
     insert into llm_email_analysis (mailbox, folder, uidvalidity, uid, message_id, status, category, tags, verdict, confidence,
       reasons, is_spam, is_phishing, phishing_score, verdict_source, priority, sensitive, language, signals, signal_reasons,
@@ -51,6 +54,8 @@ async function build(db: Db, rows: number): Promise<number> {
       g % 9 = 0, 900 + g % 400, 120 + g % 50, 5 + g % 20, 800 + g % 900, 850 + g % 950, 3000 + g % 40000,
       now() - (${rows} - g) * ${step}::interval, now() - (${rows} - g) * ${step}::interval
     from generate_series(1, ${rows}) g`);
+  await db.rows(sql`alter table llm_email_analysis enable trigger user`);
+  await rebuildRollups(db);
   // Two audit entries per analysis, as the pipeline writes them: the decision, and kept (or an action).
   await db.rows(sql`
     insert into llm_audit_log (mailbox, folder, uidvalidity, uid, message_id, verdict, confidence, action, reason, at)
@@ -65,6 +70,8 @@ async function build(db: Db, rows: number): Promise<number> {
   await db.rows(sql`vacuum analyze llm_email_analysis`);
   await db.rows(sql`vacuum analyze llm_audit_log`);
   await db.rows(sql`vacuum analyze llm_processing_queue`);
+  await db.rows(sql`vacuum analyze llm_stats_daily`);
+  await db.rows(sql`vacuum analyze llm_stats_mailbox`);
   return (performance.now() - t0) / 1000;
 }
 
@@ -80,30 +87,36 @@ async function timed(n: number, fn: () => Promise<unknown>) {
   return { p50: percentile(ms, 50), p95: percentile(ms, 95) };
 }
 
-async function measure(db: Db, rows: number) {
+function benchApp(db: Db) {
   const config = testConfig({ apiKey: ADMIN, push: { username: 'dovecot', password: PUSH_PASSWORD } });
-  const app = createApp({ config, db, logger: createLogger('silent'), pushCredentials: { username: 'dovecot', password: PUSH_PASSWORD, generated: false } });
+  return createApp({ config, db, logger: createLogger('silent'), pushCredentials: { username: 'dovecot', password: PUSH_PASSWORD, generated: false } });
+}
+
+/** One push of a new message for `user`, as Dovecot's OX driver sends it. */
+function pusher(app: ReturnType<typeof benchApp>, user: string) {
   const auth = `Basic ${Buffer.from(`dovecot:${PUSH_PASSWORD}`).toString('base64')}`;
+  // UIDs above every analysed and queued one, under the same UIDVALIDITY.
+  let uid = 100_000_000;
+  return async () => {
+    const res = await app.request('/push/dovecot', {
+      method: 'PUT',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ user, event: 'messageNew', folder: 'INBOX', 'imap-uidvalidity': 1, 'imap-uid': uid++ }),
+    });
+    if (res.status !== 202) throw new Error(`push: ${res.status}`);
+  };
+}
+
+async function measure(db: Db, rows: number) {
+  const app = benchApp(db);
   const { get, page } = await adminClient(app, ADMIN);
   const busy = mailbox(7);
   const perMailbox = Math.floor(rows / MAILBOXES);
   let cursor: string | null = null;
   for (let i = 0; i < 100 && (i === 0 || cursor); i++) cursor = (await get(`/get/llm/analysis?mailbox=${busy}&limit=10${cursor ? `&cursor=${cursor}` : ''}`)).next_cursor;
-  // Pushed UIDs above every analysed and queued one, under the same UIDVALIDITY.
-  let uid = 100_000_000;
   let claimCursor: ClaimCursor | undefined;
   const cases: [string, () => Promise<unknown>][] = [
-    [
-      'push insert',
-      async () => {
-        const res = await app.request('/push/dovecot', {
-          method: 'PUT',
-          headers: { authorization: auth, 'content-type': 'application/json' },
-          body: JSON.stringify({ user: busy, event: 'messageNew', folder: 'INBOX', 'imap-uidvalidity': 1, 'imap-uid': uid++ }),
-        });
-        if (res.status !== 202) throw new Error(`push: ${res.status}`);
-      },
-    ],
+    ['push insert', pusher(app, busy)],
     [
       // As a worker claims: its cursor carried from claim to claim, so the window of mailboxes rotates.
       'claim (10 jobs, then released)',
@@ -153,9 +166,13 @@ export async function runDataBench() {
     const db = openPostgres(database.url, { max: 4 });
     try {
       await migrate(db, database.url);
+      // The baseline of "push insert unchanged": the same push on the empty database, in this run.
+      const emptyPush = await timed(REPEAT * 10, pusher(benchApp(db), mailbox(7)));
+      await db.rows(sql`delete from llm_processing_queue`);
       const buildSeconds = await build(db, rows);
       console.log(`${rows.toLocaleString('en')} analyses over ${MAILBOXES.toLocaleString('en')} mailboxes built in ${buildSeconds.toFixed(0)} s`);
-      results[rows] = { ...(await measure(db, rows)), buildSeconds };
+      const measured = await measure(db, rows);
+      results[rows] = { ...measured, cases: { 'push insert, empty database': emptyPush, ...measured.cases }, buildSeconds };
     } finally {
       await db.close();
       await database.drop();

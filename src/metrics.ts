@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { sql } from 'drizzle-orm';
+import { queueStateCounts } from './queue/queue-counts.js';
 import type { Db } from './db/client.js';
 
 /**
@@ -90,10 +91,9 @@ export class Metrics {
         registers,
         async collect() {
           this.reset();
-          const rows = await db
-            .rows<{ state: string; n: number }>(sql`select state, count(*)::int as n from llm_processing_queue group by state`)
-            .catch(() => []); // database down: the scrape still shows everything else
-          for (const r of rows) this.set({ state: r.state }, Number(r.n));
+          // Kept by triggers (queue/queue-counts.ts): a scrape reads a few rows, not the queue.
+          const counts = await queueStateCounts(db).catch(() => ({})); // database down: the scrape still shows everything else
+          for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
         },
       });
       new Gauge({

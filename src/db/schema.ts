@@ -73,6 +73,10 @@ export const processingQueue = pgTable(
     index('llm_processing_queue_failed_idx')
       .on(t.updatedAt)
       .where(sql`${t.state} in ('failed', 'dead')`),
+    // The age of the oldest waiting job (/stats, the overview, /metrics).
+    index('llm_processing_queue_waiting_idx')
+      .on(t.createdAt)
+      .where(sql`${t.state} in ('queued', 'processing')`),
     index('llm_processing_queue_finished_idx')
       .on(sql`coalesce(${t.finishedAt}, ${t.updatedAt})`)
       .where(sql`${t.state} not in ('queued', 'processing')`),
@@ -192,6 +196,17 @@ export const statsDaily = pgTable(
   (t) => [primaryKey({ columns: [t.mailbox, t.day, t.status, t.verdict, t.category] })],
 );
 
+/**
+ * The whole server's queue rows per state, as signed changes that statement triggers on
+ * llm_processing_queue append (no row is updated in place, so concurrent pushes never wait on each
+ * other here); the sweep's leader sums them up now and then (queue/queue-counts.ts). The count of a
+ * state is the sum of its rows.
+ */
+export const queueCounts = pgTable('llm_queue_counts', {
+  state: text('state').notNull(),
+  n: bigint('n', { mode: 'number' }).notNull(),
+});
+
 /** Per mailbox: its analyses, the phishing among them, and the newest (the overview's list of mailboxes); same triggers. */
 export const statsMailbox = pgTable(
   'llm_stats_mailbox',
@@ -286,4 +301,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsMailbox };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsMailbox, queueCounts };

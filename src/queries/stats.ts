@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { lit } from '../domain/states.js';
 import type { Db } from '../db/client.js';
+import { queueStateCounts } from '../queue/queue-counts.js';
 
 export interface StatsFilter {
   /** null: every mailbox (admin). */
@@ -61,10 +62,13 @@ function analysisCounts(db: Db, mailbox: string | null, since: Date | undefined)
 export async function getStats(db: Db, f: StatsFilter) {
   const inMailbox: SQL = f.mailbox === null ? sql`true` : sql`mailbox = ${f.mailbox}`;
   const timingsFrom = new Date(Math.max(f.since?.getTime() ?? 0, Date.now() - TIMINGS_WINDOW_HOURS * 3_600_000));
-  const [queueStates, queueHealth, counts, [timings]] = await Promise.all([
-    db.rows<{ key: string; n: number }>(sql`select state as key, count(*) as n from llm_processing_queue where ${inMailbox} group by state`),
-    db.rows<{ depth: number; oldest: number | null }>(sql`
-      select count(*) as depth, extract(epoch from now() - min(created_at))::float8 as oldest
+  const [byState, [oldest], counts, [timings]] = await Promise.all([
+    // A mailbox's rows are a prefix of the queue's unique key; the whole server's are counted by triggers.
+    f.mailbox === null
+      ? queueStateCounts(db)
+      : db.rows<{ key: string; n: number }>(sql`select state as key, count(*) as n from llm_processing_queue where ${inMailbox} group by state`).then(countsBy),
+    db.rows<{ oldest: number | null }>(sql`
+      select extract(epoch from now() - min(created_at))::float8 as oldest
       from llm_processing_queue where ${inMailbox} and state in (${lit('queued', 'processing')})`),
     analysisCounts(db, f.mailbox, f.since),
     db.rows<Record<string, unknown>>(sql`
@@ -75,7 +79,6 @@ export async function getStats(db: Db, f: StatsFilter) {
         percentile_cont(0.95) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as llm_p95
       from llm_email_analysis where ${inMailbox} and created_at >= ${timingsFrom.toISOString()}::timestamptz`),
   ]);
-  const health = queueHealth[0]!;
   const by = (key: 'status' | 'verdict' | 'category', onlyAnalysed: boolean) => {
     const out: Record<string, number> = {};
     for (const r of counts) {
@@ -90,9 +93,9 @@ export async function getStats(db: Db, f: StatsFilter) {
     mailbox: f.mailbox,
     since: f.since?.toISOString() ?? null,
     queue: {
-      by_state: countsBy(queueStates),
-      depth: Number(health.depth),
-      oldest_age_sec: health.oldest === null ? null : Math.round(Number(health.oldest)),
+      by_state: byState,
+      depth: (byState.queued ?? 0) + (byState.processing ?? 0),
+      oldest_age_sec: oldest?.oldest == null ? null : Math.round(Number(oldest.oldest)),
     },
     analyses: {
       by_status: by('status', false),

@@ -4,6 +4,7 @@ import { config as configTable, processingQueue } from '../db/schema.js';
 import { errorText, type Logger } from '../logger.js';
 import { enqueueMany } from './jobs.js';
 import { expireContent, purgeExpired } from './retention.js';
+import { compactQueueCounts } from './queue-counts.js';
 
 /** The sweep covers INBOX: the folder the OX driver pushes for and where new mail lands. */
 const SWEPT_FOLDER = 'INBOX';
@@ -82,8 +83,16 @@ async function writeCursor(db: Db, mailbox: string, cursor: Cursor) {
 
 /** Mailboxes mailsight knows: seen in a push (or any job) or with preferences. */
 export async function knownMailboxes(db: Db): Promise<string[]> {
+  // A loose index scan over the queue's unique key: one probe per mailbox, however many rows each
+  // has (a DISTINCT over the table read every row: 35 ms at 100,000 queued jobs, and growing).
   const rows = await db.rows<{ mailbox: string }>(sql`
-    select distinct mailbox from llm_processing_queue
+    with recursive boxes as (
+      (select mailbox from llm_processing_queue order by mailbox limit 1)
+      union all
+      select (select q.mailbox from llm_processing_queue q where q.mailbox > b.mailbox order by q.mailbox limit 1)
+        from boxes b where b.mailbox is not null
+    )
+    select mailbox from boxes where mailbox is not null
     union
     select username as mailbox from llm_user_preferences
     order by mailbox`);
@@ -148,6 +157,7 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<SweepReport> {
     const stripped = await expireContent(db, deps.summaryDays);
     if (stripped > 0) logger.info({ stripped, summaryDays: deps.summaryDays }, 'content of older analyses deleted');
   }
+  await compactQueueCounts(db);
   return report;
 }
 

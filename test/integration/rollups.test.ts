@@ -1,8 +1,13 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eraseMailbox } from '../../src/queries/erase.js';
+import { rebuildRollups } from '../../src/queries/rollups.js';
 import { getStats, mailboxSummaries } from '../../src/queries/stats.js';
 import { expireContent, purgeExpired } from '../../src/queue/retention.js';
+import { compactQueueCounts, queueStateCounts } from '../../src/queue/queue-counts.js';
+import { enqueue, enqueueMany } from '../../src/queue/jobs.js';
+import { claim, finishMany } from '../../src/analysis/jobs.js';
+import { extendLeases, retry } from '../../src/queue/lifecycle.js';
 import { seedAnalysis } from '../support/seed.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, type TestDb } from '../support/services.js';
 
@@ -121,6 +126,50 @@ for (const driver of DRIVERS) {
       // The newest analysis of a mailbox deleted: its summary's newest is the one before.
       await t.db.rows(sql`delete from llm_email_analysis where id = (select id from llm_email_analysis where mailbox = ${MAILBOXES[0]} order by created_at desc limit 1)`);
       await expectExact('newest deleted');
+      // A rebuild (after a bulk load with the triggers off) gives what the triggers kept.
+      const before = await t.db.rows(sql`select * from llm_stats_daily order by 1, 2, 3, 4, 5`);
+      await rebuildRollups(t.db);
+      expect(await t.db.rows(sql`select * from llm_stats_daily order by 1, 2, 3, 4, 5`)).toEqual(before);
+      await expectExact('rebuilt');
+    });
+  });
+}
+
+for (const driver of DRIVERS) {
+  describeWith('PostgreSQL', driver === 'pglite' || pgUp)(`queue counts on ${driver}`, () => {
+    let t: TestDb;
+    beforeAll(async () => {
+      t = await openTestDb(driver);
+    });
+    afterAll(async () => t?.close());
+
+    const scanned = async () =>
+      Object.fromEntries((await t.db.rows<{ state: string; n: string }>(sql`select state, count(*) as n from llm_processing_queue group by state`)).map((r) => [r.state, Number(r.n)]));
+
+    it('equal a count of the queue after pushes, duplicates, claims, ends, retries, deletes and compaction', async () => {
+      const key = (m: string, uid: number) => ({ mailbox: m, folder: 'INBOX', uidvalidity: 1, uid, source: 'push' as const });
+      await enqueueMany(t.db, Array.from({ length: 50 }, (_, i) => key(MAILBOXES[i % 4]!, i + 1)));
+      await enqueue(t.db, key(MAILBOXES[0]!, 1)); // a duplicate push changes no count
+      expect(await queueStateCounts(t.db)).toEqual(await scanned());
+      const jobs = await claim(t.db, { workerId: 'w', limit: 20, leaseMs: 60_000 });
+      expect(await queueStateCounts(t.db)).toEqual({ ...(await scanned()) });
+      expect((await queueStateCounts(t.db)).processing).toBe(20);
+      await extendLeases(t.db, jobs.map((j) => j.id), 'w', 60_000);
+      await finishMany(t.db, 'w', jobs.slice(0, 10).map((j, i) => ({ job: j, state: i % 3 ? ('done' as const) : ('failed' as const), error: null })));
+      await retry(t.db, jobs[10]!, 'later', 1_000);
+      expect(await queueStateCounts(t.db)).toEqual(await scanned());
+      const before = (await t.db.rows<{ n: string }>(sql`select count(*) as n from llm_queue_counts`))[0]!.n;
+      expect(await compactQueueCounts(t.db)).toBe(Number(before));
+      expect(Number((await t.db.rows<{ n: string }>(sql`select count(*) as n from llm_queue_counts`))[0]!.n)).toBeLessThanOrEqual(4);
+      expect(await queueStateCounts(t.db)).toEqual(await scanned());
+      await eraseMailbox(t.db, MAILBOXES[2]!);
+      await t.db.rows(sql`delete from llm_processing_queue where state = 'done'`);
+      expect(await queueStateCounts(t.db)).toEqual(await scanned());
+      // What /stats shows for the whole server is the same.
+      const stats = await getStats(t.db, { mailbox: null });
+      expect(stats.queue.by_state).toEqual(await scanned());
+      const all = await scanned();
+      expect(stats.queue.depth).toBe((all.queued ?? 0) + (all.processing ?? 0));
     });
   });
 }
