@@ -66,10 +66,12 @@ function fairRunnable(limit: number, after: ClaimCursor | undefined) {
     with recursive ${walk('onward', from)}, ${walk('wrapped', sql`true`)},
     boxes as (select priority, mailbox from onward union select priority, mailbox from wrapped),
     turns as (
+      -- With at least \`limit\` mailboxes of the first priority in the window, only their first turns can be chosen.
       select j.id, b.priority, j.turn, j.run_at, s.served from boxes b cross join lateral (
         select id, run_at, row_number() over (order by run_at, id) as turn from llm_processing_queue
          where state = ${lit('queued')} and run_at <= now() and priority = b.priority and mailbox = b.mailbox
-         order by run_at, id limit ${limit}) j
+         order by run_at, id
+         limit (select case when count(*) >= ${limit} then 1 else ${limit} end from boxes where priority = (select min(priority) from boxes))) j
       left join lateral (
         select updated_at as served from llm_processing_queue
          where mailbox = b.mailbox and state <> ${lit('queued')}

@@ -217,6 +217,14 @@ for (const driver of DRIVERS) {
       expect(next).toMatchObject({ mailbox: boxes[0], uid: 3, source: 'push' });
     });
 
+    it('live mail of a few mailboxes takes a whole claim before catch-up work of many', async () => {
+      const live = ['p1@example.test', 'p2@example.test', 'p3@example.test'];
+      await enqueueMany(t.db, live.flatMap((m) => [1, 2, 3].map((uid) => job(uid, 'push', m))));
+      await enqueueMany(t.db, Array.from({ length: 12 }, (_, i) => job(1, 'backfill', `b${i}@example.test`)));
+      const jobs = await queueClaim(t.db, { workerId: 'w', limit: 8, leaseMs: 60_000 });
+      expect(jobs.map((j) => j.source)).toEqual(Array(8).fill('push'));
+    });
+
     it("a push for a message the sweep queued first raises it to live mail's priority; a duplicate push changes nothing", async () => {
       await enqueueMany(t.db, [job(1, 'reconcile'), job(2, 'backfill'), job(3, 'reconcile')]);
       await t.db.rows(sql`update llm_processing_queue set state = 'processing' where uid = 3`);
