@@ -130,7 +130,7 @@ export const statsSchema = z
     queue: z.object({ by_state: counts, depth: z.number().int(), oldest_age_sec: z.number().nullable() }),
     analyses: z.object({ by_status: counts, by_verdict: counts, by_category: counts }),
     timings_ms: z.object({
-      from: z.string().openapi({ format: 'date-time', description: 'The percentiles cover analyses since then: the last 24 hours, or since `since` when that is later' }),
+      from: z.string().openapi({ format: 'date-time', description: 'The percentiles cover the newest 2,000 analyses since then: the last 24 hours, or since `since` when that is later' }),
       processing: percentiles,
       llm: percentiles,
     }),

@@ -16,8 +16,13 @@ function countsBy(rows: { key: string | null; n: number | string }[]) {
   return Object.fromEntries(rows.map((r) => [r.key ?? 'none', Number(r.n)]));
 }
 
-/** Timing percentiles cover at most this much: the newest analyses, read row by row. */
+/**
+ * Timing percentiles cover the newest analyses, read row by row: at most this many, of the last
+ * this many hours. A count, not only a time span, keeps the cost flat as a server grows (at 10
+ * million analyses a year, a day holds 27,000, and sorting them made /stats 110 ms).
+ */
 export const TIMINGS_WINDOW_HOURS = 24;
+export const TIMINGS_SAMPLE_ANALYSES = 2_000;
 
 type CountRow = {
   status: string;
@@ -77,7 +82,9 @@ export async function getStats(db: Db, f: StatsFilter) {
         percentile_cont(0.95) within group (order by total_ms) filter (where status = ${lit('analyzed')}) as total_p95,
         percentile_cont(0.5) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as llm_p50,
         percentile_cont(0.95) within group (order by llm_ms) filter (where status = ${lit('analyzed')} and not cache_hit) as llm_p95
-      from llm_email_analysis where ${inMailbox} and created_at >= ${timingsFrom.toISOString()}::timestamptz`),
+      from (select status, cache_hit, total_ms, llm_ms from llm_email_analysis
+             where ${inMailbox} and created_at >= ${timingsFrom.toISOString()}::timestamptz
+             order by created_at desc limit ${TIMINGS_SAMPLE_ANALYSES}) newest`),
   ]);
   const by = (key: 'status' | 'verdict' | 'category', onlyAnalysed: boolean) => {
     const out: Record<string, number> = {};
