@@ -33,7 +33,7 @@ const mailbox = (i: number) => `u${i}@example.test`;
  * corpus's (about a third spam), and sealed content as ENCRYPTION_KEY leaves it: the text columns
  * empty, base64 blobs of the usual length in sealed_headers and sealed_content.
  */
-async function build(db: Db, rows: number): Promise<number> {
+export async function build(db: Db, rows: number): Promise<number> {
   const t0 = performance.now();
   const step = `${(DAYS * 86_400) / rows} seconds`;
   // A bulk load: the rollup triggers are off during it, and the rollups are computed once after.

@@ -176,9 +176,8 @@ export const emailAnalysis = pgTable(
 /**
  * Analysis counts and sums per mailbox, UTC day, status, verdict and category: what /stats and the
  * overview add up instead of scanning llm_email_analysis. Kept exact by statement triggers on that
- * table (drizzle/0013_stats_rollups.sql): every insert, update and delete of analyses moves these
- * counts in the same transaction. The mailbox '' holds the whole server's. A null verdict or
- * category is ''.
+ * table (drizzle/0013_stats_rollups.sql, 0015): every insert, update and delete of analyses moves
+ * these counts in the same transaction. A null verdict or category is ''.
  */
 export const statsDaily = pgTable(
   'llm_stats_daily',
@@ -206,6 +205,26 @@ export const queueCounts = pgTable('llm_queue_counts', {
   state: text('state').notNull(),
   n: bigint('n', { mode: 'number' }).notNull(),
 });
+
+/**
+ * The same for the whole server, in a table of its own: its rows stay together on few pages (kept
+ * among the mailboxes' rows, the server's 19,000 rows of a year took 45 ms to read at a million
+ * analyses, from 10,000 pages).
+ */
+export const statsServerDaily = pgTable(
+  'llm_stats_server_daily',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    status: text('status').notNull(),
+    verdict: text('verdict').notNull(),
+    category: text('category').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull().default(0),
+    cacheHits: bigint('cache_hits', { mode: 'number' }).notNull().default(0),
+    promptTokens: bigint('prompt_tokens', { mode: 'number' }).notNull().default(0),
+    completionTokens: bigint('completion_tokens', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.status, t.verdict, t.category] })],
+);
 
 /** Per mailbox: its analyses, the phishing among them, and the newest (the overview's list of mailboxes); same triggers. */
 export const statsMailbox = pgTable(
@@ -301,4 +320,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsMailbox, queueCounts };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, queueCounts };

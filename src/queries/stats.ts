@@ -35,16 +35,17 @@ type CountRow = {
 };
 
 /**
- * Analysis counts and sums by status, verdict and category, from the rollups (llm_stats_daily,
- * kept exact by triggers): whole UTC days after `since` from there, the rest of `since`'s own day
+ * Analysis counts and sums by status, verdict and category, from the rollups (llm_stats_daily per
+ * mailbox, llm_stats_server_daily for the server; kept exact by triggers): whole UTC days after `since` from there, the rest of `since`'s own day
  * from the rows. '' is a null verdict or category.
  */
 function analysisCounts(db: Db, mailbox: string | null, since: Date | undefined) {
+  const rollup = mailbox === null ? sql`llm_stats_server_daily where true` : sql`llm_stats_daily where mailbox = ${mailbox}`;
   if (!since) {
     return db.rows<CountRow>(sql`
       select status, verdict, category, sum(n) as n, sum(cache_hits) as cache_hits, sum(prompt_tokens) as prompt_tokens,
              sum(completion_tokens) as completion_tokens
-        from llm_stats_daily where mailbox = ${mailbox ?? ''} group by 1, 2, 3`);
+        from ${rollup} group by 1, 2, 3`);
   }
   const at = sql`${since.toISOString()}::timestamptz`;
   const day = sql`(${at} at time zone 'UTC')::date`;
@@ -54,7 +55,7 @@ function analysisCounts(db: Db, mailbox: string | null, since: Date | undefined)
            sum(completion_tokens) as completion_tokens
       from (
         select status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens
-          from llm_stats_daily where mailbox = ${mailbox ?? ''} and day > ${day}
+          from ${rollup} and day > ${day}
         union all
         select status, coalesce(verdict, ''), coalesce(category, ''), 1, cache_hit::int, coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0)
           from llm_email_analysis
