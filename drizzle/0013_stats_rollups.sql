@@ -18,11 +18,24 @@ CREATE TABLE "llm_stats_mailbox" (
 	"latest" timestamp with time zone NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "llm_stats_server_daily" (
+	"day" date NOT NULL,
+	"status" text NOT NULL,
+	"verdict" text NOT NULL,
+	"category" text NOT NULL,
+	"n" bigint DEFAULT 0 NOT NULL,
+	"cache_hits" bigint DEFAULT 0 NOT NULL,
+	"prompt_tokens" bigint DEFAULT 0 NOT NULL,
+	"completion_tokens" bigint DEFAULT 0 NOT NULL,
+	CONSTRAINT "llm_stats_server_daily_day_status_verdict_category_pk" PRIMARY KEY("day","status","verdict","category")
+);
+--> statement-breakpoint
 CREATE INDEX "llm_stats_mailbox_latest_idx" ON "llm_stats_mailbox" USING btree ("latest" DESC NULLS LAST);--> statement-breakpoint
 CREATE INDEX "llm_audit_log_at_idx" ON "llm_audit_log" USING btree ("at");--> statement-breakpoint
 CREATE INDEX "llm_email_analysis_failed_idx" ON "llm_email_analysis" USING btree ("updated_at") WHERE "llm_email_analysis"."status" = 'failed';--> statement-breakpoint
 CREATE INDEX "llm_processing_queue_failed_idx" ON "llm_processing_queue" USING btree ("updated_at") WHERE "llm_processing_queue"."state" in ('failed', 'dead');--> statement-breakpoint
-CREATE INDEX "llm_processing_queue_finished_idx" ON "llm_processing_queue" USING btree (coalesce("finished_at", "updated_at")) WHERE "llm_processing_queue"."state" not in ('queued', 'processing');--> statement-breakpoint
+CREATE INDEX "llm_processing_queue_finished_idx" ON "llm_processing_queue" USING btree (coalesce("finished_at", "updated_at")) WHERE "llm_processing_queue"."state" not in ('queued', 'processing');
+--> statement-breakpoint
 -- The rollups are kept exact by statement triggers on llm_email_analysis: a statement's changed rows
 -- (transition tables) become one signed change each, summed per key and applied in key order, so
 -- two writers lock rollup rows in the same order. An INSERT ... ON CONFLICT DO UPDATE fires the
@@ -34,24 +47,35 @@ CREATE TYPE "llm_stats_change" AS (
 --> statement-breakpoint
 CREATE FUNCTION "llm_stats_apply"(changes "llm_stats_change"[]) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
+	-- Per mailbox and UTC day, then the whole server's: signed changes summed per key, applied in key
+	-- order (two writers lock rows in the same order); a key whose last analysis went is removed.
 	INSERT INTO llm_stats_daily AS s (mailbox, day, status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens)
-	SELECT * FROM (
-		SELECT m.mailbox, (c.created_at AT TIME ZONE 'UTC')::date AS day, c.status, coalesce(c.verdict, '') AS verdict,
-			coalesce(c.category, '') AS category, sum(c.sign) AS n, sum(c.sign * c.cache_hit::int) AS cache_hits,
-			sum(c.sign * coalesce(c.prompt_tokens, 0)) AS prompt_tokens, sum(c.sign * coalesce(c.completion_tokens, 0)) AS completion_tokens
-		FROM unnest(changes) AS c CROSS JOIN LATERAL (VALUES (c.mailbox), ('')) AS m(mailbox)
-		GROUP BY 1, 2, 3, 4, 5
-	) d
-	WHERE n <> 0 OR cache_hits <> 0 OR prompt_tokens <> 0 OR completion_tokens <> 0
-	ORDER BY mailbox, day, status, verdict, category
+	SELECT c.mailbox, (c.created_at AT TIME ZONE 'UTC')::date, c.status, coalesce(c.verdict, ''), coalesce(c.category, ''), sum(c.sign),
+		sum(c.sign * c.cache_hit::int), sum(c.sign * coalesce(c.prompt_tokens, 0)), sum(c.sign * coalesce(c.completion_tokens, 0))
+	FROM unnest(changes) AS c GROUP BY 1, 2, 3, 4, 5
+	HAVING sum(c.sign) <> 0 OR sum(c.sign * c.cache_hit::int) <> 0 OR sum(c.sign * coalesce(c.prompt_tokens, 0)) <> 0 OR sum(c.sign * coalesce(c.completion_tokens, 0)) <> 0
+	ORDER BY 1, 2, 3, 4, 5
 	ON CONFLICT (mailbox, day, status, verdict, category) DO UPDATE SET n = s.n + excluded.n, cache_hits = s.cache_hits + excluded.cache_hits,
 		prompt_tokens = s.prompt_tokens + excluded.prompt_tokens, completion_tokens = s.completion_tokens + excluded.completion_tokens;
-	-- A key whose last analysis went leaves no row behind.
 	DELETE FROM llm_stats_daily s USING (
-		SELECT DISTINCT m.mailbox, (c.created_at AT TIME ZONE 'UTC')::date AS day, c.status, coalesce(c.verdict, '') AS verdict, coalesce(c.category, '') AS category
-		FROM unnest(changes) AS c CROSS JOIN LATERAL (VALUES (c.mailbox), ('')) AS m(mailbox) WHERE c.sign < 0
+		SELECT DISTINCT c.mailbox, (c.created_at AT TIME ZONE 'UTC')::date AS day, c.status, coalesce(c.verdict, '') AS verdict, coalesce(c.category, '') AS category
+		FROM unnest(changes) AS c WHERE c.sign < 0
 	) k
 	WHERE s.n = 0 AND s.mailbox = k.mailbox AND s.day = k.day AND s.status = k.status AND s.verdict = k.verdict AND s.category = k.category;
+
+	INSERT INTO llm_stats_server_daily AS s (day, status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens)
+	SELECT (c.created_at AT TIME ZONE 'UTC')::date, c.status, coalesce(c.verdict, ''), coalesce(c.category, ''), sum(c.sign),
+		sum(c.sign * c.cache_hit::int), sum(c.sign * coalesce(c.prompt_tokens, 0)), sum(c.sign * coalesce(c.completion_tokens, 0))
+	FROM unnest(changes) AS c GROUP BY 1, 2, 3, 4
+	HAVING sum(c.sign) <> 0 OR sum(c.sign * c.cache_hit::int) <> 0 OR sum(c.sign * coalesce(c.prompt_tokens, 0)) <> 0 OR sum(c.sign * coalesce(c.completion_tokens, 0)) <> 0
+	ORDER BY 1, 2, 3, 4
+	ON CONFLICT (day, status, verdict, category) DO UPDATE SET n = s.n + excluded.n, cache_hits = s.cache_hits + excluded.cache_hits,
+		prompt_tokens = s.prompt_tokens + excluded.prompt_tokens, completion_tokens = s.completion_tokens + excluded.completion_tokens;
+	DELETE FROM llm_stats_server_daily s USING (
+		SELECT DISTINCT (c.created_at AT TIME ZONE 'UTC')::date AS day, c.status, coalesce(c.verdict, '') AS verdict, coalesce(c.category, '') AS category
+		FROM unnest(changes) AS c WHERE c.sign < 0
+	) k
+	WHERE s.n = 0 AND s.day = k.day AND s.status = k.status AND s.verdict = k.verdict AND s.category = k.category;
 
 	INSERT INTO llm_stats_mailbox AS s (mailbox, analyses, phishing, latest)
 	SELECT mailbox, n, phishing, coalesce(added_latest, removed_latest) FROM (
@@ -100,10 +124,13 @@ CREATE TRIGGER "llm_stats_delete" AFTER DELETE ON "llm_email_analysis" REFERENCI
 --> statement-breakpoint
 -- What was stored before the rollups existed.
 INSERT INTO llm_stats_daily (mailbox, day, status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens)
-SELECT m.mailbox, (a.created_at AT TIME ZONE 'UTC')::date, a.status, coalesce(a.verdict, ''), coalesce(a.category, ''), count(*),
-	count(*) FILTER (WHERE a.cache_hit), coalesce(sum(a.prompt_tokens), 0), coalesce(sum(a.completion_tokens), 0)
-  FROM llm_email_analysis a CROSS JOIN LATERAL (VALUES (a.mailbox), ('')) AS m(mailbox)
- GROUP BY 1, 2, 3, 4, 5;
+SELECT mailbox, (created_at AT TIME ZONE 'UTC')::date, status, coalesce(verdict, ''), coalesce(category, ''), count(*),
+	count(*) FILTER (WHERE cache_hit), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
+  FROM llm_email_analysis GROUP BY 1, 2, 3, 4, 5;
+--> statement-breakpoint
+INSERT INTO llm_stats_server_daily (day, status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens)
+SELECT day, status, verdict, category, sum(n), sum(cache_hits), sum(prompt_tokens), sum(completion_tokens)
+  FROM llm_stats_daily GROUP BY 1, 2, 3, 4;
 --> statement-breakpoint
 INSERT INTO llm_stats_mailbox (mailbox, analyses, phishing, latest)
 SELECT mailbox, count(*), count(*) FILTER (WHERE is_phishing), max(created_at) FROM llm_email_analysis GROUP BY mailbox;

@@ -3,7 +3,8 @@ CREATE TABLE "llm_queue_counts" (
 	"n" bigint NOT NULL
 );
 --> statement-breakpoint
-CREATE INDEX "llm_processing_queue_waiting_idx" ON "llm_processing_queue" USING btree ("created_at") WHERE "llm_processing_queue"."state" in ('queued', 'processing');--> statement-breakpoint
+CREATE INDEX "llm_processing_queue_waiting_idx" ON "llm_processing_queue" USING btree ("created_at") WHERE "llm_processing_queue"."state" in ('queued', 'processing');
+--> statement-breakpoint
 -- Statement triggers append each statement's net change per state (transition tables); a statement
 -- that moves no row between states (a lease extension) appends nothing.
 CREATE FUNCTION "llm_queue_counts_on_insert"() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config.js';
-import { createApiKey, keyJson, listApiKeys, revokeApiKey, type CreatedKey } from '../queries/keys.js';
+import { createApiKey, keyIdOf, keyJson, listApiKeys, revokeApiKey, type CreatedKey } from '../queries/keys.js';
 import { cliMailbox, out, UsageError, when, withDatabase } from './common.js';
 import { runningServiceClient, ServiceError, type ServiceClient } from './service-client.js';
 
@@ -35,7 +35,7 @@ const serviceStore = (client: ServiceClient): KeyStore => ({
   create: (mailbox, name) => client.call('POST', '/api/v1/add/llm/apikey', { mailbox, ...(name === undefined ? {} : { name }) }),
   list: async (mailbox) => (await client.call<{ items: KeyRow[] }>('GET', `/api/v1/get/llm/apikeys${mailbox ? `?${new URLSearchParams({ mailbox })}` : ''}`)).items,
   revoke: (idOrKey) =>
-    client.call('POST', '/api/v1/delete/llm/apikey', { id: /^msk_([0-9a-f]{12})_/.exec(idOrKey)?.[1] ?? idOrKey }).then(
+    client.call('POST', '/api/v1/delete/llm/apikey', { id: keyIdOf(idOrKey) }).then(
       () => true,
       (err) => {
         if (err instanceof ServiceError && (err.status === 404 || err.status === 400)) return false;

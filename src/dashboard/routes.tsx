@@ -359,11 +359,12 @@ export function dashboardRoutes(deps: ApiDeps) {
   app.post('/mailbox/:mailbox/keys', async (c) => {
     const mailbox = mailboxParam(c);
     const form = await c.req.parseBody();
-    const name = typeof form.name === 'string' ? form.name.trim() : '';
-    if (name.length > 80 || /\p{Cc}/u.test(name)) {
+    const typed = typeof form.name === 'string' ? form.name.trim() : '';
+    const name = typed === '' ? { success: true as const, data: undefined } : params.keyName.safeParse(typed);
+    if (!name.success) {
       return render(c, <KeysPage page={pageOf(c)} mailbox={mailbox} keys={await keysOf(mailbox)} error="A key's name has at most 80 characters and no control characters; no key was made." />, 400);
     }
-    const created = await createApiKey(deps.db, mailbox, name || undefined);
+    const created = await createApiKey(deps.db, mailbox, name.data);
     deps.logger.info({ mailbox, keyId: created.id, by: `${principalName(principal(c)!)} (dashboard)` }, 'API key created');
     // Shown in this answer only (no redirect: the key must not travel in a URL); the page is no-store.
     return render(c, <KeysPage page={pageOf(c)} mailbox={mailbox} keys={await keysOf(mailbox)} created={created} />);

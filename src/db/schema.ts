@@ -173,10 +173,21 @@ export const emailAnalysis = pgTable(
   ],
 );
 
+/** The key and the sums both daily rollups keep (a fresh set of column builders per table). */
+const rollupColumns = () => ({
+  status: text('status').notNull(),
+  verdict: text('verdict').notNull(),
+  category: text('category').notNull(),
+  n: bigint('n', { mode: 'number' }).notNull().default(0),
+  cacheHits: bigint('cache_hits', { mode: 'number' }).notNull().default(0),
+  promptTokens: bigint('prompt_tokens', { mode: 'number' }).notNull().default(0),
+  completionTokens: bigint('completion_tokens', { mode: 'number' }).notNull().default(0),
+});
+
 /**
  * Analysis counts and sums per mailbox, UTC day, status, verdict and category: what /stats and the
  * overview add up instead of scanning llm_email_analysis. Kept exact by statement triggers on that
- * table (drizzle/0013_stats_rollups.sql, 0015): every insert, update and delete of analyses moves
+ * table (drizzle/0013_stats_rollups.sql): every insert, update and delete of analyses moves
  * these counts in the same transaction. A null verdict or category is ''.
  */
 export const statsDaily = pgTable(
@@ -184,13 +195,7 @@ export const statsDaily = pgTable(
   {
     mailbox: text('mailbox').notNull(),
     day: date('day', { mode: 'string' }).notNull(),
-    status: text('status').notNull(),
-    verdict: text('verdict').notNull(),
-    category: text('category').notNull(),
-    n: bigint('n', { mode: 'number' }).notNull().default(0),
-    cacheHits: bigint('cache_hits', { mode: 'number' }).notNull().default(0),
-    promptTokens: bigint('prompt_tokens', { mode: 'number' }).notNull().default(0),
-    completionTokens: bigint('completion_tokens', { mode: 'number' }).notNull().default(0),
+    ...rollupColumns(),
   },
   (t) => [primaryKey({ columns: [t.mailbox, t.day, t.status, t.verdict, t.category] })],
 );
@@ -215,13 +220,7 @@ export const statsServerDaily = pgTable(
   'llm_stats_server_daily',
   {
     day: date('day', { mode: 'string' }).notNull(),
-    status: text('status').notNull(),
-    verdict: text('verdict').notNull(),
-    category: text('category').notNull(),
-    n: bigint('n', { mode: 'number' }).notNull().default(0),
-    cacheHits: bigint('cache_hits', { mode: 'number' }).notNull().default(0),
-    promptTokens: bigint('prompt_tokens', { mode: 'number' }).notNull().default(0),
-    completionTokens: bigint('completion_tokens', { mode: 'number' }).notNull().default(0),
+    ...rollupColumns(),
   },
   (t) => [primaryKey({ columns: [t.day, t.status, t.verdict, t.category] })],
 );

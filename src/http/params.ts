@@ -87,3 +87,6 @@ export const summaryLanguage = z
   .min(2, 'must be a language name or code')
   .max(35, 'must be a language name or code')
   .regex(/^[\p{L}][\p{L} -]*$/u, 'must be a language name or code, such as de or German');
+
+/** What a key is for, as its owner names it (API and dashboard alike). */
+export const keyName = z.string().trim().min(1).max(80).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');

@@ -56,6 +56,9 @@ export async function listApiKeys(db: Db, mailbox?: string) {
     .orderBy(apiKeys.mailbox, desc(apiKeys.createdAt));
 }
 
+/** The id of a key given by its id or as the whole key. */
+export const keyIdOf = (idOrKey: string) => KEY_PATTERN.exec(idOrKey)?.[1] ?? idOrKey;
+
 /** A key as the API and the dashboard list it: never the key, only its metadata. */
 export function keyJson(k: Awaited<ReturnType<typeof listApiKeys>>[number]) {
   const iso = (d: Date | null) => d?.toISOString() ?? null;
@@ -67,7 +70,7 @@ export function keyJson(k: Awaited<ReturnType<typeof listApiKeys>>[number]) {
  * `mailbox`, only a key of that mailbox: a mailbox owner cannot revoke another mailbox's keys.
  */
 export async function revokeApiKey(db: Db, idOrKey: string, mailbox?: string): Promise<boolean> {
-  const id = KEY_PATTERN.exec(idOrKey)?.[1] ?? idOrKey;
+  const id = keyIdOf(idOrKey);
   const rows = await db.orm
     .update(apiKeys)
     .set({ revokedAt: sql`now()` })

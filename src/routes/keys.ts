@@ -13,14 +13,12 @@ import type { ApiDeps } from './deps.js';
  * its own mailbox's.
  */
 
-const keyName = z.string().trim().min(1).max(80).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
-
 const create = createRoute({
   method: 'post',
   path: '/add/llm/apikey',
   summary: 'Create a key for one mailbox; the key is in this answer only',
   security: API_SECURITY,
-  request: { body: { required: true, content: { 'application/json': { schema: z.object({ mailbox: p.mailbox, name: keyName.optional() }).strict() } } } },
+  request: { body: { required: true, content: { 'application/json': { schema: z.object({ mailbox: p.mailbox, name: p.keyName.optional() }).strict() } } } },
   responses: { 200: json(createdApiKeySchema, 'The new key'), ...API_ERRORS },
 });
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
+import { dashboardSignIn } from '../support/dashboard.js';
 import { freePort } from '../support/dovecot.js';
 import { waitFor } from '../support/wait.js';
 
@@ -108,17 +109,9 @@ it('first start without API_KEY, on a terminal: an admin key shown once (never i
 
     // The API and the dashboard take the key.
     expect((await fetch(`${base}/api/v1/get/llm/stats`, { headers: { 'x-api-key': key } })).status).toBe(200);
-    const login = await fetch(`${base}/dashboard/login`);
-    const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())![1]!;
-    const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-    const signedIn = await fetch(`${base}/dashboard/login`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: csrf, key }),
-    });
+    const signedIn = await dashboardSignIn(base, { key });
     expect(signedIn.status).toBe(303);
-    expect(signedIn.headers.get('location')).toBe('/dashboard');
+    expect(signedIn.location).toBe('/dashboard');
 
     // The CLI beside the service: the database is the service's, so apikey goes through its API.
     const cliEnv = { ...env, LOG_LEVEL: 'warn' };
