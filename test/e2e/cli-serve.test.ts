@@ -95,7 +95,8 @@ it('first start without API_KEY, on a terminal: an admin key shown once (never i
   const base = `http://127.0.0.1:${port}`;
   try {
     expect(await waitFor(() => fetch(`${base}/health`).then((r) => r.status, () => 0), (s) => s === 200, 30_000)).toBe(200);
-    await waitFor(async () => output, (o) => o.includes('Sign in at'), 5_000);
+    // The terminal lines are written at once, the JSON log through pino's buffered stream: wait for both.
+    await waitFor(async () => output, (o) => o.includes('Sign in at') && o.includes('generated an admin key'), 5_000);
     const file = join(dataDir, 'admin-key');
     const key = readFileSync(file, 'utf8').trim();
     expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
