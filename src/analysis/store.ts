@@ -1,12 +1,13 @@
-import { and, eq, getTableColumns, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
 import { perDb, type Db } from '../db/client.js';
 import { emailAnalysis } from '../db/schema.js';
 import { keyEquals, type MessageKey } from '../domain/message-key.js';
 import { lit } from '../domain/states.js';
 
 /**
- * Writing and reading llm_email_analysis rows: the pipeline's two hot statements (prepared once per
- * database), the follow of an appended message, and the record of mailbox actions.
+ * Writing and reading llm_email_analysis rows: the pipeline's write (under the message's key lock)
+ * and its content-cache lookup (prepared once per database), the follow of an appended message,
+ * and the record of mailbox actions.
  */
 
 export type NewAnalysis = typeof emailAnalysis.$inferInsert;
@@ -29,28 +30,6 @@ const DEFAULTS: Partial<Record<Written, unknown>> = {
   cacheHit: false,
 };
 
-function buildUpsert(db: Db) {
-  // A placeholder in values() goes through its column's encoder, and the timestamp encoder cannot
-  // take null: timestamps are passed as text and cast by the database (received_at: now() when unknown).
-  const values = Object.fromEntries(
-    WRITTEN_KEYS.map((k) => [
-      k,
-      k === 'sentAt' ? sql`${sql.placeholder(k)}::timestamptz` : k === 'receivedAt' ? sql`coalesce(${sql.placeholder(k)}::timestamptz, now())` : sql.placeholder(k),
-    ]),
-  );
-  const set = Object.fromEntries(
-    WRITTEN_KEYS.filter((k) => !['mailbox', 'folder', 'uidvalidity', 'uid'].includes(k)).map((k) => [k, sql.raw(`excluded.${WRITTEN[k].name}`)]),
-  );
-  return db.orm
-    .insert(emailAnalysis)
-    .values(values as unknown as NewAnalysis)
-    .onConflictDoUpdate({
-      target: [emailAnalysis.mailbox, emailAnalysis.folder, emailAnalysis.uidvalidity, emailAnalysis.uid],
-      set: { ...set, updatedAt: sql`now()` },
-    })
-    .prepare('mailsight_upsert_analysis');
-}
-
 function buildFindByHash(db: Db) {
   return db.orm
     .select()
@@ -60,16 +39,25 @@ function buildFindByHash(db: Db) {
     .prepare('mailsight_find_by_content');
 }
 
-const upsertStatement = perDb(buildUpsert);
 const findByHashStatement = perDb(buildFindByHash);
 
-/** Writes the analysis row; a retry or a forced re-analysis replaces the earlier one whole. */
+/** The columns the pipeline writes, by their names in the database, as a Postgres array literal (plain identifiers). */
+const WRITTEN_COLUMNS = `{${WRITTEN_KEYS.map((k) => WRITTEN[k].name).join(',')}}`;
+
+/**
+ * Writes the analysis row; a retry or a forced re-analysis replaces the earlier one whole (keeping
+ * its id and created_at). Through llm_write_analysis (drizzle/0015): llm_email_analysis is
+ * partitioned by month and no unique index spans the partitions, so the function holds an advisory
+ * lock on the message key while it looks for the row and writes it. One statement, no client-side
+ * transaction: postgres.js 3.4.9 ends the process when a connection drops inside one (its own
+ * ROLLBACK writes to the closed socket, porsager/postgres#1208).
+ */
 export async function upsertAnalysis(db: Db, row: NewAnalysis): Promise<void> {
-  const params: Record<string, unknown> = {};
-  for (const k of WRITTEN_KEYS) params[k] = row[k] ?? DEFAULTS[k] ?? null;
-  params.sentAt = row.sentAt ? row.sentAt.toISOString() : null;
-  params.receivedAt = row.receivedAt ? row.receivedAt.toISOString() : null;
-  await upsertStatement(db).execute(params);
+  const values: Record<string, unknown> = {};
+  for (const k of WRITTEN_KEYS) values[WRITTEN[k].name] = row[k] ?? DEFAULTS[k] ?? null;
+  // Without a fetch, when it was processed.
+  values.received_at = row.receivedAt ?? new Date();
+  await db.rows(sql`select llm_write_analysis(${WRITTEN_COLUMNS}::text[], ${JSON.stringify(values)}::jsonb)`);
 }
 
 /** An analysed row with this content hash, if any (the content cache). */
@@ -96,8 +84,9 @@ export type FollowOutcome =
  * mailsight's own move to Junk), matched by Message-ID within the same mailbox to an analysis it
  * already has. mailsight's own move (the source row names this folder in moved_to_folder, set before
  * the MOVE) records the new UID; any other match is copied to the new place, so the analysis
- * follows the message. One statement; the Message-ID comes from Dovecot, and only the mailbox's own
- * IMAP session can append there.
+ * follows the message. One statement: the copy is made only where the key has no row (and the
+ * month's unique key stops a racing twin). The Message-ID comes from Dovecot, and only the
+ * mailbox's own IMAP session can append there.
  */
 export async function followMessage(db: Db, key: MessageKey, messageId: string): Promise<FollowOutcome> {
   const [row] = await db.rows<{ src_folder: string | null; src_uid: number | null; own: boolean; copied: boolean }>(sql`
@@ -116,8 +105,8 @@ export async function followMessage(db: Db, key: MessageKey, messageId: string):
     ), copied as (
       insert into llm_email_analysis (mailbox, folder, uidvalidity, uid, cache_hit, prompt_tokens, completion_tokens, llm_ms, ${FOLLOWED_LIST})
       select mailbox, ${key.folder}, ${key.uidvalidity}, ${key.uid}, true, 0, 0, 0, ${FOLLOWED_LIST} from src
-      where not exists (select 1 from own)
-      on conflict (mailbox, folder, uidvalidity, uid) do nothing
+      where not exists (select 1 from own) and not exists (select 1 from llm_email_analysis a where ${keyEquals(key, 'a')})
+      on conflict do nothing
       returning id
     )
     select (select folder from src) as src_folder, (select uid from src) as src_uid,

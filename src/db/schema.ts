@@ -85,11 +85,18 @@ export const processingQueue = pgTable(
   ],
 );
 
-/** One row per analysed (or deliberately skipped) message. */
+/**
+ * One row per analysed (or deliberately skipped) message. Partitioned by month of created_at
+ * (drizzle/0015_monthly_partitions.sql; drizzle-kit does not model partitions): retention drops
+ * whole months. Postgres allows a unique index over all partitions only if it holds created_at, so
+ * each partition has its own unique index on the message key, and the pipeline writes through
+ * llm_write_analysis (analysis/store.ts), which holds an advisory lock on the key: one row per key
+ * across partitions.
+ */
 export const emailAnalysis = pgTable(
   'llm_email_analysis',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     mailbox: text('mailbox').notNull(),
     folder: text('folder').notNull(),
     uidvalidity: u32('uidvalidity').notNull(),
@@ -159,7 +166,7 @@ export const emailAnalysis = pgTable(
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
   (t) => [
-    uniqueIndex('llm_email_analysis_message_key').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
+    primaryKey({ columns: [t.id, t.createdAt] }),
     // The API lists a mailbox newest first with an id keyset cursor; retention deletes by age.
     index('llm_email_analysis_mailbox_id_idx').on(t.mailbox, t.id),
     index('llm_email_analysis_created_idx').on(t.createdAt),
@@ -197,7 +204,11 @@ export const statsDaily = pgTable(
     day: date('day', { mode: 'string' }).notNull(),
     ...rollupColumns(),
   },
-  (t) => [primaryKey({ columns: [t.mailbox, t.day, t.status, t.verdict, t.category] })],
+  (t) => [
+    primaryKey({ columns: [t.mailbox, t.day, t.status, t.verdict, t.category] }),
+    // Retention removes whole expired days at once (queue/retention.ts).
+    index('llm_stats_daily_day_idx').on(t.day),
+  ],
 );
 
 /**
@@ -260,7 +271,7 @@ export const config = pgTable('llm_config', {
 export const auditLog = pgTable(
   'llm_audit_log',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    id: bigserial('id', { mode: 'number' }).notNull(),
     at: ts('at').notNull().defaultNow(),
     mailbox: text('mailbox').notNull(),
     folder: text('folder'),
@@ -275,6 +286,7 @@ export const auditLog = pgTable(
     details: jsonb('details').$type<Record<string, unknown>>(),
   },
   (t) => [
+    primaryKey({ columns: [t.id, t.at] }),
     index('llm_audit_log_mailbox_idx').on(t.mailbox, t.at),
     // Retention deletes by age.
     index('llm_audit_log_at_idx').on(t.at),
