@@ -9,7 +9,7 @@ import { openPostgres, type Db } from '../src/db/client.js';
 import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/logger.js';
 import { eraseMailbox } from '../src/queries/erase.js';
-import { rebuildRollups } from '../src/queries/rollups.js';
+import { rebuildRollups } from '../src/db/rollups.js';
 import { nextCursor, release, type ClaimCursor } from '../src/queue/lifecycle.js';
 import { knownMailboxes } from '../src/queue/reconcile.js';
 import { purgeExpired } from '../src/queue/retention.js';

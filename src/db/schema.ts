@@ -236,6 +236,39 @@ export const statsServerDaily = pgTable(
   (t) => [primaryKey({ columns: [t.day, t.status, t.verdict, t.category] })],
 );
 
+/**
+ * The whole server's analyses per minute, status, verdict and category, for the last
+ * TIMELINE_KEEP_DAYS (queries/stats.ts): what the timeline and the overview's charts add up. Kept by
+ * the same statement triggers (drizzle/0016_timeline_rollups.sql) for rows of that window; older
+ * minutes are pruned by the sweep.
+ */
+export const statsMinutely = pgTable(
+  'llm_stats_minutely',
+  {
+    minute: ts('minute').notNull(),
+    status: text('status').notNull(),
+    verdict: text('verdict').notNull(),
+    category: text('category').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.minute, t.status, t.verdict, t.category] })],
+);
+
+/**
+ * LLM latency of the whole server per minute, as a histogram (analysed messages that called the
+ * model): `bin` is llm_latency_bin(llm_ms), bins 5 % wide. Percentiles of any bucket of minutes
+ * come from adding the bins up.
+ */
+export const latencyMinutely = pgTable(
+  'llm_latency_minutely',
+  {
+    minute: ts('minute').notNull(),
+    bin: smallint('bin').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.minute, t.bin] })],
+);
+
 /** Per mailbox: its analyses, the phishing among them, and the newest (the overview's list of mailboxes); same triggers. */
 export const statsMailbox = pgTable(
   'llm_stats_mailbox',
@@ -331,4 +364,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, queueCounts };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, queueCounts };

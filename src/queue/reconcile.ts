@@ -5,6 +5,7 @@ import { errorText, type Logger } from '../logger.js';
 import { enqueueMany } from './jobs.js';
 import { expireContent, purgeExpired } from './retention.js';
 import { ensurePartitions } from '../db/partitions.js';
+import { pruneTimelineRollups } from '../db/rollups.js';
 import { compactQueueCounts } from './queue-counts.js';
 
 /** The sweep covers INBOX: the folder the OX driver pushes for and where new mail lands. */
@@ -152,6 +153,7 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<SweepReport> {
   if (report.enqueued > 0 || report.errors > 0) logger.info(report, 'reconcile sweep');
   const made = await ensurePartitions(db);
   if (made.length) logger.info({ partitions: made }, 'monthly partitions made');
+  await pruneTimelineRollups(db);
   if (deps.retentionDays) {
     const purged = await purgeExpired(db, deps.retentionDays);
     if (purged.analyses + purged.queue + purged.audit > 0) logger.info({ purged, retentionDays: deps.retentionDays }, 'retention purge');

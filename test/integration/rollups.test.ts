@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { eraseMailbox } from '../../src/queries/erase.js';
-import { rebuildRollups } from '../../src/queries/rollups.js';
+import { rebuildRollups } from '../../src/db/rollups.js';
 import { getStats, mailboxSummaries } from '../../src/queries/stats.js';
 import { expectRollupsExact } from '../support/rollups.js';
 import { expireContent, purgeExpired } from '../../src/queue/retention.js';
@@ -55,6 +55,7 @@ for (const driver of DRIVERS) {
         cacheHit: rnd.next() < 0.2,
         promptTokens: rnd.next() < 0.1 ? null : Math.floor(rnd.next() * 1000),
         completionTokens: Math.floor(rnd.next() * 100),
+        llmMs: rnd.next() < 0.05 ? null : Math.floor(rnd.next() ** 2 * 20_000),
       });
     };
 
