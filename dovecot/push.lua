@@ -1,10 +1,14 @@
 -- mailsight push script for Dovecot's Lua push_notification driver (Dovecot 2.3 and 2.4).
 --
 -- Unlike the OX driver (INBOX deliveries only), this sees every message event: MessageNew in
--- any folder (Sieve fileinto, +detail delivery), MessageAppend (IMAP APPEND, migrations) and
--- MessageExpunge. It POSTs one JSON object per event to mailsight:
+-- any folder (Sieve fileinto, +detail delivery), MessageAppend (IMAP APPEND, migrations, moves),
+-- MessageExpunge, and FlagsSet / FlagsClear of the Junk / Not junk keywords that mail clients set
+-- (the user's word on a verdict; other flag changes are not sent). It POSTs one JSON object per
+-- event to mailsight:
 --   {"driver":"lua","event":"MessageNew","user":"alice@example.org","folder":"INBOX",
 --    "uidvalidity":1795249885,"uid":7,"message_id":"<...>","from":"...","subject":"..."}
+--   {"driver":"lua","event":"FlagsSet","user":"alice@example.org","folder":"INBOX",
+--    "uidvalidity":1795249885,"uid":7,"keywords":["$Junk"]}
 --
 -- Settings (Dovecot 2.3, in plugin { }):
 --   push_notification_driver = lua:file=/etc/dovecot/mailsight/push.lua
@@ -41,19 +45,30 @@ local function json_string(s)
   return '"' .. s .. '"'
 end
 
+local function json_value(v)
+  if type(v) == 'number' then return string.format('%d', v) end
+  if type(v) == 'table' then
+    local items = {}
+    for _, item in ipairs(v) do table.insert(items, json_string(item)) end
+    return '[' .. table.concat(items, ',') .. ']'
+  end
+  return json_string(v)
+end
+
 local function json_object(t, keys)
   local parts = {}
   for _, k in ipairs(keys) do
     local v = t[k]
-    if v ~= nil then
-      local enc = type(v) == 'number' and string.format('%d', v) or json_string(v)
-      table.insert(parts, json_string(k) .. ':' .. enc)
-    end
+    if v ~= nil then table.insert(parts, json_string(k) .. ':' .. json_value(v)) end
   end
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
-local KEYS = { 'driver', 'event', 'user', 'folder', 'uidvalidity', 'uid', 'message_id', 'from', 'subject' }
+local KEYS = { 'driver', 'event', 'user', 'folder', 'uidvalidity', 'uid', 'message_id', 'from', 'subject', 'keywords' }
+
+-- The keywords clients set for Junk / Not junk (Thunderbird, Apple Mail, Roundcube), compared in
+-- lower case as IMAP compares keywords. Only these flag changes are sent.
+local JUNK_WORDS = { ['$junk'] = true, ['junk'] = true, ['$notjunk'] = true, ['notjunk'] = true, ['nonjunk'] = true }
 
 -- The HTTP client's options: 2.3 takes its own names; 2.4 takes Dovecot's http_client_* settings
 -- without the prefix, and refuses 2.3's names ("max_attempts is unknown setting").
@@ -98,9 +113,28 @@ local function queue(ctx, event, name)
   })
 end
 
+local function queue_flags(ctx, event, name)
+  local junk = {}
+  for _, kw in ipairs(event.keywords or {}) do
+    if JUNK_WORDS[string.lower(kw)] then table.insert(junk, kw) end
+  end
+  if #junk == 0 then return end
+  table.insert(ctx.events, {
+    driver = 'lua',
+    event = name,
+    user = ctx.user,
+    folder = event.mailbox,
+    uidvalidity = event.uid_validity,
+    uid = event.uid,
+    keywords = junk,
+  })
+end
+
 function dovecot_lua_notify_event_message_new(ctx, event) queue(ctx, event, 'MessageNew') end
 function dovecot_lua_notify_event_message_append(ctx, event) queue(ctx, event, 'MessageAppend') end
 function dovecot_lua_notify_event_message_expunge(ctx, event) queue(ctx, event, 'MessageExpunge') end
+function dovecot_lua_notify_event_flags_set(ctx, event) queue_flags(ctx, event, 'FlagsSet') end
+function dovecot_lua_notify_event_flags_clear(ctx, event) queue_flags(ctx, event, 'FlagsClear') end
 
 function dovecot_lua_notify_end_txn(ctx, success)
   -- success is false when the transaction did not commit: nothing happened, nothing to report.

@@ -23,6 +23,7 @@ import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { documentOtherRoutes } from './routes/openapi-extra.js';
 import { pushRoutes } from './routes/push.js';
+import type { Feedback } from './analysis/feedback.js';
 
 export interface AppDeps {
   config: Config;
@@ -77,6 +78,7 @@ export function createApp(deps: AppDeps) {
       allowFrom: deps.config.push.allowFrom,
       protection,
       folders: new FolderFilter(deps.config.folders.include, deps.config.folders.exclude),
+      junkFolder: deps.config.actions.junkFolder,
     }),
   );
   app.use(requestId());
@@ -102,6 +104,7 @@ export function createApp(deps: AppDeps) {
         }
       : {}),
     onSignIn: (method: 'key' | 'password', outcome: 'ok' | 'refused' | 'limited' | 'unavailable') => metrics.dashboardSignIns.inc({ method, outcome }),
+    onFeedback: (f: Feedback) => metrics.feedback.inc({ said: f.said, how: f.how, outcome: f.outcome }),
   };
   app.route(API_BASE, apiRoutes(services));
   app.route(DASHBOARD, dashboardRoutes(services));

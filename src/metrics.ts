@@ -26,12 +26,13 @@ export class Metrics {
   readonly imapFetchSeconds: Histogram;
   readonly cache: Counter<'result'>;
   readonly dashboardSignIns: Counter<'method' | 'outcome'>;
+  readonly feedback: Counter<'said' | 'how' | 'outcome'>;
 
   constructor(opts: { db?: Db; processMetrics?: boolean } = {}) {
     const registers = [this.registry];
     this.pushes = new Counter({
       name: 'mailsight_pushes_total',
-      help: 'Push notifications received, by outcome (queued, duplicate, expunged, ignored, rejected, unauthorized, forbidden, rate_limited, db_unavailable)',
+      help: 'Push notifications received, by outcome (queued, duplicate, followed, feedback, expunged, ignored, rejected, unauthorized, forbidden, rate_limited, db_unavailable)',
       labelNames: ['outcome'],
       registers,
     });
@@ -45,6 +46,12 @@ export class Metrics {
       name: 'mailsight_dashboard_sign_ins_total',
       help: 'Dashboard sign-ins by method (key, password: an IMAP LOGIN) and outcome (ok, refused: a wrong key or a password Dovecot refused, limited, unavailable: IMAP could not answer)',
       labelNames: ['method', 'outcome'],
+      registers,
+    });
+    this.feedback = new Counter({
+      name: 'mailsight_feedback_total',
+      help: "Users' word on messages (said: junk, legit; how: keyword, move, dashboard, api) against mailsight's verdict (outcome: agree, false_junk, missed_junk, no_verdict)",
+      labelNames: ['said', 'how', 'outcome'],
       registers,
     });
     this.apiRateLimited = new Counter({

@@ -8,6 +8,7 @@ import type { Job } from './jobs.js';
 import type { MessageSource } from './message-source.js';
 import type { Evidence } from './signals/index.js';
 import { clearMoving, recordActions, recordMoving } from './store.js';
+import { recordFlagging } from './feedback.js';
 import type { Decision } from './verdict.js';
 
 /** The pipeline's "act" and "audit" steps: what a decision does in the mailbox, and its record. */
@@ -53,9 +54,10 @@ export async function act(i: ActInput): Promise<AuditEntry[]> {
     if (plan.moveToJunk) entries.push({ ...common, action: 'would_move', reason: `DRY_RUN: to the Junk folder${plan.markSeen ? ', marked read' : ''}` });
     return entries;
   }
-  // The move is recorded before it is made: its MessageAppend push (and the source's expunge) can
-  // arrive before the MOVE returns, and must find it (push/receive.ts, queue/jobs.ts markExpunged).
-  const hooks: ActHooks = { beforeMove: (target) => recordMoving(db, key, target) };
+  // Keywords and the move are recorded before they are made: their pushes (FlagsSet; MessageAppend
+  // and the source's expunge) can arrive before the STORE and the MOVE return, and must find them
+  // (analysis/feedback.ts, push/receive.ts, queue/jobs.ts markExpunged).
+  const hooks: ActHooks = { beforeFlag: (keywords) => recordFlagging(db, key, keywords), beforeMove: (target) => recordMoving(db, key, target) };
   try {
     const out = await source.act(key, plan, hooks);
     if (out.status === 'done') {

@@ -75,8 +75,8 @@ const FOLLOWED_LIST = sql.raw(FOLLOWED.map((c) => `"${c}"`).join(', '));
 export type FollowOutcome =
   /** mailsight moved it here itself: nothing to do (the move is recorded on the source row). */
   | { kind: 'own-move'; from: { folder: string; uid: number } }
-  /** The user moved or copied an analysed message here: the analysis was copied, no LLM call. */
-  | { kind: 'followed'; from: { folder: string; uid: number } }
+  /** The user moved or copied an analysed message here: the analysis was copied, no LLM call (`movedTo`: where mailsight had moved the source, if it had). */
+  | { kind: 'followed'; from: { folder: string; uid: number }; movedTo: string | null }
   | { kind: 'none' };
 
 /**
@@ -89,7 +89,7 @@ export type FollowOutcome =
  * mailbox's own IMAP session can append there.
  */
 export async function followMessage(db: Db, key: MessageKey, messageId: string): Promise<FollowOutcome> {
-  const [row] = await db.rows<{ src_folder: string | null; src_uid: number | null; own: boolean; copied: boolean }>(sql`
+  const [row] = await db.rows<{ src_folder: string | null; src_uid: number | null; src_moved_to: string | null; own: boolean; copied: boolean }>(sql`
     with src as (
       select * from llm_email_analysis
       where mailbox = ${key.mailbox} and message_id = ${messageId} and status in (${lit('analyzed', 'skipped')})
@@ -109,12 +109,12 @@ export async function followMessage(db: Db, key: MessageKey, messageId: string):
       on conflict do nothing
       returning id
     )
-    select (select folder from src) as src_folder, (select uid from src) as src_uid,
+    select (select folder from src) as src_folder, (select uid from src) as src_uid, (select moved_to_folder from src) as src_moved_to,
            exists (select 1 from own) as own, exists (select 1 from copied) as copied`);
   if (!row?.src_folder) return { kind: 'none' };
   const from = { folder: row.src_folder, uid: Number(row.src_uid) };
   if (row.own) return { kind: 'own-move', from };
-  return row.copied ? { kind: 'followed', from } : { kind: 'none' };
+  return row.copied ? { kind: 'followed', from, movedTo: row.src_moved_to } : { kind: 'none' };
 }
 
 /**

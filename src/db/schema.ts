@@ -15,7 +15,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core';
-import type { AnalysisStatus, JobSource, JobState, Verdict } from '../domain/states.js';
+import type { AnalysisStatus, FeedbackHow, FeedbackSaid, JobSource, JobState, Verdict } from '../domain/states.js';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 /** UIDs and UIDVALIDITY are unsigned 32-bit: they need bigint, and fit a JS number. */
@@ -329,6 +329,36 @@ export const auditLog = pgTable(
 );
 
 /**
+ * What users said of mailsight's verdicts: one row per message (mailbox and Message-ID, or its key
+ * when it has none), the latest word. `said` is junk or legit; `how` is keyword (a client's
+ * Junk / Not junk button), move (into or out of the Junk folder), dashboard or api. The verdict,
+ * its source, the model and the prompt version are mailsight's at that moment, so quality can be
+ * compared per model and prompt. mailsight's own keywords and moves are never recorded here.
+ */
+export const feedback = pgTable(
+  'llm_feedback',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    mailbox: text('mailbox').notNull(),
+    /** The Message-ID, or `key:<folder>/<uidvalidity>/<uid>` for a message without one. */
+    message: text('message').notNull(),
+    folder: text('folder').notNull(),
+    uidvalidity: u32('uidvalidity').notNull(),
+    uid: u32('uid').notNull(),
+    said: text('said').$type<FeedbackSaid>().notNull(),
+    how: text('how').$type<FeedbackHow>().notNull(),
+    verdict: text('verdict').$type<Verdict>(),
+    verdictSource: text('verdict_source'),
+    model: text('model'),
+    promptVersion: text('prompt_version'),
+    /** The sender's address (per-mailbox learning). */
+    sender: text('sender'),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('llm_feedback_message_key').on(t.mailbox, t.message), index('llm_feedback_at_idx').on(t.at)],
+);
+
+/**
  * Per-mailbox API keys. The key is shown once at creation; only its SHA-256 is kept. The key carries
  * its row id (`msk_<id>_<secret>`), so a lookup is by primary key and the hash comparison constant-time.
  */
@@ -364,4 +394,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, queueCounts };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, queueCounts, feedback };

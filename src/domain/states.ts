@@ -24,6 +24,15 @@ export type MessageState = JobState | AnalysisStatus;
 export const VERDICTS = ['legit', 'spam', 'scam', 'phishing', 'unknown'] as const;
 export type Verdict = (typeof VERDICTS)[number];
 
+/** Verdicts that call a message junk (the Junk folder's kind of mail); legit and unknown do not. */
+export const JUNK_VERDICTS = ['spam', 'scam', 'phishing'] as const satisfies readonly Verdict[];
+
+/** What a user said of a message (feedback), and how they said it. */
+export const FEEDBACK_SAID = ['junk', 'legit'] as const;
+export type FeedbackSaid = (typeof FEEDBACK_SAID)[number];
+export const FEEDBACK_HOW = ['keyword', 'move', 'dashboard', 'api'] as const;
+export type FeedbackHow = (typeof FEEDBACK_HOW)[number];
+
 /** What an audit entry records: a decision, a mailbox action (or the one DRY_RUN left out), or a request on the record. */
 export const AUDIT_ACTIONS = [
   'analyzed',
@@ -38,6 +47,7 @@ export const AUDIT_ACTIONS = [
   'analysis_requested',
   'reanalysis_requested',
   'analysis_replaced',
+  'feedback',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

@@ -66,6 +66,8 @@ export type ActOutcome =
   | { status: 'stale'; uidvalidity: number };
 
 export interface ActHooks {
+  /** Called with the keywords just before the STORE (mailsight records them: their FlagsSet push is its own, not a user's). */
+  beforeFlag?(keywords: string[]): Promise<void>;
   /** Called with the target folder just before the MOVE (mailsight records the move it is making). */
   beforeMove?(target: string): Promise<void>;
 }

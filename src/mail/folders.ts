@@ -26,6 +26,14 @@ const USUAL_NAMES: Partial<Record<SpecialUse, string[]>> = {
   '\\Archive': ['archive', 'archives', 'archiv'],
 };
 
+/**
+ * Whether `folder` is where junk goes: the configured Junk folder (ACTIONS junk_folder) or a name
+ * clients give it. At push time the server's SPECIAL-USE marks are not known; names are.
+ */
+export function isJunkFolder(folder: string, junkFolder: string): boolean {
+  return folder.toLowerCase() === junkFolder.toLowerCase() || (USUAL_NAMES['\\Junk'] ?? []).includes(leafName(folder));
+}
+
 export type FolderDecision = { analyse: true } | { analyse: false; reason: string };
 
 type Matcher = { entry: string; test: (folder: string, flags: readonly string[] | undefined) => boolean };

@@ -409,8 +409,9 @@ export class ImapSessions {
   /**
    * Carries out a mailbox action plan on one message: keywords, then (for Junk) \Seen and MOVE to
    * the SPECIAL-USE \Junk folder, else to `plan.junkFolder`, created when missing. Reports the
-   * message's UID in the new folder (COPYUID) when the server gives it. `hooks.beforeMove` runs once
-   * the target is known and before the MOVE, whose push (MessageAppend) can arrive before it returns.
+   * message's UID in the new folder (COPYUID) when the server gives it. `hooks.beforeFlag` runs before
+   * the STORE and `hooks.beforeMove` once the target is known and before the MOVE: their pushes
+   * (FlagsSet, MessageAppend) can arrive before they return.
    */
   async act(key: MessageKey, plan: ActionPlan, hooks: ActHooks = {}): Promise<ActOutcome> {
     const out = await this.withFolder(
@@ -421,7 +422,10 @@ export class ImapSessions {
         const uid = String(key.uid);
         const present = await client.fetchOne(uid, { uid: true }, { uid: true });
         if (!present) return { status: 'gone' };
-        if (plan.keywords.length) await client.messageFlagsAdd(uid, plan.keywords, { uid: true });
+        if (plan.keywords.length) {
+          await hooks.beforeFlag?.(plan.keywords);
+          await client.messageFlagsAdd(uid, plan.keywords, { uid: true });
+        }
         if (!plan.moveToJunk) return { status: 'done', keywords: plan.keywords };
         const target = await this.junkFolder(client, plan.junkFolder);
         if (target === key.folder) return { status: 'done', keywords: plan.keywords };

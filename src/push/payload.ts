@@ -7,7 +7,7 @@ import { canonicalMailboxOr } from '../mail/mailbox-name.js';
  * dovecot/push.lua builds. Both normalise to one PushEvent.
  */
 
-export type PushAction = 'enqueue' | 'expunge' | 'ignore';
+export type PushAction = 'enqueue' | 'expunge' | 'flags' | 'ignore';
 
 export interface PushEvent {
   driver: 'ox' | 'lua';
@@ -20,6 +20,8 @@ export interface PushEvent {
   messageId?: string;
   from?: string;
   subject?: string;
+  /** FlagsSet / FlagsClear (Lua driver): the keywords set or cleared. */
+  keywords?: string[];
 }
 
 const MAX_HEADER_CHARS = 998; // RFC 5322 line limit: anything longer is not a real header value
@@ -99,6 +101,8 @@ export const luaPushBody = z.object({
   subject: headerValue,
   snippet: z.string().optional(),
   date: z.union([z.string(), z.number()]).optional(),
+  // IMAP keywords are atoms: no spaces or controls; Dovecot allows at most 255 per mailbox.
+  keywords: z.array(z.string().min(1).max(255).regex(/^[^\s\u0000-\u001f\u007f]+$/, 'keywords are IMAP atoms')).max(255).optional(),
 });
 
 /** Events mailsight acts on; everything else is acknowledged and ignored. */
@@ -109,6 +113,9 @@ function actionFor(event: string): PushAction {
       return 'enqueue';
     case 'messageexpunge':
       return 'expunge';
+    case 'flagsset':
+    case 'flagsclear':
+      return 'flags';
     default:
       return 'ignore';
   }
@@ -143,6 +150,7 @@ export function parsePushBody(body: unknown): ParseResult {
         messageId: d.message_id,
         from: d.from,
         subject: d.subject,
+        keywords: d.keywords,
       },
     };
   }

@@ -1,28 +1,46 @@
-import { keyOf } from '../domain/message-key.js';
+import { keyOf, type MessageKey } from '../domain/message-key.js';
+import { keywordFeedback, recordFeedback, type Feedback } from '../analysis/feedback.js';
 import type { Db } from '../db/client.js';
 import { followMessage } from '../analysis/store.js';
-import type { FolderFilter } from '../mail/folders.js';
+import { isJunkFolder, type FolderFilter } from '../mail/folders.js';
 import type { ContentProtection } from '../privacy/protection.js';
 import { enqueue, markExpunged } from '../queue/jobs.js';
 import type { PushEvent } from './payload.js';
 
 export type PushOutcome =
   | { status: 'queued'; new: boolean; id: number | null }
-  | { status: 'followed'; from: { folder: string; uid: number } }
+  | { status: 'feedback'; feedback: Feedback }
+  | { status: 'followed'; from: { folder: string; uid: number }; feedback?: Feedback }
   | { status: 'expunged'; dequeued: boolean; analysisRemoved: boolean }
   | { status: 'ignored'; reason: string };
 
 export interface ReceiveDeps {
   protection: ContentProtection;
   folders: FolderFilter;
+  /** ACTIONS junk_folder: a user's move into it says junk, out of it says legit. */
+  junkFolder: string;
 }
 
 /**
  * Everything the push endpoint does after validation. New mail in an analysed folder is one
  * statement against the queue. Mail that appeared by IMAP (MessageAppend) first looks for its
  * analysis by Message-ID: mailsight's own move is not news, and a message the user moved or copied
- * keeps the analysis it has (in any folder, excluded ones too: no LLM call either way).
+ * keeps the analysis it has (in any folder, excluded ones too: no LLM call either way); a move into
+ * or out of Junk is also the user's word on it. Junk keywords set or cleared (FlagsSet, FlagsClear)
+ * are too.
  */
+/**
+ * A user's move, seen as the analysis followed the message: into the Junk folder says junk; out of
+ * it (from where the analysis was, or from where mailsight had moved it) says legit. mailsight's own
+ * moves never get here (followMessage's own-move).
+ */
+async function moveFeedback(db: Db, key: MessageKey, messageId: string, followed: { from: { folder: string }; movedTo: string | null }, junkFolder: string) {
+  const junk = (folder: string | null) => folder !== null && isJunkFolder(folder, junkFolder);
+  if (junk(key.folder)) return junk(followed.from.folder) ? null : recordFeedback(db, key, 'junk', 'move', messageId);
+  if (junk(followed.from.folder) || junk(followed.movedTo)) return recordFeedback(db, key, 'legit', 'move', messageId);
+  return null;
+}
+
 export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Promise<PushOutcome> {
   const key = keyOf(ev);
   switch (ev.action) {
@@ -30,7 +48,10 @@ export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Pro
       if (ev.event.toLowerCase() === 'messageappend' && ev.messageId) {
         const followed = await followMessage(db, key, ev.messageId);
         if (followed.kind === 'own-move') return { status: 'ignored', reason: `mailsight moved this message here from ${followed.from.folder} (UID ${followed.from.uid})` };
-        if (followed.kind === 'followed') return { status: 'followed', from: followed.from };
+        if (followed.kind === 'followed') {
+          const feedback = await moveFeedback(db, key, ev.messageId, followed, deps.junkFolder);
+          return { status: 'followed', from: followed.from, ...(feedback ? { feedback } : {}) };
+        }
       }
       const folder = deps.folders.decide(ev.folder);
       if (!folder.analyse) return { status: 'ignored', reason: folder.reason };
@@ -45,6 +66,10 @@ export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Pro
     }
     case 'expunge':
       return { status: 'expunged', ...(await markExpunged(db, key)) };
+    case 'flags': {
+      const feedback = await keywordFeedback(db, key, ev.event.toLowerCase() === 'flagsset' ? 'set' : 'clear', ev.keywords ?? []);
+      return feedback ? { status: 'feedback', feedback } : { status: 'ignored', reason: 'no junk keyword set or cleared by the user' };
+    }
     case 'ignore':
       return { status: 'ignored', reason: `event ${ev.event} is not analysed` };
   }

@@ -123,6 +123,15 @@ export const analyzeResultSchema = z
 const counts = z.record(z.string(), z.number().int());
 const percentiles = z.object({ p50: z.number().nullable(), p95: z.number().nullable() });
 
+const quality = z.object({
+  feedback: z.number().int(),
+  agree: z.number().int(),
+  false_junk: z.number().int().openapi({ description: 'mailsight said junk, the user said legit (rescued)' }),
+  missed_junk: z.number().int().openapi({ description: 'mailsight said legit or unknown, the user said junk' }),
+  no_verdict: z.number().int().openapi({ description: 'feedback on a message mailsight has no verdict for' }),
+  agreement: z.number().nullable().openapi({ description: 'agree / (feedback - no_verdict), 0..1; null without feedback' }),
+});
+
 export const statsSchema = z
   .object({
     mailbox: z.string().nullable(),
@@ -136,6 +145,13 @@ export const statsSchema = z
     }),
     content_cache: z.object({ llm_calls_saved: z.number().nullable() }),
     tokens: z.object({ prompt: z.number().nullable(), completion: z.number().nullable(), total: z.number() }),
+    quality: quality
+      .extend({
+        by_source: z.record(z.string(), quality).openapi({ description: 'Per verdict source (model, signals, rule, …)' }),
+        by_model: z.record(z.string(), quality).openapi({ description: "Per model and prompt version ('model / prompt version')" }),
+        by_day: z.record(z.string(), quality).openapi({ description: 'Per UTC day the feedback was given' }),
+      })
+      .openapi({ description: "Users' feedback (Junk / Not junk keywords, moves into and out of Junk, the dashboard, the API) against mailsight's verdicts" }),
     timeline: z
       .object({
         minutes: z.number().int(),

@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { lit } from '../domain/states.js';
+import { lit, type FeedbackSaid, type Verdict } from '../domain/states.js';
+import { feedbackOutcome } from '../analysis/feedback.js';
 import type { Db } from '../db/client.js';
 import { queueStateCounts } from '../queue/queue-counts.js';
 
@@ -64,11 +65,50 @@ function analysisCounts(db: Db, mailbox: string | null, since: Date | undefined)
      group by 1, 2, 3`);
 }
 
-/** Counts, queue health, timing percentiles, cache savings and tokens: what /stats and the dashboard show. */
+type QualityCounts = { feedback: number; agree: number; false_junk: number; missed_junk: number; no_verdict: number; agreement: number | null };
+
+const emptyQuality = (): QualityCounts => ({ feedback: 0, agree: 0, false_junk: 0, missed_junk: 0, no_verdict: 0, agreement: null });
+
+/**
+ * How mailsight's verdicts compare with what users said (llm_feedback): agreement, false junk
+ * (junk by mailsight, legit by the user), missed junk (the reverse), overall, per verdict source,
+ * per model and prompt version, and per UTC day. `agreement` is the share of feedback with a verdict
+ * that agreed.
+ */
+export async function getQuality(db: Db, mailbox: string | null, since?: Date) {
+  const rows = await db.rows<{ source: string; model: string; day: string; said: FeedbackSaid; verdict: Verdict | null; n: string }>(sql`
+    select coalesce(verdict_source, '') as source, coalesce(model, '') || ' / ' || coalesce(prompt_version, '') as model,
+           to_char(at at time zone 'UTC', 'YYYY-MM-DD') as day, said, verdict, count(*) as n
+      from llm_feedback
+     where ${mailbox === null ? sql`true` : sql`mailbox = ${mailbox}`} and ${since ? sql`at >= ${since.toISOString()}::timestamptz` : sql`true`}
+     group by 1, 2, 3, 4, 5`);
+  const overall = emptyQuality();
+  const bySource: Record<string, QualityCounts> = {};
+  const byModel: Record<string, QualityCounts> = {};
+  const byDay: Record<string, QualityCounts> = {};
+  for (const r of rows) {
+    const n = Number(r.n);
+    const outcome = feedbackOutcome(r.verdict, r.said);
+    const groups = [overall];
+    if (r.verdict) groups.push((bySource[r.source || 'none'] ??= emptyQuality()), (byModel[r.model] ??= emptyQuality()));
+    groups.push((byDay[r.day] ??= emptyQuality()));
+    for (const g of groups) {
+      g.feedback += n;
+      g[outcome] += n;
+    }
+  }
+  for (const g of [overall, ...Object.values(bySource), ...Object.values(byModel), ...Object.values(byDay)]) {
+    const judged = g.feedback - g.no_verdict;
+    g.agreement = judged > 0 ? Math.round((g.agree / judged) * 1000) / 1000 : null;
+  }
+  return { ...overall, by_source: bySource, by_model: byModel, by_day: byDay };
+}
+
+/** Counts, queue health, timing percentiles, cache savings, tokens and verdict quality: what /stats and the dashboard show. */
 export async function getStats(db: Db, f: StatsFilter) {
   const inMailbox: SQL = f.mailbox === null ? sql`true` : sql`mailbox = ${f.mailbox}`;
   const timingsFrom = new Date(Math.max(f.since?.getTime() ?? 0, Date.now() - TIMINGS_WINDOW_HOURS * 3_600_000));
-  const [byState, [oldest], counts, [timings]] = await Promise.all([
+  const [byState, [oldest], counts, [timings], quality] = await Promise.all([
     // A mailbox's rows are a prefix of the queue's unique key; the whole server's are counted by triggers.
     f.mailbox === null
       ? queueStateCounts(db)
@@ -86,6 +126,7 @@ export async function getStats(db: Db, f: StatsFilter) {
       from (select status, cache_hit, total_ms, llm_ms from llm_email_analysis
              where ${inMailbox} and created_at >= ${timingsFrom.toISOString()}::timestamptz
              order by created_at desc limit ${TIMINGS_SAMPLE_ANALYSES}) newest`),
+    getQuality(db, f.mailbox, f.since),
   ]);
   const by = (key: 'status' | 'verdict' | 'category', onlyAnalysed: boolean) => {
     const out: Record<string, number> = {};
@@ -121,6 +162,7 @@ export async function getStats(db: Db, f: StatsFilter) {
       completion: sum('completion_tokens'),
       total: sum('prompt_tokens') + sum('completion_tokens'),
     },
+    quality,
   };
 }
 

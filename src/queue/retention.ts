@@ -17,6 +17,8 @@ export interface PurgeReport {
   analyses: number;
   queue: number;
   audit: number;
+  /** Users' feedback on messages (llm_feedback), by when it was given. */
+  feedback: number;
   /** Whole months of analyses and audit entries dropped. */
   partitions: number;
 }
@@ -29,8 +31,8 @@ export function retentionCutoff(days: number, now = new Date()): Date {
 type Exec = <T>(query: SQL) => Promise<T[]>;
 
 /**
- * LLM_RETENTION_DAYS: removes analyses, audit entries and finished queue rows from UTC days that
- * are wholly older than the limit. Waiting and running jobs are never touched.
+ * LLM_RETENTION_DAYS: removes analyses, audit entries, feedback and finished queue rows from UTC
+ * days that are wholly older than the limit. Waiting and running jobs are never touched.
  *
  * Analyses and audit entries are partitioned by month: a month wholly past the cutoff is dropped
  * (no dead rows left behind), the days of the month the cutoff falls in are deleted from that one
@@ -40,10 +42,10 @@ type Exec = <T>(query: SQL) => Promise<T[]>;
  * 1.4 s of a day at 10 million analyses).
  */
 export async function purgeExpired(db: Db, retentionDays: number, now = new Date()): Promise<PurgeReport> {
-  const report: PurgeReport = { analyses: 0, queue: 0, audit: 0, partitions: 0 };
+  const report: PurgeReport = { analyses: 0, queue: 0, audit: 0, feedback: 0, partitions: 0 };
   if (retentionDays <= 0) return report;
   const cutoff = retentionCutoff(retentionDays, now);
-  let removed: Omit<PurgeReport, 'queue'>;
+  let removed: Omit<PurgeReport, 'queue' | 'feedback'>;
   try {
     removed = await db.orm.transaction((tx) => purgePartitions((q) => txRows(tx, q), cutoff, true));
   } catch (err) {
@@ -51,6 +53,9 @@ export async function purgeExpired(db: Db, retentionDays: number, now = new Date
     removed = await db.orm.transaction((tx) => purgePartitions((q) => txRows(tx, q), cutoff, false));
   }
   Object.assign(report, removed);
+  const [fb] = await db.rows<{ n: number }>(sql`
+    with d as (delete from llm_feedback where at < ${cutoff.toISOString()}::timestamptz returning 1) select count(*)::int as n from d`);
+  report.feedback = Number(fb?.n ?? 0);
   for (;;) {
     const [row] = await db.rows<{ n: number }>(sql`
       with d as (
@@ -68,7 +73,7 @@ export async function purgeExpired(db: Db, retentionDays: number, now = new Date
 /** Postgres's lock_not_available: a lock_timeout ran out. */
 const LOCK_NOT_AVAILABLE = '55P03';
 
-async function purgePartitions(exec: Exec, cutoff: Date, dropMonths: boolean): Promise<Omit<PurgeReport, 'queue'>> {
+async function purgePartitions(exec: Exec, cutoff: Date, dropMonths: boolean): Promise<Omit<PurgeReport, 'queue' | 'feedback'>> {
   const analyses = await purgeTable(exec, 'llm_email_analysis', cutoff, dropMonths, (rows) => sql`
     with gone as (${rows(sql`mailbox, is_phishing`)}),
     per as (select mailbox, count(*) as n, count(*) filter (where is_phishing) as phishing from gone group by mailbox),

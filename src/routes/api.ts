@@ -11,6 +11,7 @@ import { keyRoutes } from './keys.js';
 import { mailboxRoutes } from './mailbox.js';
 import { preferencesRoutes } from './preferences.js';
 import { statsRoutes } from './stats.js';
+import { feedbackRoutes } from './feedback.js';
 import type { ApiDeps } from './deps.js';
 
 export const API_BASE = '/api/v1';
@@ -63,6 +64,7 @@ export function apiRoutes(deps: ApiDeps) {
   });
   app.route('/', analysisRoutes(deps));
   app.route('/', statsRoutes(deps));
+  app.route('/', feedbackRoutes(deps));
   app.route('/', preferencesRoutes(deps));
   app.route('/', mailboxRoutes(deps));
   app.route('/', keyRoutes(deps));

@@ -1,4 +1,5 @@
 import type { FolderStatusSource } from '../queries/request-analysis.js';
+import type { Feedback } from '../analysis/feedback.js';
 import type { Db } from '../db/client.js';
 import type { ReadinessCheck } from '../health/readiness.js';
 import type { AuthFailureLimiter } from '../http/auth-failures.js';
@@ -33,6 +34,8 @@ export interface ApiDeps {
   accountFailures?: AuthFailureLimiter;
   /** Counts dashboard sign-ins, for /metrics. */
   onSignIn?: (method: 'key' | 'password', outcome: 'ok' | 'refused' | 'limited' | 'unavailable') => void;
+  /** Counts users' feedback, for /metrics. */
+  onFeedback?: (f: Feedback) => void;
   /** Opens sealed content for the replies. */
   protection: ContentProtection;
 }

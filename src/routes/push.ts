@@ -31,6 +31,8 @@ export interface PushRouteDeps {
   protection: ContentProtection;
   /** FOLDERS_INCLUDE / FOLDERS_EXCLUDE: pushes for other folders are acknowledged and cost nothing. */
   folders: FolderFilter;
+  /** ACTIONS junk_folder (a user's moves into and out of it are feedback). */
+  junkFolder: string;
 }
 
 /** The mailsight_pushes_total label of a refused push. */
@@ -96,6 +98,8 @@ export function pushRoutes(deps: PushRouteDeps) {
     }
     if (outcome.status === 'queued' && outcome.new) deps.onQueued?.();
     deps.metrics?.pushes.inc({ outcome: outcome.status === 'queued' && !outcome.new ? 'duplicate' : outcome.status });
+    const feedback = outcome.status === 'feedback' || outcome.status === 'followed' ? outcome.feedback : undefined;
+    if (feedback) deps.metrics?.feedback.inc({ said: feedback.said, how: feedback.how, outcome: feedback.outcome });
     deps.logger.debug({ ...log, outcome: outcome.status }, 'push');
     return c.json(outcome, 202);
   });

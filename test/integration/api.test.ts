@@ -496,12 +496,12 @@ for (const driver of DRIVERS) {
         await t.db.orm.insert(auditLog).values({ ...key(mailbox, 1), action: 'test', at: new Date(Date.now() - 40 * 86400_000) });
 
         const purged = await purgeExpired(t.db, 30);
-        expect(purged).toEqual({ analyses: 1, queue: 1, audit: 1, partitions: 0 });
+        expect(purged).toEqual({ analyses: 1, queue: 1, audit: 1, feedback: 0, partitions: 0 });
         const left = await t.db.rows<{ uid: number }>(sql`select uid from llm_email_analysis where mailbox = ${mailbox}`);
         expect(left.map((r) => Number(r.uid))).toEqual([2]);
         const queued = await t.db.rows<{ uid: number }>(sql`select uid from llm_processing_queue where mailbox = ${mailbox}`);
         expect(queued.map((r) => Number(r.uid))).toEqual([3]); // still waiting: never purged
-        expect(await purgeExpired(t.db, 0)).toEqual({ analyses: 0, queue: 0, audit: 0, partitions: 0 });
+        expect(await purgeExpired(t.db, 0)).toEqual({ analyses: 0, queue: 0, audit: 0, feedback: 0, partitions: 0 });
       });
     });
 

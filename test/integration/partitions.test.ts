@@ -134,7 +134,7 @@ for (const driver of DRIVERS) {
       expect(stale!.n).toBe(0);
       await expectRollupsExact(t.db, 'after retention', MAILBOXES);
       // Nothing more to do on the same day.
-      expect(await purgeExpired(t.db, days)).toEqual({ analyses: 0, queue: 0, audit: 0, partitions: 0 });
+      expect(await purgeExpired(t.db, days)).toEqual({ analyses: 0, queue: 0, audit: 0, feedback: 0, partitions: 0 });
     });
 
     it('erases a mailbox from every month and the default partition', async () => {

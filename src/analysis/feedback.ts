@@ -1,0 +1,113 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { keyEquals, type MessageKey } from '../domain/message-key.js';
+import { JUNK_VERDICTS, type FeedbackHow, type FeedbackSaid, type Verdict } from '../domain/states.js';
+import { writeAudit } from './audit.js';
+
+/**
+ * What users say of mailsight's verdicts (llm_feedback): their clients' Junk / Not junk buttons,
+ * their moves into and out of the Junk folder, the dashboard and the API. mailsight's own keywords
+ * and moves never count: its keywords are on the analysis row before its STORE (act.ts), its moves
+ * are recognised by the row's moved_to_folder (push/receive.ts).
+ */
+
+/** Keywords clients set for "Junk" (Thunderbird, Apple Mail, Roundcube's markasjunk; RFC 5788's registry). IMAP keywords compare without case. */
+export const JUNK_KEYWORDS = ['$junk', 'junk'];
+/** And for "Not junk". */
+export const NOT_JUNK_KEYWORDS = ['$notjunk', 'notjunk', 'nonjunk'];
+
+const inList = (list: string[]) => (keyword: string) => list.includes(keyword.toLowerCase());
+
+/** How a user's word compares with mailsight's verdict. */
+export type FeedbackOutcome = 'agree' | 'false_junk' | 'missed_junk' | 'no_verdict';
+
+export function feedbackOutcome(verdict: Verdict | null | undefined, said: FeedbackSaid): FeedbackOutcome {
+  if (!verdict) return 'no_verdict';
+  const junk = (JUNK_VERDICTS as readonly string[]).includes(verdict);
+  if (said === 'junk') return junk ? 'agree' : 'missed_junk';
+  return junk ? 'false_junk' : 'agree';
+}
+
+export interface Feedback {
+  said: FeedbackSaid;
+  how: FeedbackHow;
+  verdict: Verdict | null;
+  outcome: FeedbackOutcome;
+}
+
+/**
+ * The analysis a message's feedback is about: the row of its key, or the row of the message that
+ * mailsight moved there (its key is the INBOX one; the row names the folder and UID it moved to).
+ */
+function analysisOf(key: MessageKey) {
+  return sql`(
+    (select * from llm_email_analysis a where ${keyEquals(key, 'a')})
+    union all
+    (select * from llm_email_analysis a
+      where a.mailbox = ${key.mailbox} and a.moved_to_folder = ${key.folder} and a.moved_to_uid = ${key.uid})
+    limit 1)`;
+}
+
+/**
+ * Records (or replaces: the latest word counts) what the user said of the message at `key`, with
+ * mailsight's verdict, its source, model and prompt version at this moment, and puts it on the
+ * audit trail. One row per message: its Message-ID, or its key when it has none.
+ */
+export async function recordFeedback(db: Db, key: MessageKey, said: FeedbackSaid, how: FeedbackHow, messageId?: string): Promise<Feedback> {
+  const [row] = await db.rows<{ verdict: Verdict | null; message_id: string | null }>(sql`
+    with a as ${analysisOf(key)}
+    insert into llm_feedback as f (mailbox, message, folder, uidvalidity, uid, said, how, verdict, verdict_source, model, prompt_version, sender)
+    select ${key.mailbox}, coalesce(${messageId ?? null}::text, (select message_id from a), ${`key:${key.folder}/${key.uidvalidity}/${key.uid}`}),
+           ${key.folder}, ${key.uidvalidity}, ${key.uid}, ${said}, ${how},
+           (select verdict from a), (select verdict_source from a), (select model from a), (select prompt_version from a), (select from_address from a)
+    on conflict (mailbox, message) do update set
+      folder = excluded.folder, uidvalidity = excluded.uidvalidity, uid = excluded.uid, said = excluded.said, how = excluded.how,
+      verdict = excluded.verdict, verdict_source = excluded.verdict_source, model = excluded.model,
+      prompt_version = excluded.prompt_version, sender = excluded.sender, at = now()
+    returning f.verdict, (select message_id from a) as message_id`);
+  const verdict = row?.verdict ?? null;
+  const outcome = feedbackOutcome(verdict, said);
+  await writeAudit(db, {
+    ...key,
+    messageId: messageId ?? row?.message_id ?? undefined,
+    verdict: verdict ?? undefined,
+    action: 'feedback',
+    reason: `the user said ${said} (${how})${verdict ? `; mailsight had said ${verdict}` : ''}`,
+  });
+  return { said, how, verdict, outcome };
+}
+
+/**
+ * A client set or cleared keywords (the Lua driver's FlagsSet / FlagsClear). Setting a junk keyword
+ * says junk, unless the analysis row already holds it (mailsight's own STORE, recorded before it was
+ * made); setting a not-junk keyword, or clearing a junk one, says legit. A cleared junk keyword also
+ * leaves the row's keywords, so that setting it again later counts. Other keywords say nothing.
+ */
+export async function keywordFeedback(db: Db, key: MessageKey, change: 'set' | 'clear', keywords: string[]): Promise<Feedback | null> {
+  const junk = keywords.filter(inList(JUNK_KEYWORDS));
+  const notJunk = keywords.filter(inList(NOT_JUNK_KEYWORDS));
+  if (change === 'clear') {
+    if (junk.length === 0) return null;
+    await db.rows(sql`
+      update llm_email_analysis a set keywords = array(select k from unnest(a.keywords) k where lower(k) <> all(${`{${junk.map((k) => k.toLowerCase()).join(',')}}`}::text[]))
+        where a.id = (select id from ${analysisOf(key)} x) returning a.id`);
+    return recordFeedback(db, key, 'legit', 'keyword');
+  }
+  if (junk.length > 0) {
+    const [own] = await db.rows<{ own: boolean }>(sql`
+      select coalesce((select lower(${junk[0]!}) = any(array(select lower(k) from unnest(keywords) k)) from ${analysisOf(key)} x), false) as own`);
+    if (own?.own) return null;
+    return recordFeedback(db, key, 'junk', 'keyword');
+  }
+  return notJunk.length > 0 ? recordFeedback(db, key, 'legit', 'keyword') : null;
+}
+
+/** Keywords mailsight is about to set on a message (before the STORE: its FlagsSet push may come first). */
+export async function recordFlagging(db: Db, key: MessageKey, keywords: string[]): Promise<void> {
+  if (keywords.length === 0) return;
+  await db.rows(sql`
+    update llm_email_analysis
+       set keywords = array(select distinct k from unnest(keywords || array(select jsonb_array_elements_text(${JSON.stringify(keywords)}::jsonb))) k),
+           updated_at = now()
+     where ${keyEquals(key)} returning id`);
+}
