@@ -1,0 +1,81 @@
+import { and, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { emailAnalysis, feedback } from '../../src/db/schema.js';
+import { DOVECOT_VERSIONS, dovecotAvailable, imapSession } from '../support/dovecot.js';
+import { deliver } from '../support/lmtp.js';
+import { describeWith, postgresAvailable } from '../support/services.js';
+import { startStack, type Stack } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
+
+/**
+ * Users' word on verdicts, end to end: a real Dovecot (2.3 and 2.4) with the shipped Lua script,
+ * mailsight acting on the mailbox (DRY_RUN=false), a mail client's Junk button (STORE +FLAGS $Junk)
+ * and drags between folders.
+ */
+
+const pg = await postgresAvailable();
+const ALICE = 'alice@example.test';
+const ADMIN = 'feedback-admin-key-0123456789';
+
+function message(id: string, subject: string, body: string) {
+  return [`From: Sender <sender@example.net>`, `To: ${ALICE}`, `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
+}
+const PHISH = (id: string) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?ref=${id}`);
+
+for (const version of DOVECOT_VERSIONS) {
+  describeWith(`Dovecot ${version} and PostgreSQL`, dovecotAvailable(version) && pg)(`feedback from Dovecot ${version} (Lua driver)`, () => {
+    let stack: Stack;
+    beforeAll(async () => {
+      stack = await startStack({ driver: 'lua', users: [ALICE], dovecot: { version }, mailsight: { dryRun: false, apiKey: ADMIN } });
+    });
+    afterAll(async () => stack?.close());
+
+    const rowOf = async (messageId: string) =>
+      (await stack.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, ALICE), eq(emailAnalysis.messageId, messageId))))[0];
+    const feedbackOf = (messageId: string) => stack.db.orm.select().from(feedback).where(and(eq(feedback.mailbox, ALICE), eq(feedback.message, messageId)));
+    const stats = async () => (await (await fetch(`${stack.ms.baseUrl}/api/v1/get/llm/stats`, { headers: { 'x-api-key': ADMIN } })).json()) as any;
+    const pushes = async () => {
+      const text = await (await fetch(`${stack.ms.baseUrl}/metrics`)).text();
+      return Object.fromEntries([...text.matchAll(/^mailsight_pushes_total\{outcome="([a-z_]+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+    };
+
+    it('the Junk button on a message judged legit: one missed junk, in /stats and /metrics', async () => {
+      await deliver(stack.dc.lmtpPort, message('legit-1', 'Team lunch', 'Lunch is at noon on Friday, see you there.'), [ALICE]);
+      const row = await waitFor(() => rowOf('<legit-1@example.net>'), (r) => r?.status === 'analyzed');
+      expect(row!.verdict).toBe('legit');
+      const client = await imapSession(stack.dc, ALICE);
+      try {
+        await client.mailboxOpen('INBOX');
+        await client.messageFlagsAdd(String(row!.uid), ['$Junk'], { uid: true });
+      } finally {
+        await client.logout();
+      }
+      const [fb] = await waitFor(() => feedbackOf('<legit-1@example.net>'), (r) => r.length === 1);
+      expect(fb).toMatchObject({ said: 'junk', how: 'keyword', verdict: 'legit', folder: 'INBOX', uid: row!.uid });
+      expect((await stats()).quality).toMatchObject({ feedback: 1, missed_junk: 1 });
+      expect(await (await fetch(`${stack.ms.baseUrl}/metrics`)).text()).toMatch(/mailsight_feedback_total\{said="junk",how="keyword",outcome="missed_junk"\} 1/);
+    });
+
+    it("mailsight's own $Junk and its move to Junk are no feedback; the user's drag back to INBOX is one false junk", async () => {
+      const before = await pushes();
+      await deliver(stack.dc.lmtpPort, PHISH('phish-1'), [ALICE]);
+      const row = await waitFor(() => rowOf('<phish-1@example.net>'), (r) => r?.movedToUid != null);
+      expect(row).toMatchObject({ verdict: 'phishing', movedToFolder: 'Junk' });
+      expect(row!.keywords).toContain('$Junk');
+      // Its FlagsSet ($Junk) and MessageAppend (into Junk) came, and were answered "ignored".
+      await waitFor(pushes, (p) => (p.ignored ?? 0) - (before.ignored ?? 0) >= 2);
+      expect(await feedbackOf('<phish-1@example.net>')).toEqual([]);
+
+      const client = await imapSession(stack.dc, ALICE);
+      try {
+        await client.mailboxOpen('Junk');
+        await client.messageMove(String(row!.movedToUid), 'INBOX', { uid: true });
+      } finally {
+        await client.logout();
+      }
+      const [fb] = await waitFor(() => feedbackOf('<phish-1@example.net>'), (r) => r.length === 1);
+      expect(fb).toMatchObject({ said: 'legit', how: 'move', verdict: 'phishing', folder: 'INBOX' });
+      expect((await stats()).quality).toMatchObject({ feedback: 2, false_junk: 1, missed_junk: 1 });
+    });
+  });
+}
