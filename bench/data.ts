@@ -10,7 +10,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/logger.js';
 import { eraseMailbox } from '../src/queries/erase.js';
 import { rebuildRollups } from '../src/db/rollups.js';
-import { nextCursor, release, type ClaimCursor } from '../src/queue/lifecycle.js';
+import { claim as claimJobs, nextCursor, release, type ClaimCursor } from '../src/queue/lifecycle.js';
 import { knownMailboxes } from '../src/queue/reconcile.js';
 import { purgeExpired } from '../src/queue/retention.js';
 import { ensurePartitions, monthStart } from '../src/db/partitions.js';
@@ -119,6 +119,7 @@ async function measure(db: Db, rows: number) {
   let cursor: string | null = null;
   for (let i = 0; i < 100 && (i === 0 || cursor); i++) cursor = (await get(`/get/llm/analysis?mailbox=${busy}&limit=10${cursor ? `&cursor=${cursor}` : ''}`)).next_cursor;
   let claimCursor: ClaimCursor | undefined;
+  let bareCursor: ClaimCursor | undefined;
   const cases: [string, () => Promise<unknown>][] = [
     ['push insert', pusher(app, busy)],
     [
@@ -127,6 +128,16 @@ async function measure(db: Db, rows: number) {
       async () => {
         const jobs = await claim(db, { workerId: 'bench', limit: 10, leaseMs: 60_000, after: claimCursor });
         claimCursor = nextCursor(jobs, claimCursor);
+        await release(db, jobs.map((j) => j.id), 'bench');
+      },
+    ],
+    [
+      // The same claim without the pipeline's context (each job's analysis, audit entry and
+      // preferences, looked up in every monthly partition): the fair walk over the mailboxes alone.
+      'claim, fair walk only',
+      async () => {
+        const jobs = await claimJobs(db, { workerId: 'bench', limit: 10, leaseMs: 60_000, after: bareCursor });
+        bareCursor = nextCursor(jobs, bareCursor);
         await release(db, jobs.map((j) => j.id), 'bench');
       },
     ],

@@ -102,6 +102,14 @@ export async function keywordFeedback(db: Db, key: MessageKey, change: 'set' | '
   return notJunk.length > 0 ? recordFeedback(db, key, 'legit', 'keyword') : null;
 }
 
+/** The latest word on the message at `key` (its Message-ID's row, else its key's), for the dashboard. */
+export async function feedbackOn(db: Db, key: MessageKey, messageId: string | null): Promise<{ said: FeedbackSaid; how: FeedbackHow; at: Date } | null> {
+  const [row] = await db.rows<{ said: FeedbackSaid; how: FeedbackHow; at: Date | string }>(sql`
+    select said, how, at from llm_feedback
+     where mailbox = ${key.mailbox} and message = coalesce(${messageId}::text, ${`key:${key.folder}/${key.uidvalidity}/${key.uid}`})`);
+  return row ? { said: row.said, how: row.how, at: new Date(row.at) } : null;
+}
+
 /** Keywords mailsight is about to set on a message (before the STORE: its FlagsSet push may come first). */
 export async function recordFlagging(db: Db, key: MessageKey, keywords: string[]): Promise<void> {
   if (keywords.length === 0) return;

@@ -1,4 +1,5 @@
-import { VERDICTS } from '../domain/states.js';
+import { FEEDBACK_SAID, VERDICTS } from '../domain/states.js';
+import { feedbackOn, recordFeedback } from '../analysis/feedback.js';
 import { readFileSync } from 'node:fs';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -53,6 +54,7 @@ const NOTICES = {
   signed_out: 'You are signed out.',
   reanalysis_queued: 'Queued for analysis ahead of new mail; reload in a moment to see the result.',
   reanalysis_running: 'This message is being analysed right now.',
+  feedback_saved: 'Thank you: your word is recorded against the verdict.',
   saved: 'Preferences saved.',
   opted_out: 'Preferences saved. Everything stored about this mailbox’s mail has been erased.',
   key_revoked: 'The key is revoked; requests with it are refused from now on.',
@@ -335,7 +337,17 @@ export function dashboardRoutes(deps: ApiDeps) {
   app.get('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid', async (c) => {
     const ref = messageRef(c);
     const m = await getMessage(deps.db, ref, deps.protection);
-    return render(c, <MessagePage page={pageOf(c)} m={m} notice={notice(c)} />);
+    const word = await feedbackOn(deps.db, { ...ref, uidvalidity: m.uidvalidity }, m.analysis?.message_id ?? null);
+    return render(c, <MessagePage page={pageOf(c)} m={m} word={word} notice={notice(c)} />);
+  });
+
+  app.post('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid/feedback', async (c) => {
+    const ref = messageRef(c);
+    const said = z.enum(FEEDBACK_SAID).safeParse((await c.req.parseBody()).said);
+    if (!said.success) throw new AppError('VALIDATION_FAILED', 'said: junk or legit');
+    const f = await recordFeedback(deps.db, ref, said.data, 'dashboard');
+    deps.onFeedback?.(f);
+    return c.redirect(`${urls.message(ref)}?notice=feedback_saved`, 303);
   });
 
   app.post('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid/reanalyse', async (c) => {

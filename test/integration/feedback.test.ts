@@ -5,6 +5,7 @@ import { recordMoving } from '../../src/analysis/store.js';
 import { createApp } from '../../src/app.js';
 import { createApiKey } from '../../src/queries/keys.js';
 import { eraseMailbox } from '../../src/queries/erase.js';
+import { Browser } from '../support/browser.js';
 import { seedAnalysis } from '../support/seed.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
 
@@ -105,9 +106,32 @@ for (const driver of DRIVERS) {
       expect(metrics).toMatch(/mailsight_feedback_total\{said="junk",how="keyword",outcome="missed_junk"\} 1/);
     });
 
+    it("the dashboard's message page takes the owner's word (CSRF-checked), and the overview shows the quality beside the verdicts", async () => {
+      await seedAnalysis(t.db, key(ALICE, 7), { messageId: '<m7@example.net>', verdict: 'legit', verdictSource: 'model' });
+      const b = new Browser(app);
+      await b.signIn(aliceKey);
+      const path = `/dashboard/mailbox/${encodeURIComponent(ALICE)}/message/INBOX/${UV}/7`;
+      expect(await (await b.get(path)).text()).toContain('Nothing said yet');
+      expect((await b.post(`${path}/feedback`, { _csrf: 'guess', said: 'junk' })).status).toBe(403);
+      expect((await b.post(`${path}/feedback`, { _csrf: await b.csrf(path), said: 'maybe' })).status).toBe(400);
+      const res = await b.post(`${path}/feedback`, { _csrf: await b.csrf(path), said: 'junk' });
+      expect(res.status).toBe(303);
+      const page = await (await b.get(res.headers.get('location')!)).text();
+      expect(page).toContain('your word is recorded');
+      expect(page).toMatch(/data-testid="user-word">Said <strong>junk<\/strong> \(dashboard\)/);
+      // Bob's messages are not Alice's to judge.
+      await seedAnalysis(t.db, key(BOB, 2), { messageId: '<b2@example.net>', verdict: 'legit' });
+      expect((await b.post(`/dashboard/mailbox/${encodeURIComponent(BOB)}/message/INBOX/${UV}/2/feedback`, { _csrf: await b.csrf(path), said: 'junk' })).status).toBe(403);
+      const admin = new Browser(app);
+      await admin.signIn(ADMIN);
+      const overview = await (await admin.get('/dashboard')).text();
+      expect(overview).toContain('Verdicts against what users said');
+      expect(overview).toMatch(/data-testid="missed-junk">3</);
+    });
+
     it('goes with the mailbox when it is erased', async () => {
       const { deleted } = await eraseMailbox(t.db, ALICE);
-      expect(deleted.feedback).toBe(5);
+      expect(deleted.feedback).toBe(6);
       expect(await stored()).toEqual([]);
     });
   });

@@ -21,7 +21,10 @@ function sensitiveCounts(signals: unknown): [string, number][] {
   return s ? Object.entries(s).filter(([, n]) => n > 0) : [];
 }
 
-export const MessagePage: FC<{ page: PageContext; m: MessageData; notice?: string | null }> = ({ page, m, notice }) => {
+/** What the mailbox's user said of this message last (llm_feedback), if anything. */
+export type UserWord = { said: string; how: string; at: Date } | null;
+
+export const MessagePage: FC<{ page: PageContext; m: MessageData; word: UserWord; notice?: string | null }> = ({ page, m, word, notice }) => {
   const a = m.analysis;
   const title = a?.subject ?? `UID ${m.email_id}`;
   const counts = sensitiveCounts(a?.signals);
@@ -106,6 +109,29 @@ export const MessagePage: FC<{ page: PageContext; m: MessageData; notice?: strin
           </button>
         </form>
       </section>
+      {a ? (
+        <section class="card" aria-labelledby="h-word">
+          <h2 id="h-word">Your word on it</h2>
+          <p data-testid="user-word">
+            {word ? (
+              <>
+                Said <strong>{word.said}</strong> ({word.how}), <Time at={word.at} />.
+              </>
+            ) : (
+              'Nothing said yet. mailsight compares its verdicts with what users say.'
+            )}
+          </p>
+          <form method="post" action={`${urls.message({ ...m, uid: m.email_id })}/feedback`}>
+            <CsrfField token={page.csrf} />
+            <button class="secondary" type="submit" name="said" value="junk">
+              Junk
+            </button>{' '}
+            <button class="secondary" type="submit" name="said" value="legit">
+              Not junk
+            </button>
+          </form>
+        </section>
+      ) : null}
       <div class="grid">
         <section class="card" aria-labelledby="h-model-reasons">
           <h2 id="h-model-reasons">The model's reasons</h2>

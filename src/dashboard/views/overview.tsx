@@ -48,6 +48,42 @@ const Health: FC<{ health: Record<string, ComponentState> }> = ({ health }) => (
   </ul>
 );
 
+type QualityCounts = OverviewData['stats']['quality'];
+
+/**
+ * How verdicts compare with what users said (Junk / Not junk, moves, the API): the evidence for
+ * turning DRY_RUN off, and for comparing models (per model and prompt version).
+ */
+const Quality: FC<{ q: QualityCounts }> = ({ q }) => {
+  if (q.feedback === 0) return <p class="muted">No feedback yet: users' Junk / Not junk buttons and their moves into and out of Junk show up here (Lua driver), as does feedback sent to the API.</p>;
+  const pct = (x: number | null) => (x === null ? '–' : `${Math.round(x * 1000) / 10} %`);
+  return (
+    <>
+      <dl class="facts" data-testid="quality">
+        <dt>Feedback</dt>
+        <dd>{fmt(q.feedback)}</dd>
+        <dt>Agreement</dt>
+        <dd data-testid="agreement">{pct(q.agreement)}</dd>
+        <dt>False junk (rescued)</dt>
+        <dd data-testid="false-junk">{fmt(q.false_junk)}</dd>
+        <dt>Missed junk</dt>
+        <dd data-testid="missed-junk">{fmt(q.missed_junk)}</dd>
+      </dl>
+      <Table
+        labelledBy="h-quality"
+        rows={[...Object.entries(q.by_source).map(([k, v]) => ({ k: `source: ${k}`, v })), ...Object.entries(q.by_model).map(([k, v]) => ({ k, v }))]}
+        empty=""
+        columns={[
+          ['By', (r) => r.k],
+          ['Agreement', (r) => pct(r.v.agreement)],
+          ['False junk', (r) => fmt(r.v.false_junk)],
+          ['Missed junk', (r) => fmt(r.v.missed_junk)],
+        ]}
+      />
+    </>
+  );
+};
+
 export const Overview: FC<{ page: PageContext; data: OverviewData; minutes: number }> = ({ page, data, minutes }) => {
   const { stats, timeline } = data;
   const pts = timeline.points;
@@ -139,6 +175,10 @@ export const Overview: FC<{ page: PageContext; data: OverviewData; minutes: numb
         </section>
         <section class="card">
           <StackedBars id="c-verdicts" title="Verdicts" buckets={pts} keys={verdictKeys} colour={(k) => seriesClass('v', k)} value={(i, k) => pts[i]!.by_verdict[k] ?? 0} />
+        </section>
+        <section class="card" aria-labelledby="h-quality">
+          <h2 id="h-quality">Verdicts against what users said</h2>
+          <Quality q={stats.quality} />
         </section>
         <section class="card">
           <StackedBars id="c-categories" title="Categories" buckets={pts} keys={categoryKeys} colour={(k) => seriesClass('c', k)} value={(i, k) => pts[i]!.by_category[k] ?? 0} />
