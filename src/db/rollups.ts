@@ -2,8 +2,8 @@ import { sql } from 'drizzle-orm';
 import { txRows, type Db } from './client.js';
 
 /**
- * Recomputes the stats rollups from llm_email_analysis, in one transaction (what migrations 0013 and
- * 0016 do once). Their triggers keep them exact; this is for a bulk load made with the triggers disabled.
+ * Recomputes the stats rollups from llm_email_analysis, in one transaction (what migrations 0013,
+ * 0016 and 0018 do once). Their triggers keep them exact; this is for a bulk load made with the triggers disabled.
  */
 export async function rebuildRollups(db: Db): Promise<void> {
   await db.orm.transaction(async (tx) => {
@@ -22,8 +22,7 @@ export async function rebuildRollups(db: Db): Promise<void> {
     await txRows(tx, sql`
       insert into llm_stats_mailbox (mailbox, analyses, phishing, latest)
       select mailbox, count(*), count(*) filter (where is_phishing), max(created_at) from llm_email_analysis group by mailbox`);
-    await txRows(tx, sql`delete from llm_stats_minutely`);
-    await txRows(tx, sql`delete from llm_latency_minutely`);
+    for (const table of ['llm_stats_minutely', 'llm_latency_minutely', 'llm_stats_hourly', 'llm_latency_hourly']) await txRows(tx, sql`delete from ${sql.identifier(table)}`);
     await txRows(tx, sql`
       select llm_timeline_apply(array(
         select row(created_at, status, verdict, category, cache_hit, llm_ms, 1)::llm_timeline_change
@@ -32,13 +31,15 @@ export async function rebuildRollups(db: Db): Promise<void> {
 }
 
 /**
- * Removes the timeline's minutes older than its window (llm_timeline_from: eight days), which the
+ * Removes the timeline's minutes and hours older than its window (llm_timeline_from: eight days), which the
  * triggers no longer keep; the sweep calls it every round. Returns the rows removed.
  */
 export async function pruneTimelineRollups(db: Db): Promise<number> {
   const [row] = await db.rows<{ n: number }>(sql`
     with a as (delete from llm_stats_minutely where minute < llm_timeline_from() returning 1),
-         b as (delete from llm_latency_minutely where minute < llm_timeline_from() returning 1)
-    select ((select count(*) from a) + (select count(*) from b))::int as n`);
+         b as (delete from llm_latency_minutely where minute < llm_timeline_from() returning 1),
+         c as (delete from llm_stats_hourly where hour < llm_timeline_from() returning 1),
+         d as (delete from llm_latency_hourly where hour < llm_timeline_from() returning 1)
+    select ((select count(*) from a) + (select count(*) from b) + (select count(*) from c) + (select count(*) from d))::int as n`);
   return Number(row?.n ?? 0);
 }

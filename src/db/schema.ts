@@ -269,6 +269,34 @@ export const latencyMinutely = pgTable(
   (t) => [primaryKey({ columns: [t.minute, t.bin] })],
 );
 
+/**
+ * The same per hour: what windows of a day or more read (their buckets are whole hours), so that
+ * their cost stays flat as a server grows (per minute, a day of a busy server holds about as many
+ * rollup rows as analyses). Kept and pruned with the minutes (drizzle/0018_timeline_hours.sql).
+ */
+export const statsHourly = pgTable(
+  'llm_stats_hourly',
+  {
+    hour: ts('hour').notNull(),
+    status: text('status').notNull(),
+    verdict: text('verdict').notNull(),
+    category: text('category').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.hour, t.status, t.verdict, t.category] })],
+);
+
+/** LLM latency of the whole server per hour, in the same bins. */
+export const latencyHourly = pgTable(
+  'llm_latency_hourly',
+  {
+    hour: ts('hour').notNull(),
+    bin: smallint('bin').notNull(),
+    n: bigint('n', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.hour, t.bin] })],
+);
+
 /** Per mailbox: its analyses, the phishing among them, and the newest (the overview's list of mailboxes); same triggers. */
 export const statsMailbox = pgTable(
   'llm_stats_mailbox',
@@ -394,4 +422,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, queueCounts, feedback };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, statsHourly, latencyHourly, queueCounts, feedback };

@@ -211,6 +211,15 @@ export function histogramPercentile(bins: Map<number, number>, p: number): numbe
 }
 
 /**
+ * The bucket of a timeline: about `buckets` of them over the window, a whole number of minutes, and
+ * of whole hours for windows of a day or more (24 of an hour for a day, 28 of six hours for a week).
+ */
+export function timelineBucketSec(minutes: number, buckets: number): number {
+  const grain = minutes >= 1_440 ? 3_600 : 60;
+  return Math.max(grain, Math.ceil((minutes * 60) / buckets / grain) * grain);
+}
+
+/**
  * Analyses over time, bucketed: how many per bucket, the verdict and category mix, and LLM latency
  * p50/p95 (calls only, not cache hits; from 5 %-wide bins). Every bucket of the window is present,
  * empty ones with zeros, so a chart's x axis is time. What /stats?timeline_minutes= and the
@@ -218,23 +227,27 @@ export function histogramPercentile(bins: Map<number, number>, p: number): numbe
  * analyses a year, reading a day's 27,000 rows took 104 ms), a mailbox's from its rows.
  */
 export async function getTimeline(db: Db, f: TimelineFilter) {
-  const bucketSec = Math.max(60, Math.ceil((f.minutes * 60) / (f.buckets ?? 30) / 60) * 60);
+  const bucketSec = timelineBucketSec(f.minutes, f.buckets ?? 30);
   const end = Math.floor((f.now ?? new Date()).getTime() / 1000 / bucketSec) * bucketSec + bucketSec;
   const start = end - Math.ceil((f.minutes * 60) / bucketSec) * bucketSec;
   const bucket = (column: string) => sql`(floor(extract(epoch from ${sql.raw(column)}) / ${bucketSec}) * ${bucketSec})::bigint`;
   const fromRollups = f.mailbox === null && f.source !== 'rows';
+  // Buckets of whole hours read the hourly rollups: a day of them is a few hundred rows at any size.
+  const grain = bucketSec % 3_600 === 0 ? 'hour' : 'minute';
+  const counts = sql.raw(`llm_stats_${grain}ly`);
+  const latencies = sql.raw(`llm_latency_${grain}ly`);
   const inWindow = sql`${f.mailbox === null ? sql`true` : sql`mailbox = ${f.mailbox}`} and created_at >= to_timestamp(${start})`;
-  const [counts, latency] = await Promise.all([
+  const [countRows, latency] = await Promise.all([
     db.rows<{ b: string; status: string; verdict: string; category: string; n: string }>(
       fromRollups
-        ? sql`select ${bucket('minute')} as b, status, verdict, category, sum(n) as n
-                from llm_stats_minutely where minute >= to_timestamp(${start}) group by 1, 2, 3, 4`
+        ? sql`select ${bucket(grain)} as b, status, verdict, category, sum(n) as n
+                from ${counts} where ${sql.raw(grain)} >= to_timestamp(${start}) group by 1, 2, 3, 4`
         : sql`select ${bucket('created_at')} as b, status, coalesce(verdict, '') as verdict, coalesce(category, '') as category, count(*) as n
                 from llm_email_analysis where ${inWindow} group by 1, 2, 3, 4`,
     ),
     db.rows<{ b: string; bin: number; n: string }>(
       fromRollups
-        ? sql`select ${bucket('minute')} as b, bin, sum(n) as n from llm_latency_minutely where minute >= to_timestamp(${start}) group by 1, 2`
+        ? sql`select ${bucket(grain)} as b, bin, sum(n) as n from ${latencies} where ${sql.raw(grain)} >= to_timestamp(${start}) group by 1, 2`
         : sql`select ${bucket('created_at')} as b, llm_latency_bin(llm_ms) as bin, count(*) as n from llm_email_analysis
                where ${inWindow} and status = ${lit('analyzed')} and not cache_hit and llm_ms is not null group by 1, 2`,
     ),
@@ -243,7 +256,7 @@ export async function getTimeline(db: Db, f: TimelineFilter) {
   for (let t = start; t < end; t += bucketSec) {
     points.set(t, { at: new Date(t * 1000).toISOString(), analyzed: 0, failed: 0, by_verdict: {}, by_category: {}, llm_ms: { p50: null, p95: null } });
   }
-  for (const r of counts) {
+  for (const r of countRows) {
     const p = points.get(Number(r.b));
     if (!p) continue;
     const n = Number(r.n);

@@ -87,10 +87,13 @@ async function purgePartitions(exec: Exec, cutoff: Date, dropMonths: boolean): P
   const days = analyses.keptBefore ? sql`day >= ${day(analyses.keptBefore)} and day < ${day(cutoff)}` : sql`day < ${day(cutoff)}`;
   await exec(sql`delete from llm_stats_daily where ${days}`);
   await exec(sql`delete from llm_stats_server_daily where ${days}`);
-  // A limit shorter than the timeline's eight days reaches into its minutes too.
-  const minutes = analyses.keptBefore ? sql`minute >= ${analyses.keptBefore.toISOString()}::timestamptz and minute < ${cutoff.toISOString()}::timestamptz` : sql`minute < ${cutoff.toISOString()}::timestamptz`;
-  await exec(sql`delete from llm_stats_minutely where ${minutes}`);
-  await exec(sql`delete from llm_latency_minutely where ${minutes}`);
+  // A limit shorter than the timeline's eight days reaches into its minutes and hours too.
+  for (const grain of ['minute', 'hour']) {
+    const t = sql.identifier(grain);
+    const range = analyses.keptBefore ? sql`${t} >= ${analyses.keptBefore.toISOString()}::timestamptz and ${t} < ${cutoff.toISOString()}::timestamptz` : sql`${t} < ${cutoff.toISOString()}::timestamptz`;
+    await exec(sql`delete from ${sql.identifier(`llm_stats_${grain}ly`)} where ${range}`);
+    await exec(sql`delete from ${sql.identifier(`llm_latency_${grain}ly`)} where ${range}`);
+  }
   const audit = await purgeTable(exec, 'llm_audit_log', cutoff, dropMonths, (rows) => sql`with gone as (${rows(sql`1`)}) select count(*)::int as n from gone`);
   const drops = [...analyses.drops, ...audit.drops];
   if (drops.length) {

@@ -43,20 +43,31 @@ export async function expectRollupsExact(db: Db, step: string, mailboxes: string
     select mailbox, count(*) as analyses, count(*) filter (where is_phishing) as phishing, max(created_at) as latest
       from llm_email_analysis group by mailbox order by max(created_at) desc, mailbox`);
   expect(summaries, step).toEqual(rows.map((r) => ({ mailbox: r.mailbox, analyses: Number(r.analyses), phishing: Number(r.phishing), latest: new Date(r.latest) })));
-  // The timeline's per-minute rollups: equal to the rows of their window (away from its far edge,
-  // which moves while the test runs), and the whole server's timeline read from them equal to the
-  // same timeline read from the rows.
-  const edge = sql`llm_timeline_from() + interval '1 hour'`;
+  // The timeline's per-minute and per-hour rollups: equal to the rows of their window (from a whole
+  // hour away from its far edge, which moves while the test runs), and the whole server's timeline
+  // read from them equal to the same timeline read from the rows.
+  const edge = sql`(date_trunc('hour', llm_timeline_from(), 'UTC') + interval '2 hours')`;
   expect(await db.rows(sql`select minute, status, verdict, category, n from llm_stats_minutely where minute >= ${edge} order by 1, 2, 3, 4`), step).toEqual(
     await db.rows(sql`
       select date_trunc('minute', created_at, 'UTC') as minute, status, coalesce(verdict, '') as verdict, coalesce(category, '') as category, count(*) as n
-        from llm_email_analysis where created_at >= date_trunc('minute', ${edge}, 'UTC') group by 1, 2, 3, 4 order by 1, 2, 3, 4`),
+        from llm_email_analysis where created_at >= ${edge} group by 1, 2, 3, 4 order by 1, 2, 3, 4`),
   );
   expect(await db.rows(sql`select minute, bin, n from llm_latency_minutely where minute >= ${edge} order by 1, 2`), step).toEqual(
     await db.rows(sql`
       select date_trunc('minute', created_at, 'UTC') as minute, llm_latency_bin(llm_ms) as bin, count(*) as n
-        from llm_email_analysis where created_at >= date_trunc('minute', ${edge}, 'UTC') and status = 'analyzed' and not cache_hit and llm_ms is not null
+        from llm_email_analysis where created_at >= ${edge} and status = 'analyzed' and not cache_hit and llm_ms is not null
        group by 1, 2 order by 1, 2`),
+  );
+  // The hours equal the minutes added up.
+  expect(await db.rows(sql`select hour, status, verdict, category, n from llm_stats_hourly where hour >= ${edge} order by 1, 2, 3, 4`), step).toEqual(
+    await db.rows(sql`
+      select date_trunc('hour', minute, 'UTC') as hour, status, verdict, category, sum(n)::bigint as n from llm_stats_minutely
+       where minute >= ${edge} group by 1, 2, 3, 4 order by 1, 2, 3, 4`),
+  );
+  expect(await db.rows(sql`select hour, bin, n from llm_latency_hourly where hour >= ${edge} order by 1, 2`), step).toEqual(
+    await db.rows(sql`
+      select date_trunc('hour', minute, 'UTC') as hour, bin, sum(n)::bigint as n from llm_latency_minutely
+       where minute >= ${edge} group by 1, 2 order by 1, 2`),
   );
   const now = new Date();
   for (const minutes of [60, 1_440, MAX_TIMELINE_MINUTES]) {
