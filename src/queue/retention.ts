@@ -38,8 +38,8 @@ type Exec = <T>(query: SQL) => Promise<T[]>;
  * (no dead rows left behind), the days of the month the cutoff falls in are deleted from that one
  * partition. The rollups are adjusted in the same transaction, in bulk (whole days of
  * llm_stats_daily go; llm_stats_mailbox loses what went): the rows go straight from their
- * partitions, which fires none of the parent's row-by-row rollup triggers (they took 1.3 s of the
- * 1.4 s of a day at 10 million analyses).
+ * partitions, which fires none of the parent's statement triggers (at a million analyses they took
+ * 127 ms of the 137 ms that deleting a day's rows took; the delete itself, 6 ms).
  */
 export async function purgeExpired(db: Db, retentionDays: number, now = new Date()): Promise<PurgeReport> {
   const report: PurgeReport = { analyses: 0, queue: 0, audit: 0, feedback: 0, partitions: 0 };
