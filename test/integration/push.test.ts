@@ -103,9 +103,12 @@ for (const driver of DRIVERS) {
     });
 
     it('answers events it does not act on with 202 and a reason', async () => {
-      const res = await push(app, { driver: 'lua', event: 'FlagsSet', user: 'a@b', folder: 'INBOX', uidvalidity: 1, uid: 77 });
+      const res = await push(app, { driver: 'lua', event: 'MailboxCreate', user: 'a@b', folder: 'INBOX', uidvalidity: 1, uid: 77 });
       expect(res.status).toBe(202);
-      expect(await json(res)).toEqual({ status: 'ignored', reason: 'event FlagsSet is not analysed' });
+      expect(await json(res)).toEqual({ status: 'ignored', reason: 'event MailboxCreate is not analysed' });
+      // A flag event without a Junk keyword says nothing either.
+      const flags = await push(app, { driver: 'lua', event: 'FlagsSet', user: 'a@b', folder: 'INBOX', uidvalidity: 1, uid: 77, keywords: ['$label1'] });
+      expect(await json(flags)).toEqual({ status: 'ignored', reason: 'no junk keyword set or cleared by the user' });
       const rows = await t.db.orm.select().from(processingQueue).where(eq(processingQueue.uid, 77));
       expect(rows).toHaveLength(0);
     });

@@ -97,11 +97,21 @@ describe('Lua script body', () => {
     ['MessageNew', 'enqueue'],
     ['MessageAppend', 'enqueue'],
     ['MessageExpunge', 'expunge'],
-    ['FlagsSet', 'ignore'],
+    ['FlagsSet', 'flags'],
+    ['FlagsClear', 'flags'],
     ['MessageRead', 'ignore'],
   ])('maps %s to %s', (event, action) => {
     const r = parsePushBody({ ...LUA, event });
     expect(r.ok && r.event.action).toBe(action);
+  });
+
+  it('carries the keywords of a flag event, and refuses ones that are not IMAP atoms', () => {
+    const r = parsePushBody({ ...LUA, event: 'FlagsSet', keywords: ['$Junk', 'NonJunk'] });
+    expect(r.ok && r.event.keywords).toEqual(['$Junk', 'NonJunk']);
+    for (const keywords of [['two words'], [''], 'not-a-list', ['x'.repeat(256)]]) {
+      const bad = parsePushBody({ ...LUA, event: 'FlagsSet', keywords });
+      expect(bad.ok, JSON.stringify(keywords)).toBe(false);
+    }
   });
 });
 
