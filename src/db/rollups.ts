@@ -25,7 +25,7 @@ export async function rebuildRollups(db: Db): Promise<void> {
     for (const table of ['llm_stats_minutely', 'llm_latency_minutely', 'llm_stats_hourly', 'llm_latency_hourly']) await txRows(tx, sql`delete from ${sql.identifier(table)}`);
     await txRows(tx, sql`
       select llm_timeline_apply(array(
-        select row(created_at, status, verdict, category, cache_hit, llm_ms, 1)::llm_timeline_change
+        select row(created_at, status, verdict, category, cache_hit, llm_ms, 1, prompt_tokens, completion_tokens)::llm_timeline_change
           from llm_email_analysis where created_at >= llm_timeline_from()))`);
   });
 }

@@ -237,8 +237,9 @@ export const statsServerDaily = pgTable(
 );
 
 /**
- * The whole server's analyses per minute, status, verdict and category, for the last
- * TIMELINE_KEEP_DAYS (queries/stats.ts): what the timeline and the overview's charts add up. Kept by
+ * The whole server's analyses per minute, status, verdict and category (with the daily rollups'
+ * sums), for the last eight days: what the timeline, the overview's charts and /stats since a
+ * recent moment add up (queries/stats.ts). Kept by
  * the same statement triggers (drizzle/0016_timeline_rollups.sql) for rows of that window; older
  * minutes are pruned by the sweep.
  */
@@ -246,10 +247,7 @@ export const statsMinutely = pgTable(
   'llm_stats_minutely',
   {
     minute: ts('minute').notNull(),
-    status: text('status').notNull(),
-    verdict: text('verdict').notNull(),
-    category: text('category').notNull(),
-    n: bigint('n', { mode: 'number' }).notNull().default(0),
+    ...rollupColumns(),
   },
   (t) => [primaryKey({ columns: [t.minute, t.status, t.verdict, t.category] })],
 );
@@ -278,10 +276,7 @@ export const statsHourly = pgTable(
   'llm_stats_hourly',
   {
     hour: ts('hour').notNull(),
-    status: text('status').notNull(),
-    verdict: text('verdict').notNull(),
-    category: text('category').notNull(),
-    n: bigint('n', { mode: 'number' }).notNull().default(0),
+    ...rollupColumns(),
   },
   (t) => [primaryKey({ columns: [t.hour, t.status, t.verdict, t.category] })],
 );

@@ -35,34 +35,45 @@ type CountRow = {
   completion_tokens: string | number;
 };
 
+/** How far back the timeline's minute and hour rollups are complete (their window is eight days). */
+const TIMELINE_ROLLUP_DAYS = 7;
+
+const sums = sql`status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens`;
+
 /**
- * Analysis counts and sums by status, verdict and category, from the rollups (llm_stats_daily per
- * mailbox, llm_stats_server_daily for the server; kept exact by triggers): whole UTC days after `since` from there, the rest of `since`'s own day
- * from the rows. '' is a null verdict or category.
+ * Analysis counts and sums by status, verdict and category, from the rollups (kept exact by
+ * triggers): whole UTC days after `since` from the daily ones (llm_stats_daily per mailbox,
+ * llm_stats_server_daily for the server); the rest of `since`'s own day for the whole server from
+ * the hours and minutes of the last week, and from rows only for the part of a minute before the
+ * first whole one (at 10 million analyses a year, an hour's rows made the 1-hour overview grow with
+ * the server); for a mailbox, and further back, from its rows. '' is a null verdict or category.
  */
 function analysisCounts(db: Db, mailbox: string | null, since: Date | undefined) {
   const rollup = mailbox === null ? sql`llm_stats_server_daily where true` : sql`llm_stats_daily where mailbox = ${mailbox}`;
-  if (!since) {
-    return db.rows<CountRow>(sql`
-      select status, verdict, category, sum(n) as n, sum(cache_hits) as cache_hits, sum(prompt_tokens) as prompt_tokens,
-             sum(completion_tokens) as completion_tokens
-        from ${rollup} group by 1, 2, 3`);
-  }
-  const at = sql`${since.toISOString()}::timestamptz`;
-  const day = sql`(${at} at time zone 'UTC')::date`;
-  const inMailbox: SQL = mailbox === null ? sql`true` : sql`mailbox = ${mailbox}`;
-  return db.rows<CountRow>(sql`
+  const total = (parts: SQL) => db.rows<CountRow>(sql`
     select status, verdict, category, sum(n) as n, sum(cache_hits) as cache_hits, sum(prompt_tokens) as prompt_tokens,
            sum(completion_tokens) as completion_tokens
-      from (
-        select status, verdict, category, n, cache_hits, prompt_tokens, completion_tokens
-          from ${rollup} and day > ${day}
-        union all
-        select status, coalesce(verdict, ''), coalesce(category, ''), 1, cache_hit::int, coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0)
-          from llm_email_analysis
-         where ${inMailbox} and created_at >= ${at} and created_at < (${day} + 1)::timestamp at time zone 'UTC'
-      ) x
-     group by 1, 2, 3`);
+      from (${parts}) x group by 1, 2, 3`);
+  if (!since) return total(sql`select ${sums} from ${rollup}`);
+  const at = (d: Date) => sql`${d.toISOString()}::timestamptz`;
+  const dayStart = new Date(Math.floor(since.getTime() / 86_400_000) * 86_400_000);
+  const dayEnd = new Date(dayStart.getTime() + 86_400_000);
+  const up = (d: Date, ms: number) => new Date(Math.min(Math.ceil(d.getTime() / ms) * ms, dayEnd.getTime()));
+  const rows = (from: Date, to: Date) => sql`
+    select status, coalesce(verdict, ''), coalesce(category, ''), 1, cache_hit::int, coalesce(prompt_tokens, 0), coalesce(completion_tokens, 0)
+      from llm_email_analysis
+     where ${mailbox === null ? sql`true` : sql`mailbox = ${mailbox}`} and created_at >= ${at(from)} and created_at < ${at(to)}`;
+  const days = sql`select ${sums} from ${rollup} and day > ${dayStart.toISOString().slice(0, 10)}::date`;
+  if (mailbox !== null || since.getTime() < Date.now() - TIMELINE_ROLLUP_DAYS * 86_400_000) {
+    return total(sql`${days} union all ${rows(since, dayEnd)}`);
+  }
+  const minute = up(since, 60_000);
+  const hour = up(since, 3_600_000);
+  return total(sql`
+    ${days}
+    union all ${rows(since, minute)}
+    union all select ${sums} from llm_stats_minutely where minute >= ${at(minute)} and minute < ${at(hour)}
+    union all select ${sums} from llm_stats_hourly where hour >= ${at(hour)} and hour < ${at(dayEnd)}`);
 }
 
 type QualityCounts = { feedback: number; agree: number; false_junk: number; missed_junk: number; no_verdict: number; agreement: number | null };
