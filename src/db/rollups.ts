@@ -2,8 +2,8 @@ import { sql } from 'drizzle-orm';
 import { txRows, type Db } from './client.js';
 
 /**
- * Recomputes the stats rollups from llm_email_analysis, in one transaction (what migrations 0013,
- * 0016 and 0018 do once). Their triggers keep them exact; this is for a bulk load made with the triggers disabled.
+ * Recomputes the stats rollups from llm_email_analysis, in one transaction (what migrations 0013 and
+ * 0016 do once). Their triggers keep them exact; this is for a bulk load made with the triggers disabled.
  */
 export async function rebuildRollups(db: Db): Promise<void> {
   await db.orm.transaction(async (tx) => {

@@ -270,7 +270,7 @@ export const latencyMinutely = pgTable(
 /**
  * The same per hour: what windows of a day or more read (their buckets are whole hours), so that
  * their cost stays flat as a server grows (per minute, a day of a busy server holds about as many
- * rollup rows as analyses). Kept and pruned with the minutes (drizzle/0018_timeline_hours.sql).
+ * rollup rows as analyses). Kept and pruned with the minutes (drizzle/0016_timeline_rollups.sql).
  */
 export const statsHourly = pgTable(
   'llm_stats_hourly',
