@@ -42,7 +42,7 @@ export async function act(i: ActInput): Promise<AuditEntry[]> {
   const common = { ...key, messageId: i.messageId, verdict: d.verdict, confidence: d.confidence, rule: i.rule };
   // Reasons from the signals only: the model's reasons may quote the message, and the trail is not sealed.
   const reasons = i.evidence.reasons;
-  const why = d.verdictSource === 'model' ? 'verdict by the model' : `verdict by ${d.verdictSource}${reasons.length ? `: ${reasons.slice(0, 3).join('; ')}` : ''}`;
+  const why = d.why ?? (d.verdictSource === 'model' ? 'verdict by the model' : `verdict by ${d.verdictSource}${reasons.length ? `: ${reasons.slice(0, 3).join('; ')}` : ''}`);
   const entries: AuditEntry[] = [{ ...common, action: i.decided, reason: why }];
   const plan = planActions(d, i.result, i.prefs, i.settings, job.folder);
   if (plan.keywords.length === 0 && !plan.moveToJunk) {

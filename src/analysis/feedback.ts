@@ -2,7 +2,10 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { keyEquals, type MessageKey } from '../domain/message-key.js';
 import { JUNK_VERDICTS, type FeedbackHow, type FeedbackSaid, type Verdict } from '../domain/states.js';
+import type { ContentProtection } from '../privacy/protection.js';
 import { writeAudit } from './audit.js';
+import { learnSender, messageName } from './senders.js';
+import { textArray } from '../db/values.js';
 
 /**
  * What users say of mailsight's verdicts (llm_feedback): their clients' Junk / Not junk buttons,
@@ -33,6 +36,16 @@ export interface Feedback {
   how: FeedbackHow;
   verdict: Verdict | null;
   outcome: FeedbackOutcome;
+  /** Whether the word was also learned for the message's sender in this mailbox (senders.ts). */
+  senderLearned: boolean;
+}
+
+/** What a word on a message needs besides the message. */
+export interface FeedbackContext {
+  /** To read the message's sender (it may be sealed) and store it as learned. */
+  protection: ContentProtection;
+  /** The Message-ID the push carried (a moved message's). */
+  messageId?: string;
 }
 
 /**
@@ -51,30 +64,35 @@ function analysisOf(key: MessageKey) {
 /**
  * Records (or replaces: the latest word counts) what the user said of the message at `key`, with
  * mailsight's verdict, its source, model and prompt version at this moment, and puts it on the
- * audit trail. One row per message: its Message-ID, or its key when it has none.
+ * audit trail. One row per message: its Message-ID, or its key when it has none. The word is also
+ * learned for the message's sender in this mailbox (senders.ts).
  */
-export async function recordFeedback(db: Db, key: MessageKey, said: FeedbackSaid, how: FeedbackHow, messageId?: string): Promise<Feedback> {
-  const [row] = await db.rows<{ verdict: Verdict | null; message_id: string | null }>(sql`
+export async function recordFeedback(db: Db, key: MessageKey, said: FeedbackSaid, how: FeedbackHow, ctx: FeedbackContext): Promise<Feedback> {
+  const [row] = await db.rows<{ verdict: Verdict | null; message_id: string | null; message: string; from_address: string | null; sealed_headers: string | null; analysed: boolean }>(sql`
     with a as ${analysisOf(key)}
     insert into llm_feedback as f (mailbox, message, folder, uidvalidity, uid, said, how, verdict, verdict_source, model, prompt_version, sender)
-    select ${key.mailbox}, coalesce(${messageId ?? null}::text, (select message_id from a), ${`key:${key.folder}/${key.uidvalidity}/${key.uid}`}),
+    select ${key.mailbox}, coalesce(${ctx.messageId ?? null}::text, (select message_id from a), ${messageName(key, null)}),
            ${key.folder}, ${key.uidvalidity}, ${key.uid}, ${said}, ${how},
            (select verdict from a), (select verdict_source from a), (select model from a), (select prompt_version from a), (select from_address from a)
     on conflict (mailbox, message) do update set
       folder = excluded.folder, uidvalidity = excluded.uidvalidity, uid = excluded.uid, said = excluded.said, how = excluded.how,
       verdict = excluded.verdict, verdict_source = excluded.verdict_source, model = excluded.model,
       prompt_version = excluded.prompt_version, sender = excluded.sender, at = now()
-    returning f.verdict, (select message_id from a) as message_id`);
+    returning f.verdict, f.message, (select message_id from a) as message_id, (select from_address from a) as from_address,
+              (select sealed_headers from a) as sealed_headers, exists (select 1 from a) as analysed`);
   const verdict = row?.verdict ?? null;
   const outcome = feedbackOutcome(verdict, said);
+  const learned = row?.analysed
+    ? await learnSender(db, ctx.protection, { mailbox: key.mailbox, fromAddress: row.from_address, sealedHeaders: row.sealed_headers }, { said, how, message: row.message })
+    : null;
   await writeAudit(db, {
     ...key,
-    messageId: messageId ?? row?.message_id ?? undefined,
+    messageId: ctx.messageId ?? row?.message_id ?? undefined,
     verdict: verdict ?? undefined,
     action: 'feedback',
-    reason: `the user said ${said} (${how})${verdict ? `; mailsight had said ${verdict}` : ''}`,
+    reason: `the user said ${said} (${how})${verdict ? `; mailsight had said ${verdict}` : ''}${learned ? '; learned for its sender in this mailbox' : ''}`,
   });
-  return { said, how, verdict, outcome };
+  return { said, how, verdict, outcome, senderLearned: learned !== null };
 }
 
 /**
@@ -83,30 +101,30 @@ export async function recordFeedback(db: Db, key: MessageKey, said: FeedbackSaid
  * made); setting a not-junk keyword, or clearing a junk one, says legit. A cleared junk keyword also
  * leaves the row's keywords, so that setting it again later counts. Other keywords say nothing.
  */
-export async function keywordFeedback(db: Db, key: MessageKey, change: 'set' | 'clear', keywords: string[]): Promise<Feedback | null> {
+export async function keywordFeedback(db: Db, key: MessageKey, change: 'set' | 'clear', keywords: string[], ctx: FeedbackContext): Promise<Feedback | null> {
   const junk = keywords.filter(inList(JUNK_KEYWORDS));
   const notJunk = keywords.filter(inList(NOT_JUNK_KEYWORDS));
   if (change === 'clear') {
     if (junk.length === 0) return null;
     await db.rows(sql`
-      update llm_email_analysis a set keywords = array(select k from unnest(a.keywords) k where lower(k) <> all(${`{${junk.map((k) => k.toLowerCase()).join(',')}}`}::text[]))
+      update llm_email_analysis a set keywords = array(select k from unnest(a.keywords) k where lower(k) <> all(${textArray(junk.map((k) => k.toLowerCase()))}))
         where a.id = (select id from ${analysisOf(key)} x) returning a.id`);
-    return recordFeedback(db, key, 'legit', 'keyword');
+    return recordFeedback(db, key, 'legit', 'keyword', ctx);
   }
   if (junk.length > 0) {
     const [own] = await db.rows<{ own: boolean }>(sql`
       select coalesce((select lower(${junk[0]!}) = any(array(select lower(k) from unnest(keywords) k)) from ${analysisOf(key)} x), false) as own`);
     if (own?.own) return null;
-    return recordFeedback(db, key, 'junk', 'keyword');
+    return recordFeedback(db, key, 'junk', 'keyword', ctx);
   }
-  return notJunk.length > 0 ? recordFeedback(db, key, 'legit', 'keyword') : null;
+  return notJunk.length > 0 ? recordFeedback(db, key, 'legit', 'keyword', ctx) : null;
 }
 
 /** The latest word on the message at `key` (its Message-ID's row, else its key's), for the dashboard. */
 export async function feedbackOn(db: Db, key: MessageKey, messageId: string | null): Promise<{ said: FeedbackSaid; how: FeedbackHow; at: Date } | null> {
   const [row] = await db.rows<{ said: FeedbackSaid; how: FeedbackHow; at: Date | string }>(sql`
     select said, how, at from llm_feedback
-     where mailbox = ${key.mailbox} and message = coalesce(${messageId}::text, ${`key:${key.folder}/${key.uidvalidity}/${key.uid}`})`);
+     where mailbox = ${key.mailbox} and message = ${messageName(key, messageId)}`);
   return row ? { said: row.said, how: row.how, at: new Date(row.at) } : null;
 }
 
@@ -115,7 +133,7 @@ export async function recordFlagging(db: Db, key: MessageKey, keywords: string[]
   if (keywords.length === 0) return;
   await db.rows(sql`
     update llm_email_analysis
-       set keywords = array(select distinct k from unnest(keywords || array(select jsonb_array_elements_text(${JSON.stringify(keywords)}::jsonb))) k),
+       set keywords = array(select distinct k from unnest(keywords || ${textArray(keywords)}) k),
            updated_at = now()
      where ${keyEquals(key)} returning id`);
 }

@@ -19,7 +19,8 @@ import { Answers, type LlmAnswer } from './answers.js';
 import { archiveAnalysis, AuditSink, type AuditEntry } from './audit.js';
 import { compileRules } from './rules.js';
 import { computeSignals, evidence, promptSignals, SENSITIVE_TYPE, type Evidence, type Signals } from './signals/index.js';
-import { decideBySignals, decideVerdict, type Decision } from './verdict.js';
+import { applyLearned, decideBySignals, decideVerdict, type Decision } from './verdict.js';
+import { learnedAbout, type LearnedSender } from './senders.js';
 import { forgetPushedHeaders } from '../queue/jobs.js';
 import { upsertAnalysis, type NewAnalysis } from './store.js';
 import { QueueLag } from '../queue/lag.js';
@@ -141,6 +142,8 @@ interface Read {
   signals: Signals;
   ev: Evidence;
   row: NewAnalysis;
+  /** What the mailbox's user taught about its sender (null: nothing, or learning is off). */
+  learned: LearnedSender | null;
 }
 
 type Step<T> = Promise<T | JobOutcome>;
@@ -223,8 +226,8 @@ async function byFolder({ p, job, requested }: Run): Promise<JobOutcome | undefi
   return decision.analyse ? undefined : { state: 'skipped', detail: decision.reason, llmCalls: 0 };
 }
 
-/** Fetch (size-capped, BODY.PEEK), parse, and the deterministic signals. */
-async function fetchAndRead({ p, job }: Run): Step<Read> {
+/** Fetch (size-capped, BODY.PEEK), parse, the deterministic signals, and what the user taught about the sender. */
+async function fetchAndRead({ p, job, prefs }: Run): Step<Read> {
   const fetched = await p.source.fetchMessage(job);
   if (fetched.status === 'gone') return { state: 'gone', detail: 'message no longer in the folder', llmCalls: 0 };
   if (fetched.status === 'stale') {
@@ -245,7 +248,8 @@ async function fetchAndRead({ p, job }: Run): Step<Read> {
     signals: signals as unknown as Record<string, unknown>,
     signalReasons: ev.reasons,
   };
-  return { parsed, signals, ev, row };
+  const learned = prefs.learnSenders ? await learnedAbout(p.db, p.protection, job.mailbox, parsed.from?.address) : null;
+  return { parsed, signals, ev, row, learned };
 }
 
 /**
@@ -260,9 +264,13 @@ async function byRule(run: Run, read: Read): Promise<JobOutcome | undefined> {
     return undefined;
   }
   const rule = ruled.rule;
-  const d: Decision = rule.verdict
-    ? { ...decideVerdict({ verdict: rule.verdict, confidence: 1 }, { ...read.ev, phishing: 0, spam: 0 }), verdictSource: 'rule' }
-    : decideBySignals(read.ev);
+  const d = applyLearned(
+    rule.verdict
+      ? { ...decideVerdict({ verdict: rule.verdict, confidence: 1 }, { ...read.ev, phishing: 0, spam: 0 }), verdictSource: 'rule' }
+      : decideBySignals(read.ev),
+    read.learned,
+    read.ev,
+  );
   const detail = `rule ${rule.name}`;
   await store(run, {
     ...read.row,
@@ -329,13 +337,13 @@ async function analyse(run: Run, read: Read): Promise<JobOutcome> {
     if (e.transient !== false) throw err;
     // A permanent model failure (output unusable after the repair attempt): record it with the reason.
     // The signals still stand: the floor's verdict is stored, so strong evidence is not lost with the model.
-    const d = decideVerdict(null, read.ev);
+    const d = applyLearned(decideVerdict(null, read.ev), read.learned, read.ev);
     await store(run, { ...read.row, status: 'failed', error: e.message, ...verdictColumns(d), totalMs: elapsed(run) });
     const records: AuditEntry[] = [{ ...keyOf(job), messageId: read.parsed.messageId, verdict: d.verdict, confidence: d.confidence, action: 'error', reason: e.message }];
     return { state: 'failed', detail: e.message, llmCalls: 1, records };
   }
 
-  const d = decideVerdict(answer.result, read.ev);
+  const d = applyLearned(decideVerdict(answer.result, read.ev), read.learned, read.ev);
   try {
     await store(run, {
       ...read.row,

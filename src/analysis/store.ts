@@ -3,6 +3,7 @@ import { perDb, type Db } from '../db/client.js';
 import { emailAnalysis } from '../db/schema.js';
 import { keyEquals, type MessageKey } from '../domain/message-key.js';
 import { lit } from '../domain/states.js';
+import { textArray } from '../db/values.js';
 
 /**
  * Writing and reading llm_email_analysis rows: the pipeline's write (under the message's key lock)
@@ -124,7 +125,7 @@ export async function followMessage(db: Db, key: MessageKey, messageId: string):
 export async function recordActions(db: Db, key: MessageKey, keywords: string[], movedTo?: { folder: string; uid?: number }) {
   await db.rows(sql`
     update llm_email_analysis
-       set keywords = array(select jsonb_array_elements_text(${JSON.stringify(keywords)}::jsonb)),
+       set keywords = ${textArray(keywords)},
            moved_to_folder = ${movedTo?.folder ?? null},
            moved_to_uid = case when ${movedTo?.folder ?? null}::text is null then null else coalesce(${movedTo?.uid ?? null}::bigint, moved_to_uid) end,
            updated_at = now()

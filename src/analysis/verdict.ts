@@ -1,13 +1,17 @@
+import { JUNK_VERDICTS, type Verdict, type VerdictSource } from '../domain/states.js';
 import type { AnalysisResult } from './result.js';
+import type { LearnedSender } from './senders.js';
 import { FLOOR, type Evidence } from './signals/index.js';
 
 export interface Decision {
   verdict: AnalysisResult['verdict'];
   confidence: number;
   phishingScore: number;
-  verdictSource: 'model' | 'signals' | 'rule';
+  verdictSource: VerdictSource;
   isSpam: boolean;
   isPhishing: boolean;
+  /** Why, for the audit trail, when the source alone does not say it (a learned sender). */
+  why?: string;
 }
 
 const combine = (a: number, b: number) => 1 - (1 - a) * (1 - b);
@@ -59,4 +63,24 @@ export function decideBySignals(ev: Evidence): Decision {
   if (d.verdict !== 'unknown' || ev.phishing > 0 || ev.spam > 0) return d;
   const band = SIGNALS_LEGIT_BANDS.find((b) => ev.bulkScore <= b.maxBulkScore);
   return band ? { ...d, verdict: 'legit', confidence: band.confidence } : d;
+}
+
+const isJunk = (v: Verdict) => (JUNK_VERDICTS as readonly Verdict[]).includes(v);
+
+/**
+ * The mailbox user's word on the sender (senders.ts) over the verdict of the model, the signals or
+ * a rule: a sender they rescued from Junk is not junked again, one they junked is junked (as spam).
+ * Deterministic phishing evidence still wins over a rescue: a forged sender address is how
+ * phishing gets past a list of trusted senders.
+ */
+export function applyLearned(d: Decision, learned: LearnedSender | null, ev: Evidence): Decision {
+  if (!learned) return d;
+  const when = learned.at.toISOString().slice(0, 10);
+  if (learned.said === 'legit' && isJunk(d.verdict) && ev.phishing < FLOOR) {
+    return { ...d, verdict: 'legit', confidence: 1, isSpam: false, isPhishing: false, verdictSource: 'user', why: `verdict by user: the user said mail from this sender is not junk (${learned.how}, ${when}); ${d.verdictSource} had said ${d.verdict}` };
+  }
+  if (learned.said === 'junk' && !isJunk(d.verdict)) {
+    return { ...d, verdict: 'spam', confidence: 1, isSpam: true, isPhishing: false, verdictSource: 'user', why: `verdict by user: the user said mail from this sender is junk (${learned.how}, ${when}); ${d.verdictSource} had said ${d.verdict}` };
+  }
+  return d;
 }

@@ -47,6 +47,6 @@ export async function rotateKeyCommand(args: string[]): Promise<number> {
     out(`interrupted: run mailsight rotate-key again to continue`);
     return 3;
   }
-  out(`done: ${report.analyses} analyses, ${report.queue} queue rows, ${report.audit} audit entries sealed with key ${protection.sealer.currentId}`);
+  out(`done: ${report.analyses} analyses, ${report.queue} queue rows, ${report.audit} audit entries, ${report.senders} learned senders sealed with key ${protection.sealer.currentId}`);
   return 0;
 }

@@ -1,5 +1,6 @@
 import { FEEDBACK_SAID, VERDICTS } from '../domain/states.js';
 import { feedbackOn, recordFeedback } from '../analysis/feedback.js';
+import { forgetSenders, listLearned } from '../analysis/senders.js';
 import { readFileSync } from 'node:fs';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -55,6 +56,7 @@ const NOTICES = {
   reanalysis_queued: 'Queued for analysis ahead of new mail; reload in a moment to see the result.',
   reanalysis_running: 'This message is being analysed right now.',
   feedback_saved: 'Thank you: your word is recorded against the verdict.',
+  sender_forgotten: 'The sender is forgotten: its next mail is judged as if nothing had been learned.',
   saved: 'Preferences saved.',
   opted_out: 'Preferences saved. Everything stored about this mailbox’s mail has been erased.',
   key_revoked: 'The key is revoked; requests with it are refused from now on.',
@@ -345,7 +347,7 @@ export function dashboardRoutes(deps: ApiDeps) {
     const ref = messageRef(c);
     const said = z.enum(FEEDBACK_SAID).safeParse((await c.req.parseBody()).said);
     if (!said.success) throw new AppError('VALIDATION_FAILED', 'said: junk or legit');
-    const f = await recordFeedback(deps.db, ref, said.data, 'dashboard');
+    const f = await recordFeedback(deps.db, ref, said.data, 'dashboard', { protection: deps.protection });
     deps.onFeedback?.(f);
     return c.redirect(`${urls.message(ref)}?notice=feedback_saved`, 303);
   });
@@ -392,7 +394,15 @@ export function dashboardRoutes(deps: ApiDeps) {
 
   app.get('/mailbox/:mailbox/preferences', async (c) => {
     const mailbox = mailboxParam(c);
-    return render(c, <PreferencesPage page={pageOf(c)} prefs={await getPreferences(deps.db, mailbox)} notice={notice(c)} />);
+    return render(c, <PreferencesPage page={pageOf(c)} prefs={await getPreferences(deps.db, mailbox)} learned={await listLearned(deps.db, deps.protection, mailbox)} notice={notice(c)} />);
+  });
+
+  app.post('/mailbox/:mailbox/preferences/senders/forget', async (c) => {
+    const mailbox = mailboxParam(c);
+    const id = (await c.req.parseBody()).id;
+    if (typeof id !== 'string' || id === '') throw new AppError('VALIDATION_FAILED', 'id: the learned sender to forget');
+    if ((await forgetSenders(deps.db, deps.protection, mailbox, { ids: [id] })) === 0) throw new AppError('NOT_FOUND', 'no such learned sender in this mailbox');
+    return c.redirect(`${urls.preferences(mailbox)}?notice=sender_forgotten`, 303);
   });
 
   app.post('/mailbox/:mailbox/preferences', async (c) => {
@@ -404,7 +414,7 @@ export function dashboardRoutes(deps: ApiDeps) {
     const language = rawLanguage === '' ? { success: true as const, data: null } : params.summaryLanguage.safeParse(rawLanguage);
     if (!language.success) {
       const prefs = await getPreferences(deps.db, mailbox);
-      return render(c, <PreferencesPage page={pageOf(c)} prefs={prefs} error={`Summary language ${language.error.issues[0]?.message ?? 'is not valid'}; nothing was saved.`} />, 400);
+      return render(c, <PreferencesPage page={pageOf(c)} prefs={prefs} learned={await listLearned(deps.db, deps.protection, mailbox)} error={`Summary language ${language.error.issues[0]?.message ?? 'is not valid'}; nothing was saved.`} />, 400);
     }
     const before = await getPreferences(deps.db, mailbox);
     const erased = switches.opt_out && !before.opt_out;

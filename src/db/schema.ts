@@ -314,6 +314,8 @@ export const userPreferences = pgTable('llm_user_preferences', {
   summaryLanguage: text('summary_language'),
   /** The user opted out: everything about the mailbox was erased and nothing is stored from now on. */
   optOut: boolean('opt_out').notNull().default(false),
+  /** Per-mailbox learning from the user's Junk / Not junk (analysis/senders.ts). */
+  learnSenders: boolean('learn_senders').notNull().default(true),
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
 });
@@ -382,6 +384,29 @@ export const feedback = pgTable(
 );
 
 /**
+ * What a mailbox's user taught mailsight about senders (analysis/senders.ts): the latest word on a
+ * message from that sender. Only that mailbox's verdicts use it. `sender_key` is the address in
+ * lower case, or with ENCRYPTION_KEY a keyed hash of it (`<key id>.<HMAC>`), the address itself
+ * then sealed in `sealed_sender`.
+ */
+export const learnedSenders = pgTable(
+  'llm_learned_senders',
+  {
+    mailbox: text('mailbox').notNull(),
+    senderKey: text('sender_key').notNull(),
+    sender: text('sender'),
+    sealedSender: text('sealed_sender'),
+    keyId: text('key_id'),
+    said: text('said').$type<FeedbackSaid>().notNull(),
+    how: text('how').$type<FeedbackHow>().notNull(),
+    /** The message that taught it: its Message-ID, or its key. */
+    message: text('message').notNull(),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.mailbox, t.senderKey] })],
+);
+
+/**
  * Per-mailbox API keys. The key is shown once at creation; only its SHA-256 is kept. The key carries
  * its row id (`msk_<id>_<secret>`), so a lookup is by primary key and the hash comparison constant-time.
  */
@@ -417,4 +442,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, statsHourly, latencyHourly, queueCounts, feedback };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, statsHourly, latencyHourly, queueCounts, feedback, learnedSenders };

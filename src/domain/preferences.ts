@@ -19,6 +19,13 @@ export const SWITCHES = [
   },
   { name: 'summary_enabled', key: 'summaryEnabled', default: true, label: 'Store a summary', hint: '' },
   { name: 'reply_suggestions', key: 'replySuggestions', default: false, label: 'Suggest a reply', hint: '' },
+  {
+    name: 'learn_senders',
+    key: 'learnSenders',
+    default: true,
+    label: 'Learn from my Junk and Not junk',
+    hint: 'A sender whose mail you rescue from Junk is not junked again, and a sender you mark as junk is junked from then on: in this mailbox only. Phishing evidence (a forged sender) still wins.',
+  },
   { name: 'opt_out', key: 'optOut', default: false, label: 'Opt out of mailsight', hint: 'Erases everything stored about this mailbox’s mail at once and stores nothing from now on.' },
 ] as const;
 

@@ -27,6 +27,13 @@ export type Verdict = (typeof VERDICTS)[number];
 /** Verdicts that call a message junk (the Junk folder's kind of mail); legit and unknown do not. */
 export const JUNK_VERDICTS = ['spam', 'scam', 'phishing'] as const satisfies readonly Verdict[];
 
+/**
+ * Who settled a verdict: the model; the deterministic signals' floor; an escalation rule; the
+ * mailbox's user (a sender learned from their Junk / Not junk); a campaign another message settled.
+ */
+export const VERDICT_SOURCES = ['model', 'signals', 'rule', 'user', 'campaign'] as const;
+export type VerdictSource = (typeof VERDICT_SOURCES)[number];
+
 /** What a user said of a message (feedback), and how they said it. */
 export const FEEDBACK_SAID = ['junk', 'legit'] as const;
 export type FeedbackSaid = (typeof FEEDBACK_SAID)[number];

@@ -90,3 +90,6 @@ export const summaryLanguage = z
 
 /** What a key is for, as its owner names it (API and dashboard alike). */
 export const keyName = z.string().trim().min(1).max(80).regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
+
+/** A sender's e-mail address, as a learned sender is named (compared in lower case). */
+export const senderAddress = z.string().trim().min(3).max(320).regex(/^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u, 'must be an e-mail address');

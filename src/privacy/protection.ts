@@ -51,6 +51,39 @@ export class ContentProtection {
     return this.opts.sealer;
   }
 
+  /** false (PRIVACY_KEEP_HEADERS=false): no sender or subject is stored in any form. */
+  get keepsHeaders(): boolean {
+    return this.opts.keepHeaders;
+  }
+
+  /**
+   * How a sender learned in a mailbox is looked up: its address in lower case, or with
+   * ENCRYPTION_KEY keyed hashes of mailbox and address (current key first, then earlier ones), so a
+   * stolen table shows neither the address nor which mailboxes learned the same sender.
+   */
+  senderKeys(mailbox: string, address: string): string[] {
+    const a = address.trim().toLowerCase();
+    return this.opts.sealer ? this.opts.sealer.tags(`${mailbox}\0${a}`, 'sender') : [a];
+  }
+
+  /** A learned sender as it is stored: plain, or sealed under the current key. */
+  protectSender(mailbox: string, address: string): { senderKey: string; sender: string | null; sealedSender: string | null; keyId: string | null } {
+    const a = address.trim().toLowerCase();
+    const sealer = this.opts.sealer;
+    if (!sealer) return { senderKey: a, sender: a, sealedSender: null, keyId: null };
+    return { senderKey: this.senderKeys(mailbox, a)[0]!, sender: null, sealedSender: sealer.seal(a, mailbox), keyId: sealer.currentId };
+  }
+
+  /** A learned sender's address for display; null when its key is not configured. */
+  revealSender(row: { mailbox: string; sender: string | null; sealedSender: string | null }): string | null {
+    if (!row.sealedSender) return row.sender;
+    try {
+      return this.open<string>(row.sealedSender, row.mailbox);
+    } catch {
+      return null;
+    }
+  }
+
   /** The From and Subject a push carried, as the queue row stores them. */
   protectQueueHeaders(mailbox: string, h: QueueHeaders): { fromHeader: string | null; subject: string | null; sealedHeaders: string | null; keyId: string | null } {
     const headers = { fromHeader: h.fromHeader ?? null, subject: h.subject ?? null };

@@ -3,6 +3,7 @@ import { txRows, type Db } from '../db/client.js';
 import { liveInstances, type InstanceBeat } from './instances.js';
 import { setRegisteredKeyIds } from './keys.js';
 import type { ContentProtection } from './protection.js';
+import { textArray } from '../db/values.js';
 
 /**
  * `mailsight rotate-key`: re-seals every row not sealed with the current key (rows under an earlier
@@ -28,6 +29,7 @@ export interface RotationReport {
   analyses: number;
   queue: number;
   audit: number;
+  senders: number;
   complete: boolean;
   /** Live instances that still seal with another key: the rotation is not done while they run. */
   stillSealingWithOld: InstanceBeat[];
@@ -36,7 +38,7 @@ export interface RotationReport {
 type Row = Record<string, any>;
 
 interface Step {
-  table: 'analyses' | 'queue' | 'audit';
+  table: 'analyses' | 'queue' | 'audit' | 'senders';
   /** Rows still to re-seal, locked against a concurrent run. */
   select: (kid: string, limit: number) => ReturnType<typeof sql>;
   reseal: (row: Row, p: ContentProtection) => ReturnType<typeof sql>;
@@ -66,7 +68,7 @@ const STEPS: Step[] = [
       const s = p.protectAnalysis({ ...open, folder: '', uidvalidity: 0, uid: 0 });
       return sql`
         update llm_email_analysis set subject = ${s.subject ?? null}, from_address = ${s.fromAddress ?? null}, from_name = ${s.fromName ?? null},
-          summary = ${s.summary ?? null}, tags = array(select jsonb_array_elements_text(${JSON.stringify(s.tags ?? [])}::jsonb)), reasons = ${JSON.stringify(s.reasons ?? [])}::jsonb,
+          summary = ${s.summary ?? null}, tags = ${textArray(s.tags ?? [])}, reasons = ${JSON.stringify(s.reasons ?? [])}::jsonb,
           priority_reason = ${s.priorityReason ?? null}, reply_suggestion = ${s.replySuggestion ?? null},
           sealed_headers = ${s.sealedHeaders ?? null}, sealed_content = ${s.sealedContent ?? null}, key_id = ${s.keyId ?? null}
         where id = ${r.id}`;
@@ -116,12 +118,33 @@ const STEPS: Step[] = [
       return sql`update llm_audit_log set details = ${JSON.stringify(details)}::jsonb where id = ${r.id}`;
     },
   },
+  {
+    table: 'senders',
+    // A learned sender is looked up by a keyed hash of its address: under the new key it gets a new
+    // hash, so the row moves to it. A word learned meanwhile under the new key is newer and stays.
+    select: (kid, limit) => sql`
+      select mailbox, sender_key, sender, sealed_sender from llm_learned_senders
+      where key_id is distinct from ${kid} order by mailbox, sender_key limit ${limit} for update skip locked`,
+    reseal: (r, p) => {
+      const address = p.revealSender({ mailbox: r.mailbox, sender: r.sender, sealedSender: r.sealed_sender });
+      if (address === null) throw new Error(`a learned sender of ${r.mailbox} does not open with any configured key`);
+      const s = p.protectSender(r.mailbox, address);
+      return sql`
+        with moved as (
+          insert into llm_learned_senders (mailbox, sender_key, sender, sealed_sender, key_id, said, how, message, at)
+          select mailbox, ${s.senderKey}, ${s.sender}, ${s.sealedSender}, ${s.keyId}, said, how, message, at
+            from llm_learned_senders where mailbox = ${r.mailbox} and sender_key = ${r.sender_key}
+          on conflict (mailbox, sender_key) do nothing
+          returning 1)
+        delete from llm_learned_senders where mailbox = ${r.mailbox} and sender_key = ${r.sender_key}`;
+    },
+  },
 ];
 
 export async function rotateKeys(db: Db, protection: ContentProtection, opts: RotateOptions): Promise<RotationReport> {
   const sealer = protection.sealer;
   if (!sealer) throw new Error('rotate-key needs ENCRYPTION_KEY (the new key); the old one goes in ENCRYPTION_KEY_PREVIOUS');
-  const report: RotationReport = { analyses: 0, queue: 0, audit: 0, complete: false, stillSealingWithOld: [] };
+  const report: RotationReport = { analyses: 0, queue: 0, audit: 0, senders: 0, complete: false, stillSealingWithOld: [] };
   for (const step of STEPS) {
     for (;;) {
       if (opts.signal?.aborted) return report;

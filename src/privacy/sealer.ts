@@ -47,6 +47,19 @@ export class Sealer {
     return [...this.keys.keys()];
   }
 
+  /**
+   * Keyed hashes of `text` for lookups by equality where the text itself is sealed (a learned
+   * sender): `<key id>.<HMAC-SHA256, 128 bits>`, one per configured key, the current key's first, so
+   * a row written under an earlier key is still found while a rotation runs. `purpose` separates
+   * the uses: the same text hashes differently for each.
+   */
+  tags(text: string, purpose: string): string[] {
+    return [...this.keys].map(([kid, key]) => {
+      const sub = createHmac('sha256', key).update(`mailsight tag v1 ${purpose}`).digest();
+      return `${kid}.${createHmac('sha256', sub).update(text).digest('base64url').slice(0, 22)}`;
+    });
+  }
+
   seal(value: unknown, mailbox: string): string {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentId)!, iv);

@@ -1,5 +1,5 @@
 import { keyOf, type MessageKey } from '../domain/message-key.js';
-import { keywordFeedback, recordFeedback, type Feedback } from '../analysis/feedback.js';
+import { keywordFeedback, recordFeedback, type Feedback, type FeedbackContext } from '../analysis/feedback.js';
 import type { Db } from '../db/client.js';
 import { followMessage } from '../analysis/store.js';
 import { isJunkFolder, type FolderFilter } from '../mail/folders.js';
@@ -34,10 +34,10 @@ export interface ReceiveDeps {
  * it (from where the analysis was, or from where mailsight had moved it) says legit. mailsight's own
  * moves never get here (followMessage's own-move).
  */
-async function moveFeedback(db: Db, key: MessageKey, messageId: string, followed: { from: { folder: string }; movedTo: string | null }, junkFolder: string) {
+async function moveFeedback(db: Db, key: MessageKey, ctx: FeedbackContext, followed: { from: { folder: string }; movedTo: string | null }, junkFolder: string) {
   const junk = (folder: string | null) => folder !== null && isJunkFolder(folder, junkFolder);
-  if (junk(key.folder)) return junk(followed.from.folder) ? null : recordFeedback(db, key, 'junk', 'move', messageId);
-  if (junk(followed.from.folder) || junk(followed.movedTo)) return recordFeedback(db, key, 'legit', 'move', messageId);
+  if (junk(key.folder)) return junk(followed.from.folder) ? null : recordFeedback(db, key, 'junk', 'move', ctx);
+  if (junk(followed.from.folder) || junk(followed.movedTo)) return recordFeedback(db, key, 'legit', 'move', ctx);
   return null;
 }
 
@@ -49,7 +49,7 @@ export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Pro
         const followed = await followMessage(db, key, ev.messageId);
         if (followed.kind === 'own-move') return { status: 'ignored', reason: `mailsight moved this message here from ${followed.from.folder} (UID ${followed.from.uid})` };
         if (followed.kind === 'followed') {
-          const feedback = await moveFeedback(db, key, ev.messageId, followed, deps.junkFolder);
+          const feedback = await moveFeedback(db, key, { protection: deps.protection, messageId: ev.messageId }, followed, deps.junkFolder);
           return { status: 'followed', from: followed.from, ...(feedback ? { feedback } : {}) };
         }
       }
@@ -67,7 +67,7 @@ export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Pro
     case 'expunge':
       return { status: 'expunged', ...(await markExpunged(db, key)) };
     case 'flags': {
-      const feedback = await keywordFeedback(db, key, ev.event.toLowerCase() === 'flagsset' ? 'set' : 'clear', ev.keywords ?? []);
+      const feedback = await keywordFeedback(db, key, ev.event.toLowerCase() === 'flagsset' ? 'set' : 'clear', ev.keywords ?? [], { protection: deps.protection });
       return feedback ? { status: 'feedback', feedback } : { status: 'ignored', reason: 'no junk keyword set or cleared by the user' };
     }
     case 'ignore':

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { keyMatches } from '../domain/message-key.js';
-import type { MessageState, Verdict } from '../domain/states.js';
+import type { MessageState, Verdict, VerdictSource } from '../domain/states.js';
 import type { Db } from '../db/client.js';
 import { auditLog, emailAnalysis, processingQueue } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
@@ -40,7 +40,7 @@ export function analysisJson(r: AnalysisRow & { unreadableKeyId?: string | null 
     reasons: r.reasons,
     signal_reasons: r.signalReasons,
     phishing_score: r.phishingScore,
-    verdict_source: r.verdictSource as 'model' | 'signals' | 'rule' | null,
+    verdict_source: r.verdictSource as VerdictSource | null,
     rule: r.rule,
     priority: r.priority,
     priority_reason: r.priorityReason,

@@ -2,8 +2,8 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 
 /**
- * Erases everything stored about a mailbox (GDPR): queue, analyses, audit trail, preferences, API
- * keys and the sweep's cursor, in one statement. Returns what was deleted, by table.
+ * Erases everything stored about a mailbox (GDPR): queue, analyses, audit trail, feedback, learned
+ * senders, preferences, API keys and the sweep's cursor, in one statement. Returns what was deleted, by table.
  */
 export async function eraseMailbox(db: Db, mailbox: string, opts: { keepAccess?: boolean } = {}) {
   // keepAccess (an opt-out): the mail data goes, the user's keys and switches stay.
@@ -14,11 +14,12 @@ export async function eraseMailbox(db: Db, mailbox: string, opts: { keepAccess?:
       a as (delete from llm_email_analysis where mailbox = ${mailbox} returning 1),
       l as (delete from llm_audit_log where mailbox = ${mailbox} returning 1),
       f as (delete from llm_feedback where mailbox = ${mailbox} returning 1),
+      s as (delete from llm_learned_senders where mailbox = ${mailbox} returning 1),
       p as (delete from llm_user_preferences where username = ${access} returning 1),
       k as (delete from llm_api_keys where mailbox = ${access} returning 1),
       c as (delete from llm_config where key = ${`reconcile.cursor:${mailbox}`} returning 1)
     select (select count(*) from q)::int as queue, (select count(*) from a)::int as analyses,
-      (select count(*) from l)::int as audit, (select count(*) from f)::int as feedback, (select count(*) from p)::int as preferences,
+      (select count(*) from l)::int as audit, (select count(*) from f)::int as feedback, (select count(*) from s)::int as learned_senders, (select count(*) from p)::int as preferences,
       (select count(*) from k)::int as api_keys, (select count(*) from c)::int as cursor`);
   const deleted = Object.fromEntries(Object.entries(row ?? {}).map(([k, v]) => [k, Number(v)]));
   return { mailbox, deleted };

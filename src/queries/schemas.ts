@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
 import { SWITCHES, type SwitchName } from '../domain/preferences.js';
-import { MESSAGE_STATES, type MessageState } from '../domain/states.js';
+import { FEEDBACK_HOW, FEEDBACK_SAID, MESSAGE_STATES, VERDICT_SOURCES, type MessageState } from '../domain/states.js';
 import { CATEGORIES, VERDICTS } from '../analysis/result.js';
 
 /** Response shapes of /api/v1, for the OpenAPI document. */
@@ -34,7 +34,7 @@ export const analysisSchema = z
     reasons: z.array(z.string()).openapi({ description: "The model's reasons" }),
     signal_reasons: z.array(z.string()).openapi({ description: "What mailsight's deterministic checks found" }),
     phishing_score: nullable(z.number().openapi({ description: 'Model and signals combined, 0..1' })),
-    verdict_source: nullable(z.enum(['model', 'signals', 'rule'])),
+    verdict_source: nullable(z.enum(VERDICT_SOURCES)),
     rule: nullable(z.string().openapi({ description: 'The escalation rule that matched' })),
     priority: nullable(z.number().int().openapi({ description: '1 (lowest) to 10' })),
     priority_reason: nullable(z.string()),
@@ -179,6 +179,17 @@ export const preferencesSchema = z
     summary_language: z.string().nullable(),
     stored: z.boolean().openapi({ description: 'false: never changed, these are the defaults' }),
     updated_at: z.string().nullable(),
+    learned_senders: z
+      .array(
+        z.object({
+          sender: z.string().nullable().openapi({ description: 'The address; null when it is sealed under a key that is not configured' }),
+          id: z.string().openapi({ description: 'What forget_sender_ids takes' }),
+          said: z.enum(FEEDBACK_SAID),
+          how: z.enum(FEEDBACK_HOW),
+          at: z.string(),
+        }),
+      )
+      .openapi({ description: "Senders learned from the user's Junk / Not junk in this mailbox, newest first (learn_senders)" }),
   })
   .openapi('Preferences');
 

@@ -27,6 +27,7 @@ const feedbackResult = z
     how: z.string(),
     verdict: z.string().nullable().openapi({ description: "mailsight's verdict at this moment" }),
     outcome: z.enum(['agree', 'false_junk', 'missed_junk', 'no_verdict']),
+    sender_learned: z.boolean().openapi({ description: "Also learned for the message's sender in this mailbox (preference learn_senders)" }),
   })
   .openapi('Feedback');
 
@@ -49,8 +50,8 @@ export function feedbackRoutes(deps: ApiDeps) {
     const uidvalidity = await knownUidvalidity(deps.db, { mailbox: b.mailbox, folder });
     if (uidvalidity === undefined) throw new AppError('NOT_FOUND', `mailsight has no record of ${folder} of ${b.mailbox}`);
     const key = { mailbox: b.mailbox, folder, uidvalidity, uid: b.email_id };
-    const f = await recordFeedback(deps.db, key, b.said, 'api');
+    const f = await recordFeedback(deps.db, key, b.said, 'api', { protection: deps.protection });
     deps.onFeedback?.(f);
-    return c.json({ mailbox: key.mailbox, folder, uidvalidity, email_id: key.uid, said: f.said, how: f.how, verdict: f.verdict, outcome: f.outcome }, 200);
+    return c.json({ mailbox: key.mailbox, folder, uidvalidity, email_id: key.uid, said: f.said, how: f.how, verdict: f.verdict, outcome: f.outcome, sender_learned: f.senderLearned }, 200);
   });
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { forgetSenders, listLearned } from '../analysis/senders.js';
 import { getPreferences, updatePreferences } from '../queries/preferences.js';
 import { preferencesSchema } from '../queries/schemas.js';
 import { SWITCHES, type SwitchName } from '../domain/preferences.js';
@@ -27,6 +28,8 @@ const editBody = z
       .nullable()
       .optional()
       .openapi({ description: "Language of summaries (null: the message's own)", example: 'de' }),
+    forget_senders: z.array(p.senderAddress).max(100).optional().openapi({ description: 'Learned senders to forget, by address' }),
+    forget_sender_ids: z.array(z.string().min(1).max(200)).max(100).optional().openapi({ description: 'Learned senders to forget, by id (learned_senders[].id)' }),
   })
   .strict();
 
@@ -41,18 +44,22 @@ const editRoute = createRoute({
 
 export function preferencesRoutes(deps: ApiDeps) {
   const app = openApiApp();
+  const withLearned = async (username: string) => ({ ...(await getPreferences(deps.db, username)), learned_senders: await listLearned(deps.db, deps.protection, username) });
   app.openapi(getRoute, async (c) => {
     const { username } = c.req.valid('query');
     assertMailboxAccess(c, username);
-    return c.json(await getPreferences(deps.db, username), 200);
+    return c.json(await withLearned(username), 200);
   });
   app.openapi(editRoute, async (c) => {
-    const { username, ...changes } = c.req.valid('json');
+    const { username, forget_senders, forget_sender_ids, ...changes } = c.req.valid('json');
     assertMailboxAccess(c, username);
-    if (Object.values(changes).every((v) => v === undefined)) {
+    const forgetting = (forget_senders?.length ?? 0) + (forget_sender_ids?.length ?? 0) > 0;
+    if (!forgetting && Object.values(changes).every((v) => v === undefined)) {
       throw new AppError('VALIDATION_FAILED', 'body: name at least one preference to change');
     }
-    return c.json(await updatePreferences(deps.db, username, changes), 200);
+    if (forgetting) await forgetSenders(deps.db, deps.protection, username, { addresses: forget_senders, ids: forget_sender_ids });
+    if (Object.values(changes).some((v) => v !== undefined)) await updatePreferences(deps.db, username, changes);
+    return c.json(await withLearned(username), 200);
   });
   return app;
 }

@@ -94,7 +94,7 @@ for (const driver of DRIVERS) {
       await seedAnalysis(t.db, key(BOB, 1), { messageId: '<b1@example.net>', verdict: 'legit' });
       const res = await api('/add/llm/feedback', aliceKey, { mailbox: ALICE, email_id: 6, said: 'junk' });
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ mailbox: ALICE, folder: 'INBOX', uidvalidity: UV, email_id: 6, said: 'junk', how: 'api', verdict: 'spam', outcome: 'agree' });
+      expect(await res.json()).toEqual({ mailbox: ALICE, folder: 'INBOX', uidvalidity: UV, email_id: 6, said: 'junk', how: 'api', verdict: 'spam', outcome: 'agree', sender_learned: true });
       expect((await api('/add/llm/feedback', aliceKey, { mailbox: BOB, email_id: 1, said: 'junk' })).status).toBe(403);
       expect((await api('/add/llm/feedback', aliceKey, { mailbox: ALICE, email_id: 6, said: 'maybe' })).status).toBe(400);
       expect((await api('/add/llm/feedback', aliceKey, { mailbox: ALICE, email_id: 6, folder: 'Nowhere', said: 'junk' })).status).toBe(404);

@@ -2,62 +2,16 @@ import { and, asc, eq } from 'drizzle-orm';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { claim, finishMany } from '../../src/analysis/jobs.js';
-import { LlmClient } from '../../src/analysis/llm.js';
-import { createPipeline, type JobOutcome, type MessageSource } from '../../src/analysis/pipeline.js';
+import { createPipeline } from '../../src/analysis/pipeline.js';
 import { auditLog, emailAnalysis, processingQueue } from '../../src/db/schema.js';
 import type { MessageKey } from '../../src/domain/message-key.js';
-import type { ActHooks, ActionPlan, ActOutcome } from '../../src/mail/actions.js';
-import type { FetchOutcome } from '../../src/mail/imap.js';
 import { protectionFor } from '../../src/privacy/protection.js';
 import { updatePreferences } from '../../src/queries/preferences.js';
-import { enqueue } from '../../src/queue/jobs.js';
 import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
+import { FakeMailbox, jobRunner, message, PHISH, UIDVALIDITY } from '../support/pipeline-harness.js';
 import { openTestDb, silentLogger, testConfig, type TestDb } from '../support/services.js';
 
-/**
- * The pipeline's every branch, driven step by step: a fake message source (an in-memory mailbox that
- * records what is done to it), the Ollama stand-in, PGlite. Each job is enqueued, claimed and ended
- * as the worker does it (analysis/jobs.ts), so the claim's context and the end's records are real.
- */
-
-const UIDVALIDITY = 7;
-
-function message(id: string, subject: string, body: string, from = 'Sender <sender@example.net>') {
-  return [`From: ${from}`, 'To: someone@example.test', `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
-}
-const PHISH = (id: string) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?${id}`);
-
-/** A mailbox in memory: messages by folder and UID, the folders' SPECIAL-USE flags, and what was done. */
-class FakeMailbox implements MessageSource {
-  readonly messages = new Map<string, { raw: string; uidvalidity: number }>();
-  readonly flags = new Map<string, string[]>();
-  readonly fetched: MessageKey[] = [];
-  readonly acted: { key: MessageKey; plan: ActionPlan }[] = [];
-
-  put(key: MessageKey, raw: string, uidvalidity = key.uidvalidity) {
-    this.messages.set(`${key.mailbox}/${key.folder}/${key.uid}`, { raw, uidvalidity });
-  }
-
-  async fetchMessage(key: MessageKey): Promise<FetchOutcome> {
-    this.fetched.push(key);
-    const m = this.messages.get(`${key.mailbox}/${key.folder}/${key.uid}`);
-    if (!m) return { status: 'gone' };
-    if (m.uidvalidity !== key.uidvalidity) return { status: 'stale', uidvalidity: m.uidvalidity };
-    const raw = Buffer.from(m.raw);
-    return { status: 'ok', raw, size: raw.length, truncated: false, ms: 1 };
-  }
-
-  async act(key: MessageKey, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome> {
-    this.acted.push({ key, plan });
-    if (!plan.moveToJunk) return { status: 'done', keywords: plan.keywords };
-    await hooks?.beforeMove?.('Junk');
-    return { status: 'done', keywords: plan.keywords, movedTo: { folder: 'Junk', uid: 70 + key.uid } };
-  }
-
-  async folderFlags(_mailbox: string, folder: string): Promise<string[] | null> {
-    return this.flags.get(folder) ?? [];
-  }
-}
+/** The pipeline's every branch, driven step by step (support/pipeline-harness.ts), on PGlite. */
 
 describe('the pipeline, step by step (fake mailbox, stand-in model, PGlite)', () => {
   let t: TestDb;
@@ -78,24 +32,7 @@ describe('the pipeline, step by step (fake mailbox, stand-in model, PGlite)', ()
 
   const chats = () => ollama.state.chats.length;
 
-  /** One job through the pipeline as the worker runs it: enqueue, claim (with its context), handle, end. */
-  async function runJob(key: MessageKey, config: Record<string, unknown> = {}, source: 'push' | 'api' = 'push'): Promise<JobOutcome> {
-    await enqueue(t.db, { ...key, source });
-    const cfg = testConfig({ llm: { host: ollama.url }, ...config });
-    const handler = createPipeline({
-      db: t.db,
-      source: mailbox,
-      llm: new LlmClient({ host: ollama.url, model: cfg.llm.model, timeoutMs: 5_000, numCtx: cfg.llm.numCtx }),
-      config: cfg,
-      logger: silentLogger,
-      protection: protectionFor(cfg),
-    });
-    const [job] = await claim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000 });
-    expect(job).toMatchObject(key);
-    const outcome = await handler(job!);
-    await finishMany(t.db, 'w', [{ job: job!, state: outcome.state, error: outcome.detail ?? null, records: outcome.records }]);
-    return outcome;
-  }
+  const runJob = jobRunner(() => t, () => ollama, () => mailbox);
   const row = async (key: MessageKey) =>
     (await t.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, key.mailbox), eq(emailAnalysis.folder, key.folder), eq(emailAnalysis.uid, key.uid))))[0];
   const trail = async (key: MessageKey) =>

@@ -1,12 +1,19 @@
 import type { FC } from 'hono/jsx';
 import { SWITCHES } from '../../domain/preferences.js';
+import type { LearnedSenderView } from '../../analysis/senders.js';
 import type { getPreferences } from '../../queries/preferences.js';
 import { CsrfField, Layout, urls, type PageContext } from './layout.js';
 
 export type PreferencesData = Awaited<ReturnType<typeof getPreferences>>;
 
 
-export const PreferencesPage: FC<{ page: PageContext; prefs: PreferencesData; notice?: string | null; error?: string | null }> = ({ page, prefs, notice, error }) => (
+export const PreferencesPage: FC<{ page: PageContext; prefs: PreferencesData; learned: LearnedSenderView[]; notice?: string | null; error?: string | null }> = ({
+  page,
+  prefs,
+  learned,
+  notice,
+  error,
+}) => (
   <Layout title="Preferences" page={page} notice={notice} error={error}>
     <p>
       <a href={urls.mailbox(prefs.username)}>← {prefs.username}</a>
@@ -34,7 +41,48 @@ export const PreferencesPage: FC<{ page: PageContext; prefs: PreferencesData; no
       </div>
       <p class="muted">{prefs.stored ? 'Last changed ' + (prefs.updated_at?.slice(0, 16).replace('T', ' ') ?? '') + ' UTC.' : 'These are the defaults; nothing has been changed yet.'}</p>
     </form>
+    <LearnedSenders page={page} mailbox={prefs.username} learned={learned} enabled={prefs.learn_senders} />
   </Layout>
+);
+
+/** What the mailbox learned from its user's Junk / Not junk, each with a button that forgets it. */
+const LearnedSenders: FC<{ page: PageContext; mailbox: string; learned: LearnedSenderView[]; enabled: boolean }> = ({ page, mailbox, learned, enabled }) => (
+  <section class="card" data-testid="learned-senders">
+    <h2>Learned senders</h2>
+    {!enabled ? <p class="muted">Learning is off: what is listed here is kept but not used.</p> : null}
+    {learned.length === 0 ? (
+      <p class="muted">Nothing learned yet. Marking a message as Junk or Not junk (in your mail client, or here) teaches its sender.</p>
+    ) : (
+      <table>
+        <thead>
+          <tr>
+            <th>Sender</th>
+            <th>Your word</th>
+            <th>How</th>
+            <th>When (UTC)</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          {learned.map((l) => (
+            <tr>
+              <td>{l.sender ?? <span class="muted">sealed under a key that is not configured</span>}</td>
+              <td>{l.said === 'junk' ? 'junk' : 'not junk'}</td>
+              <td>{l.how}</td>
+              <td>{l.at.slice(0, 16).replace('T', ' ')}</td>
+              <td>
+                <form class="inline" method="post" action={`${urls.preferences(mailbox)}/senders/forget`}>
+                  <CsrfField token={page.csrf} />
+                  <input type="hidden" name="id" value={l.id} />
+                  <button type="submit">Forget</button>
+                </form>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    )}
+  </section>
 );
 
 /**

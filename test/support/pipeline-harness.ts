@@ -1,0 +1,83 @@
+import { expect } from 'vitest';
+import { claim, finishMany } from '../../src/analysis/jobs.js';
+import { LlmClient } from '../../src/analysis/llm.js';
+import { createPipeline, type JobOutcome, type MessageSource } from '../../src/analysis/pipeline.js';
+import type { MessageKey } from '../../src/domain/message-key.js';
+import type { ActHooks, ActionPlan, ActOutcome } from '../../src/mail/actions.js';
+import type { FetchOutcome } from '../../src/mail/imap.js';
+import { protectionFor } from '../../src/privacy/protection.js';
+import { enqueue } from '../../src/queue/jobs.js';
+import type { OllamaStandIn } from './ollama-stand-in.js';
+import { silentLogger, testConfig, type TestDb } from './services.js';
+
+/**
+ * The pipeline driven job by job, without IMAP: a fake message source (an in-memory mailbox that
+ * records what is done to it) and the Ollama stand-in. Each job is enqueued, claimed and ended as
+ * the worker does it (analysis/jobs.ts), so the claim's context and the end's records are real.
+ */
+
+export const UIDVALIDITY = 7;
+
+export function message(id: string, subject: string, body: string, from = 'Sender <sender@example.net>') {
+  return [`From: ${from}`, 'To: someone@example.test', `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
+}
+export const PHISH = (id: string) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?${id}`);
+
+/** A mailbox in memory: messages by folder and UID, the folders' SPECIAL-USE flags, and what was done. */
+export class FakeMailbox implements MessageSource {
+  readonly messages = new Map<string, { raw: string; uidvalidity: number }>();
+  readonly flags = new Map<string, string[]>();
+  readonly fetched: MessageKey[] = [];
+  readonly acted: { key: MessageKey; plan: ActionPlan }[] = [];
+
+  put(key: MessageKey, raw: string, uidvalidity = key.uidvalidity) {
+    this.messages.set(`${key.mailbox}/${key.folder}/${key.uid}`, { raw, uidvalidity });
+  }
+
+  async fetchMessage(key: MessageKey): Promise<FetchOutcome> {
+    this.fetched.push(key);
+    const m = this.messages.get(`${key.mailbox}/${key.folder}/${key.uid}`);
+    if (!m) return { status: 'gone' };
+    if (m.uidvalidity !== key.uidvalidity) return { status: 'stale', uidvalidity: m.uidvalidity };
+    const raw = Buffer.from(m.raw);
+    return { status: 'ok', raw, size: raw.length, truncated: false, ms: 1 };
+  }
+
+  async act(key: MessageKey, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome> {
+    this.acted.push({ key, plan });
+    if (!plan.moveToJunk) return { status: 'done', keywords: plan.keywords };
+    await hooks?.beforeMove?.('Junk');
+    return { status: 'done', keywords: plan.keywords, movedTo: { folder: 'Junk', uid: 70 + key.uid } };
+  }
+
+  async folderFlags(_mailbox: string, folder: string): Promise<string[] | null> {
+    return this.flags.get(folder) ?? [];
+  }
+}
+
+
+/**
+ * One job through the pipeline as the worker runs it: enqueue, claim (with its context), handle, end.
+ * Its parts are given as getters: a test file opens them in beforeAll.
+ */
+export function jobRunner(db: () => TestDb, standIn: () => OllamaStandIn, source: () => MessageSource) {
+  return async function runJob(key: MessageKey, config: Record<string, unknown> = {}, from: 'push' | 'api' = 'push'): Promise<JobOutcome> {
+    const t = db();
+    const ollama = standIn();
+    await enqueue(t.db, { ...key, source: from });
+    const cfg = testConfig({ llm: { host: ollama.url }, ...config });
+    const handler = createPipeline({
+      db: t.db,
+      source: source(),
+      llm: new LlmClient({ host: ollama.url, model: cfg.llm.model, timeoutMs: 5_000, numCtx: cfg.llm.numCtx }),
+      config: cfg,
+      logger: silentLogger,
+      protection: protectionFor(cfg),
+    });
+    const [job] = await claim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000 });
+    expect(job).toMatchObject(key);
+    const outcome = await handler(job!);
+    await finishMany(t.db, 'w', [{ job: job!, state: outcome.state, error: outcome.detail ?? null, records: outcome.records }]);
+    return outcome;
+  };
+}
