@@ -11,4 +11,6 @@ CREATE TABLE "llm_learned_senders" (
 	CONSTRAINT "llm_learned_senders_mailbox_sender_key_pk" PRIMARY KEY("mailbox","sender_key")
 );
 --> statement-breakpoint
+ALTER TABLE "llm_email_analysis" ADD COLUMN "model_verdict" text;--> statement-breakpoint
+ALTER TABLE "llm_email_analysis" ADD COLUMN "model_confidence" real;--> statement-breakpoint
 ALTER TABLE "llm_user_preferences" ADD COLUMN "learn_senders" boolean DEFAULT true NOT NULL;

@@ -31,8 +31,9 @@ export class Answers {
       summary: row.summary ?? '',
       category: row.category ?? 'other',
       tags: row.tags,
-      verdict: row.verdict,
-      confidence: row.confidence ?? 0,
+      // The model's answer, not the verdict stored for that mailbox (its user's word may have settled it).
+      verdict: row.modelVerdict ?? row.verdict,
+      confidence: row.modelConfidence ?? row.confidence ?? 0,
       reasons: row.reasons,
       priority: row.priority ?? 5,
       priority_reason: row.priorityReason ?? '',

@@ -350,6 +350,8 @@ async function analyse(run: Run, read: Read): Promise<JobOutcome> {
       ...resultColumns(answer.result, brief ? { ...prefs, summaryEnabled: false, replySuggestions: false } : prefs),
       leftOut,
       ...verdictColumns(d),
+      modelVerdict: answer.result.verdict,
+      modelConfidence: answer.result.confidence,
       sensitive: [...new Set([...answer.result.sensitive, ...sensitiveTypes(read.signals)])],
       status: 'analyzed',
       error: null,

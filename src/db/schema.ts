@@ -134,8 +134,15 @@ export const emailAnalysis = pgTable(
     signalReasons: jsonb('signal_reasons').$type<string[]>().notNull().default([]),
     /** Model and signals combined (noisy OR), 0..1. */
     phishingScore: real('phishing_score'),
-    /** Who decided the verdict: model | signals (the floor overrode the model) | rule (no LLM call). */
+    /** Who decided the verdict (domain/states.ts VERDICT_SOURCES). */
     verdictSource: text('verdict_source'),
+    /**
+     * The model's own verdict and confidence (null when no model answered). The stored verdict may
+     * be another's (the signals' floor, the user's word on the sender): the content cache gives other
+     * mailboxes the model's answer, never a verdict only this mailbox's user asked for.
+     */
+    modelVerdict: text('model_verdict').$type<Verdict>(),
+    modelConfidence: real('model_confidence'),
     /** The escalation rule that matched, if any. */
     rule: text('rule'),
     /** Where a mailbox action moved the message (folder and UID there), and the keywords it set. */

@@ -10,28 +10,34 @@ import { waitFor } from '../support/wait.js';
 /**
  * Users' word on verdicts, end to end: a real Dovecot (2.3 and 2.4) with the shipped Lua script,
  * mailsight acting on the mailbox (DRY_RUN=false), a mail client's Junk button (STORE +FLAGS $Junk)
- * and drags between folders.
+ * and drags between folders; and what the mailbox learns from them about the senders.
  */
 
 const pg = await postgresAvailable();
 const ALICE = 'alice@example.test';
 const ADMIN = 'feedback-admin-key-0123456789';
 
-function message(id: string, subject: string, body: string) {
-  return [`From: Sender <sender@example.net>`, `To: ${ALICE}`, `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
+const BOB = 'bob@example.test';
+const SENDER = 'Sender <sender@example.net>';
+const BANK = 'Bank <alerts@bank.example>';
+
+function message(id: string, subject: string, body: string, from = SENDER) {
+  return [`From: ${from}`, `To: ${ALICE}`, `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
 }
-const PHISH = (id: string) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?ref=${id}`);
+const PHISH = (id: string) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?ref=${id}`, BANK);
+// Three of the stand-in's spam phrases: spam, confidently enough to be moved to Junk.
+const SPAMMY = 'Act now: limited time, click here for the lowest rates.';
 
 for (const version of DOVECOT_VERSIONS) {
   describeWith(`Dovecot ${version} and PostgreSQL`, dovecotAvailable(version) && pg)(`feedback from Dovecot ${version} (Lua driver)`, () => {
     let stack: Stack;
     beforeAll(async () => {
-      stack = await startStack({ driver: 'lua', users: [ALICE], dovecot: { version }, mailsight: { dryRun: false, apiKey: ADMIN } });
+      stack = await startStack({ driver: 'lua', users: [ALICE, BOB], dovecot: { version }, mailsight: { dryRun: false, apiKey: ADMIN } });
     });
     afterAll(async () => stack?.close());
 
-    const rowOf = async (messageId: string) =>
-      (await stack.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, ALICE), eq(emailAnalysis.messageId, messageId))))[0];
+    const rowOf = async (messageId: string, mailbox = ALICE) =>
+      (await stack.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, mailbox), eq(emailAnalysis.messageId, messageId))))[0];
     const feedbackOf = (messageId: string) => stack.db.orm.select().from(feedback).where(and(eq(feedback.mailbox, ALICE), eq(feedback.message, messageId)));
     const stats = async () => (await (await fetch(`${stack.ms.baseUrl}/api/v1/get/llm/stats`, { headers: { 'x-api-key': ADMIN } })).json()) as any;
     const pushes = async () => {
@@ -76,6 +82,28 @@ for (const version of DOVECOT_VERSIONS) {
       const [fb] = await waitFor(() => feedbackOf('<phish-1@example.net>'), (r) => r.length === 1);
       expect(fb).toMatchObject({ said: 'legit', how: 'move', verdict: 'phishing', folder: 'INBOX' });
       expect((await stats()).quality).toMatchObject({ feedback: 2, false_junk: 1, missed_junk: 1 });
+    });
+
+    it('the sender Alice junked is junked (and moved) next time in her mailbox, and not in Bob\'s', async () => {
+      await deliver(stack.dc.lmtpPort, message('again-1', 'Dinner', 'And dinner on Saturday?'), [ALICE, BOB]);
+      const alice = await waitFor(() => rowOf('<again-1@example.net>'), (r) => r?.movedToUid != null);
+      expect(alice).toMatchObject({ verdict: 'spam', verdictSource: 'user', movedToFolder: 'Junk' });
+      const bob = await waitFor(() => rowOf('<again-1@example.net>', BOB), (r) => r?.status === 'analyzed');
+      expect(bob).toMatchObject({ verdict: 'legit', verdictSource: 'model', movedToFolder: null });
+    });
+
+    it('the sender Alice rescued from Junk is not junked again in her mailbox; Bob\'s copy still is', async () => {
+      await deliver(stack.dc.lmtpPort, message('bank-2', 'Offer', SPAMMY, BANK), [ALICE, BOB]);
+      const bob = await waitFor(() => rowOf('<bank-2@example.net>', BOB), (r) => r?.movedToUid != null);
+      expect(bob).toMatchObject({ verdict: 'spam', verdictSource: 'model', movedToFolder: 'Junk' });
+      const alice = await waitFor(() => rowOf('<bank-2@example.net>'), (r) => r?.status === 'analyzed');
+      expect(alice).toMatchObject({ verdict: 'legit', verdictSource: 'user', movedToFolder: null });
+      // Her preferences show both senders, newest first.
+      const prefs = await (await fetch(`${stack.ms.baseUrl}/api/v1/get/llm/preferences?username=${ALICE}`, { headers: { 'x-api-key': ADMIN } })).json();
+      expect(prefs.learned_senders.map((l: { sender: string; said: string; how: string }) => [l.sender, l.said, l.how])).toEqual([
+        ['alerts@bank.example', 'legit', 'move'],
+        ['sender@example.net', 'junk', 'keyword'],
+      ]);
     });
   });
 }

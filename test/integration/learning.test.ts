@@ -55,7 +55,7 @@ for (const driver of DRIVERS) {
     /** A new message in INBOX of `mb` (`body`, or a whole `raw` message), analysed; returns its key and its stored verdict. */
     const deliver = async (mb: string, from: string, body: string, raw?: string) => {
       const key: MessageKey = { mailbox: mb, folder: 'INBOX', uidvalidity: UIDVALIDITY, uid: ++uid };
-      mailbox.put(key, raw ?? message(`l-${uid}`, `Message ${uid}`, body, from));
+      mailbox.put(key, raw ?? message(`l-${uid}`, 'A message', body, from));
       const out = await runJob(key);
       const [row] = await t.db.rows<{ verdict: string; verdict_source: string }>(sql`
         select verdict, verdict_source from llm_email_analysis where mailbox = ${mb} and uid = ${key.uid}`);
@@ -100,7 +100,9 @@ for (const driver of DRIVERS) {
       const next = await deliver(ALICE, FRIEND, 'And dinner on Saturday?');
       expect(next).toMatchObject({ verdict: 'spam', source: 'user' });
       expect(next.reason).toContain('the user said mail from this sender is junk (keyword,');
-      expect(await deliver(BOB, FRIEND, 'And dinner on Saturday, Bob?')).toMatchObject({ verdict: 'legit', source: 'model' });
+      // The same content for Bob comes from the content cache: the model's answer, not Alice's word.
+      const bob = await deliver(BOB, FRIEND, 'And dinner on Saturday?');
+      expect(bob).toMatchObject({ verdict: 'legit', source: 'model', out: { cacheHit: true, llmCalls: 0 } });
     });
 
     it('phishing evidence (the rescued sender forged: DMARC failed, a sign-in link elsewhere) still wins over the rescue', async () => {
