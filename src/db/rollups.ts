@@ -1,6 +1,9 @@
 import { sql } from 'drizzle-orm';
 import { txRows, type Db } from './client.js';
 
+/** The tables rebuildRollups refills. */
+const ROLLUP_TABLES = ['llm_stats_daily', 'llm_stats_server_daily', 'llm_stats_mailbox', 'llm_stats_minutely', 'llm_latency_minutely', 'llm_stats_hourly', 'llm_latency_hourly'];
+
 /**
  * Recomputes the stats rollups from llm_email_analysis, in one transaction (what migrations 0013 and
  * 0016 do once). Their triggers keep them exact; this is for a bulk load made with the triggers disabled.
@@ -28,7 +31,12 @@ export async function rebuildRollups(db: Db): Promise<void> {
         select row(created_at, status, verdict, category, cache_hit, llm_ms, 1, prompt_tokens, completion_tokens)::llm_timeline_change
           from llm_email_analysis where created_at >= llm_timeline_from()))`);
   });
+  // Fresh statistics for the tables just refilled. Without them the planner guessed a third of the
+  // minute table for the last hour and scanned all of it: 30 ms instead of 1 ms for the 1-hour
+  // chart at 10 million analyses (193,000 minute rows). Autovacuum would get there, minutes later.
+  for (const table of ROLLUP_TABLES) await db.rows(sql`analyze ${sql.identifier(table)}`);
 }
+
 
 /**
  * Removes the timeline's minutes and hours older than its window (llm_timeline_from: eight days), which the

@@ -391,6 +391,15 @@ export const feedback = pgTable(
 );
 
 /**
+ * Every mailbox mailsight has seen a job for: what the sweep walks (queue/reconcile.ts). Kept by the
+ * queue's insert trigger (drizzle/0019), so reading it costs the same at any queue size.
+ */
+export const mailboxes = pgTable('llm_mailboxes', {
+  mailbox: text('mailbox').primaryKey(),
+  firstSeen: ts('first_seen').notNull().defaultNow(),
+});
+
+/**
  * What a mailbox's user taught mailsight about senders (analysis/senders.ts): the latest word on a
  * message from that sender. Only that mailbox's verdicts use it. `sender_key` is the address in
  * lower case, or with ENCRYPTION_KEY a keyed hash of it (`<key id>.<HMAC>`), the address itself
@@ -449,4 +458,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, statsHourly, latencyHourly, queueCounts, feedback, learnedSenders };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, statsHourly, latencyHourly, queueCounts, feedback, learnedSenders, mailboxes };

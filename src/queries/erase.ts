@@ -15,6 +15,7 @@ export async function eraseMailbox(db: Db, mailbox: string, opts: { keepAccess?:
       l as (delete from llm_audit_log where mailbox = ${mailbox} returning 1),
       f as (delete from llm_feedback where mailbox = ${mailbox} returning 1),
       s as (delete from llm_learned_senders where mailbox = ${mailbox} returning 1),
+      m as (delete from llm_mailboxes where mailbox = ${mailbox} returning 1),
       p as (delete from llm_user_preferences where username = ${access} returning 1),
       k as (delete from llm_api_keys where mailbox = ${access} returning 1),
       c as (delete from llm_config where key = ${`reconcile.cursor:${mailbox}`} returning 1)

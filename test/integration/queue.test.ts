@@ -4,6 +4,7 @@ import { processingQueue } from '../../src/db/schema.js';
 import { enqueue, enqueueMany, type JobSource } from '../../src/queue/jobs.js';
 import { claim, finishMany } from '../../src/analysis/jobs.js';
 import { claim as queueClaim, nextCursor, nextDueAt, release, retry, type ClaimCursor } from '../../src/queue/lifecycle.js';
+import { eraseMailbox } from '../../src/queries/erase.js';
 import { knownMailboxes, reconcileOnce, resignLeadership, takeLeadership, type UidSource } from '../../src/queue/reconcile.js';
 import { QueueWaker } from '../../src/queue/wake.js';
 import { WorkerPool, type HandlerOutcome } from '../../src/queue/worker.js';
@@ -33,6 +34,8 @@ for (const driver of DRIVERS) {
     });
     beforeEach(async () => {
       await t.db.orm.delete(processingQueue);
+      // The sweep's registry of mailboxes outlives their queue rows: each test starts with none known.
+      await t.db.rows(sql`delete from llm_mailboxes`);
       await t.db.rows(sql`delete from llm_config`);
     });
     const all = () => t.db.orm.select().from(processingQueue).orderBy(asc(processingQueue.id));
@@ -278,6 +281,16 @@ for (const driver of DRIVERS) {
       await resignLeadership(t.db, 'a');
       expect(await takeLeadership(t.db, 'b', 60_000)).toBe(true);
       expect(await takeLeadership(t.db, 'a', 60_000)).toBe(false);
+    });
+
+    it("the sweep's mailboxes: every mailbox a job was queued for, kept when its jobs are purged, gone when it is erased", async () => {
+      await enqueueMany(t.db, [job(1, 'push', 'carol@example.test'), job(2, 'push', 'carol@example.test')]);
+      await enqueue(t.db, { ...job(3, 'push', 'dave@example.test') });
+      expect(await knownMailboxes(t.db)).toEqual(['carol@example.test', 'dave@example.test']);
+      await t.db.orm.delete(processingQueue);
+      expect(await knownMailboxes(t.db)).toEqual(['carol@example.test', 'dave@example.test']);
+      await eraseMailbox(t.db, 'carol@example.test');
+      expect(await knownMailboxes(t.db)).toEqual(['dave@example.test']);
     });
 
     it('the sweep queues what is missing above the lowest queued UID, and one failing mailbox does not stop the rest', async () => {
