@@ -287,6 +287,14 @@ export const configSchema = z
       })
       .strict()
       .default({ keywords: true, moveToJunk: true, junkThreshold: 0.8, junkFolder: 'Junk', markSeen: true }),
+    /**
+     * Campaign clean-up (analysis/campaigns.ts): a message judged phishing or scam gives its verdict
+     * to the other messages of its campaign on the server, earlier ones included, within the window.
+     */
+    campaigns: z
+      .object({ enabled: bool.default(true), windowHours: int(1, 24 * 30).default(72) })
+      .strict()
+      .default({ enabled: true, windowHours: 72 }),
     /** Also append every audit entry as a JSON line to this file (Mailwarden's audit.jsonl). */
     auditFile: z.string().trim().min(1).optional(),
   })
@@ -386,6 +394,8 @@ export const ENV_PATHS: Record<string, string[]> = {
   LLM_API_KEY: ['llm', 'apiKey'],
   LLM_HOST_REST_MAX_SEC: ['llm', 'hostRestMaxSec'],
   DRY_RUN: ['dryRun'],
+  CAMPAIGN_CLEANUP: ['campaigns', 'enabled'],
+  CAMPAIGN_WINDOW_HOURS: ['campaigns', 'windowHours'],
   FOLDERS_INCLUDE: ['folders', 'include'],
   FOLDERS_EXCLUDE: ['folders', 'exclude'],
   AUDIT_FILE: ['auditFile'],

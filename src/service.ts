@@ -168,6 +168,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
           onQueued: () => waker.signal(),
           retentionDays: p.retentionDays,
           summaryDays: config.privacy.summaryDays,
+          campaignWindowHours: config.campaigns.windowHours,
         },
         p.intervalSec * 1000,
       )

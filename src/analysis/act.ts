@@ -26,7 +26,10 @@ export interface ActInput {
   evidence: Evidence;
   /** What the model (or a rule) said of the message's category and priority. */
   result: { category?: string | null; priority?: number | null };
-  decided: 'analyzed' | 'skipped';
+  /** The decision's entry: analysed, skipped, or a verdict raised by a campaign. */
+  decided: 'analyzed' | 'skipped' | 'campaign';
+  /** Recorded with the decision's entry (a campaign's: the message that marked it). */
+  details?: Record<string, unknown>;
   rule: string | undefined;
 }
 
@@ -43,7 +46,7 @@ export async function act(i: ActInput): Promise<AuditEntry[]> {
   // Reasons from the signals only: the model's reasons may quote the message, and the trail is not sealed.
   const reasons = i.evidence.reasons;
   const why = d.why ?? (d.verdictSource === 'model' ? 'verdict by the model' : `verdict by ${d.verdictSource}${reasons.length ? `: ${reasons.slice(0, 3).join('; ')}` : ''}`);
-  const entries: AuditEntry[] = [{ ...common, action: i.decided, reason: why }];
+  const entries: AuditEntry[] = [{ ...common, action: i.decided, reason: why, ...(i.details ? { details: i.details } : {}) }];
   const plan = planActions(d, i.result, i.prefs, i.settings, job.folder);
   if (plan.keywords.length === 0 && !plan.moveToJunk) {
     entries.push({ ...common, action: 'kept', reason: 'no action for this verdict' });

@@ -3,6 +3,7 @@ import type { Db } from '../db/client.js';
 import { keyEquals, type MessageKey } from '../domain/message-key.js';
 import { JUNK_VERDICTS, type FeedbackHow, type FeedbackSaid, type Verdict } from '../domain/states.js';
 import type { ContentProtection } from '../privacy/protection.js';
+import { isJunkFolder } from '../mail/folders.js';
 import { writeAudit } from './audit.js';
 import { learnSender, messageName } from './senders.js';
 import { textArray } from '../db/values.js';
@@ -118,6 +119,19 @@ export async function keywordFeedback(db: Db, key: MessageKey, change: 'set' | '
     return recordFeedback(db, key, 'junk', 'keyword', ctx);
   }
   return notJunk.length > 0 ? recordFeedback(db, key, 'legit', 'keyword', ctx) : null;
+}
+
+/**
+ * A user's move, seen as the analysis followed the message: into the Junk folder says junk; out of
+ * it (from where the analysis was, or from where mailsight had moved it) says legit. mailsight's own
+ * moves never get here (store.ts followMessage's own-move). For the Lua driver's MessageAppend
+ * (push/receive.ts), and for the sweep's view of a move that the OX driver does not push (pipeline.ts).
+ */
+export async function moveFeedback(db: Db, key: MessageKey, ctx: FeedbackContext, followed: { from: { folder: string }; movedTo: string | null }, junkFolder: string) {
+  const junk = (folder: string | null) => folder !== null && isJunkFolder(folder, junkFolder);
+  if (junk(key.folder)) return junk(followed.from.folder) ? null : recordFeedback(db, key, 'junk', 'move', ctx);
+  if (junk(followed.from.folder) || junk(followed.movedTo)) return recordFeedback(db, key, 'legit', 'move', ctx);
+  return null;
 }
 
 /** The latest word on the message at `key` (its Message-ID's row, else its key's), for the dashboard. */

@@ -8,5 +8,7 @@ export interface MessageSource {
   act?(key: MessageKey, plan: ActionPlan, hooks?: ActHooks): Promise<ActOutcome>;
   /** The folder's SPECIAL-USE flags ([] for none, null: no such folder). */
   folderFlags?(mailbox: string, folder: string): Promise<string[] | null>;
+  /** Whether the folder still holds the message with this UID (false when the folder is gone). */
+  hasMessage?(mailbox: string, folder: string, uid: number): Promise<boolean>;
 }
 

@@ -22,7 +22,10 @@ import { computeSignals, evidence, promptSignals, SENSITIVE_TYPE, type Evidence,
 import { applyLearned, decideBySignals, decideVerdict, type Decision } from './verdict.js';
 import { learnedAbout, type LearnedSender } from './senders.js';
 import { forgetPushedHeaders } from '../queue/jobs.js';
-import { upsertAnalysis, type NewAnalysis } from './store.js';
+import { followedFrom, followMessage, raiseVerdict, upsertAnalysis, type NewAnalysis } from './store.js';
+import { campaignKeys, campaignTarget, campaignVerdict, joinCampaigns, markCampaign } from './campaigns.js';
+import { moveFeedback } from './feedback.js';
+import { isJunkFolder } from '../mail/folders.js';
 import { QueueLag } from '../queue/lag.js';
 
 /** What load shedding leaves out (LLM_SHED_AFTER_SEC), as recorded in left_out. */
@@ -34,7 +37,7 @@ export interface PipelineDeps {
   db: Db;
   source: MessageSource;
   llm: Pick<LlmClient, 'analyse' | 'model' | 'fit'>;
-  config: Pick<Config, 'processing' | 'rules' | 'actions' | 'dryRun'> & Partial<Pick<Config, 'folders'>>;
+  config: Pick<Config, 'processing' | 'rules' | 'actions' | 'dryRun' | 'campaigns'> & Partial<Pick<Config, 'folders'>>;
   logger: Logger;
   metrics?: Metrics;
   protection: ContentProtection;
@@ -144,6 +147,8 @@ interface Read {
   row: NewAnalysis;
   /** What the mailbox's user taught about its sender (null: nothing, or learning is off). */
   learned: LearnedSender | null;
+  /** Its campaign keys (campaigns.ts); none with campaign clean-up off. */
+  campaignKeys: string[];
 }
 
 type Step<T> = Promise<T | JobOutcome>;
@@ -175,11 +180,12 @@ export function createPipeline(deps: PipelineDeps) {
       requested: job.source === 'api',
       prefs: (job.preferences as Preferences | null) ?? DEFAULT_PREFERENCES,
     };
+    if (job.source === 'campaign') return raiseForCampaign(run);
     const early = alreadyDecided(run) ?? (await byPreferences(run)) ?? (await byFolder(run));
     if (early) return early;
     const read = await fetchAndRead(run);
     if (isOutcome(read)) return read;
-    return (await byRule(run, read)) ?? (await analyse(run, read));
+    return (await bySweptMove(run, read)) ?? (await byCampaign(run, read)) ?? (await byRule(run, read)) ?? (await analyse(run, read));
   };
 }
 
@@ -249,7 +255,30 @@ async function fetchAndRead({ p, job, prefs }: Run): Step<Read> {
     signalReasons: ev.reasons,
   };
   const learned = prefs.learnSenders ? await learnedAbout(p.db, p.protection, job.mailbox, parsed.from?.address) : null;
-  return { parsed, signals, ev, row, learned };
+  return { parsed, signals, ev, row, learned, campaignKeys: p.config.campaigns.enabled ? campaignKeys(parsed, p.protection) : [] };
+}
+
+/**
+ * Mail the sweep found (source `reconcile`) that this mailbox already has an analysis of, by
+ * Message-ID: the user moved or copied it here, which the OX driver does not push. The analysis
+ * follows the message as it does for the Lua driver's MessageAppend (push/receive.ts): no model call
+ * and no action, so a message the user dragged back out of Junk is not moved there again, and that
+ * drag is their word that it is not junk. A second delivery of a message whose copy is still in
+ * Junk is no move: it is analysed, and acted on, as new mail.
+ */
+async function bySweptMove({ p, job }: Run, read: Read): Promise<JobOutcome | undefined> {
+  const messageId = read.parsed.messageId;
+  if (job.source !== 'reconcile' || !messageId) return undefined;
+  const key = keyOf(job);
+  const from = await followedFrom(p.db, key, messageId);
+  if (!from) return undefined;
+  const junk = isJunkFolder(from.folder, p.config.actions.junkFolder);
+  if (junk && (await p.source.hasMessage?.(job.mailbox, from.folder, from.uid))) return undefined;
+  const followed = await followMessage(p.db, key, messageId);
+  if (followed.kind !== 'followed') return undefined;
+  const feedback = await moveFeedback(p.db, key, { protection: p.protection, messageId }, followed, p.config.actions.junkFolder);
+  const detail = `followed the analysis of ${followed.from.folder} UID ${followed.from.uid}: moved or copied here by the user${feedback ? `, who said ${feedback.said}` : ''}`;
+  return { state: 'done', detail, llmCalls: 0 };
 }
 
 /**
@@ -281,8 +310,79 @@ async function byRule(run: Run, read: Read): Promise<JobOutcome | undefined> {
     sensitive: sensitiveTypes(read.signals),
     totalMs: elapsed(run),
   });
+  await joinCampaigns(run.p.db, keyOf(run.job), read.campaignKeys);
   const records = await actOn(run, read, d, { category: null, priority: null }, 'skipped', rule.name);
   return { state: 'skipped', detail, llmCalls: 0, records };
+}
+
+/**
+ * A message of a campaign already judged phishing or scam (campaigns.ts): that verdict, with no
+ * LLM call, the usual actions, and a `campaign` entry naming the message that marked it. Its user's
+ * word on the sender still counts (applyLearned). A person asking through the API gets the model.
+ */
+async function byCampaign(run: Run, read: Read): Promise<JobOutcome | undefined> {
+  const { p, job } = run;
+  if (run.requested) return undefined;
+  const c = await campaignVerdict(p.db, keyOf(job), read.campaignKeys, p.config.campaigns.windowHours);
+  if (!c) return undefined;
+  const base = decideVerdict({ verdict: c.verdict, confidence: c.confidence }, read.ev);
+  const why = campaignReason(c.verdict, p.config.campaigns.windowHours);
+  const d = applyLearned({ ...base, verdictSource: base.verdictSource === 'model' ? 'campaign' : base.verdictSource, why }, read.learned, read.ev);
+  await store(run, { ...read.row, status: 'skipped', skipReason: 'campaign', ...verdictColumns(d), sensitive: sensitiveTypes(read.signals), totalMs: elapsed(run) });
+  await joinCampaigns(p.db, keyOf(job), read.campaignKeys);
+  const records = await actOn(run, read, d, { category: null, priority: null }, 'skipped', undefined);
+  await p.audit.write(p.db, [{ ...keyOf(job), messageId: read.parsed.messageId, verdict: d.verdict, confidence: d.confidence, action: 'campaign', reason: why, details: { trigger: c.trigger } }]);
+  return { state: 'skipped', detail: why, llmCalls: 0, records };
+}
+
+const campaignReason = (verdict: string, windowHours: number) =>
+  `verdict by campaign: another message of the same campaign (same content, or same sender and link hosts, within ${windowHours} h) was judged ${verdict}`;
+
+/** Nothing the signals found: a campaign job acts on the stored analysis, without fetching the message. */
+const NO_EVIDENCE: Evidence = { phishing: 0, spam: 0, bulk: 0, reasons: [], items: [], bulkScore: 0, bulkSigns: [] };
+
+/**
+ * A `campaign` job: an earlier message of a campaign that was judged phishing or scam since
+ * (campaigns.ts markCampaign). Its stored verdict, if still legit or unknown and not rescued by its
+ * user, is raised to the campaign's (verdict source `campaign`, the model's own kept), and the usual
+ * actions run, or are only recorded with DRY_RUN. No fetch, no LLM call.
+ */
+async function raiseForCampaign(run: Run): Promise<JobOutcome> {
+  const { p, job } = run;
+  const key = keyOf(job);
+  const t = await campaignTarget(p.db, key, p.config.campaigns.windowHours);
+  if (!t) return { state: 'done', detail: 'campaign: nothing to raise', llmCalls: 0 };
+  if (t.rescued) return { state: 'done', detail: 'campaign: left alone, its user said it is not junk', llmCalls: 0 };
+  if (t.current !== 'legit' && t.current !== 'unknown') return { state: 'done', detail: `campaign: already judged ${t.current}`, llmCalls: 0 };
+  const c = t.campaign;
+  const why = campaignReason(c.verdict, p.config.campaigns.windowHours);
+  const d: Decision = {
+    verdict: c.verdict,
+    confidence: c.confidence,
+    phishingScore: c.verdict === 'phishing' ? c.confidence : 0,
+    verdictSource: 'campaign',
+    isSpam: c.verdict === 'spam' || c.verdict === 'scam',
+    isPhishing: c.verdict === 'phishing',
+    why,
+  };
+  if (!(await raiseVerdict(p.db, key, d))) return { state: 'done', detail: 'campaign: judged meanwhile', llmCalls: 0 };
+  const records = await act({
+    db: p.db,
+    source: p.source,
+    audit: p.audit,
+    settings: p.config.actions,
+    dryRun: p.config.dryRun,
+    job,
+    prefs: run.prefs,
+    messageId: t.messageId,
+    decision: d,
+    evidence: NO_EVIDENCE,
+    result: { category: null, priority: null },
+    decided: 'campaign',
+    details: { trigger: c.trigger },
+    rule: undefined,
+  });
+  return { state: 'done', detail: why, llmCalls: 0, records };
 }
 
 /** The act and audit steps for a decision (act.ts). */
@@ -365,6 +465,12 @@ async function analyse(run: Run, read: Read): Promise<JobOutcome> {
     answer.stored();
   }
   countAnswer(p.metrics, answer);
+  await joinCampaigns(p.db, keyOf(job), read.campaignKeys);
+  // A phishing or scam verdict of the model or the signals marks the campaign, and reaches back.
+  if ((d.verdict === 'phishing' || d.verdict === 'scam') && (d.verdictSource === 'model' || d.verdictSource === 'signals')) {
+    const queued = await markCampaign(p.db, keyOf(job), read.campaignKeys, d, p.config.campaigns.windowHours);
+    if (queued > 0) run.log.info({ queued, verdict: d.verdict }, 'campaign: earlier messages queued to be raised');
+  }
   const records = await actOn(run, read, d, answer.result, 'analyzed', read.row.rule ?? undefined);
   run.log.debug({ verdict: d.verdict, verdictSource: d.verdictSource, cacheHit: answer.shared }, 'analysed');
   return { state: 'done', llmCalls: answer.shared ? 0 : (answer.usage?.attempts ?? 1), cacheHit: answer.shared, records };

@@ -81,23 +81,39 @@ export type FollowOutcome =
   | { kind: 'none' };
 
 /**
+ * The analysis in `key`'s mailbox of the message with this Message-ID, elsewhere than `key`:
+ * mailsight's own move to `key`'s folder first, then the newest.
+ */
+function sourceOf(key: MessageKey, messageId: string) {
+  return sql`
+      select * from llm_email_analysis
+      where mailbox = ${key.mailbox} and message_id = ${messageId} and status in (${lit('analyzed', 'skipped')})
+        and not (folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid})
+      order by (moved_to_folder is not distinct from ${key.folder} and (moved_to_uid is null or moved_to_uid = ${key.uid})) desc, id desc
+      limit 1`;
+}
+
+/** Where the analysis that `key` would follow (followMessage) says its message is: where mailsight moved it, else where it was analysed. */
+export async function followedFrom(db: Db, key: MessageKey, messageId: string): Promise<{ folder: string; uid: number } | null> {
+  const [row] = await db.rows<{ folder: string; uid: number | null }>(sql`
+    select coalesce(moved_to_folder, folder) as folder, case when moved_to_folder is null then uid else moved_to_uid end as uid
+      from (${sourceOf(key, messageId)}) src`);
+  return row && row.uid != null ? { folder: row.folder, uid: Number(row.uid) } : null;
+}
+
+/**
  * A message that appeared in `key` by IMAP (MessageAppend: a user's MOVE or COPY, an import, or
  * mailsight's own move to Junk), matched by Message-ID within the same mailbox to an analysis it
  * already has. mailsight's own move (the source row names this folder in moved_to_folder, set before
  * the MOVE) records the new UID; any other match is copied to the new place, so the analysis
  * follows the message. One statement: the copy is made only where the key has no row (and the
- * month's unique key stops a racing twin). The Message-ID comes from Dovecot, and only the
+ * month's unique key stops a racing twin), with a finished queue row for the key, so that the sweep
+ * never queues the message again as new mail. The Message-ID comes from Dovecot, and only the
  * mailbox's own IMAP session can append there.
  */
 export async function followMessage(db: Db, key: MessageKey, messageId: string): Promise<FollowOutcome> {
   const [row] = await db.rows<{ src_folder: string | null; src_uid: number | null; src_moved_to: string | null; own: boolean; copied: boolean }>(sql`
-    with src as (
-      select * from llm_email_analysis
-      where mailbox = ${key.mailbox} and message_id = ${messageId} and status in (${lit('analyzed', 'skipped')})
-        and not (folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid})
-      -- mailsight's own move first, then the newest analysis
-      order by (moved_to_folder is not distinct from ${key.folder} and (moved_to_uid is null or moved_to_uid = ${key.uid})) desc, id desc
-      limit 1
+    with src as (${sourceOf(key, messageId)}
     ), own as (
       update llm_email_analysis a set moved_to_uid = ${key.uid}, updated_at = now()
       from src
@@ -109,9 +125,16 @@ export async function followMessage(db: Db, key: MessageKey, messageId: string):
       where not exists (select 1 from own) and not exists (select 1 from llm_email_analysis a where ${keyEquals(key, 'a')})
       on conflict do nothing
       returning id
+    ), queued as (
+      insert into llm_processing_queue (mailbox, folder, uidvalidity, uid, state, source, event, message_id, finished_at, last_error)
+      select ${key.mailbox}, ${key.folder}, ${key.uidvalidity}, ${key.uid}, ${lit('done')}, ${lit('push')}, 'MessageAppend', ${messageId}, now(),
+             'followed the analysis of ' || (select folder from src) || ' UID ' || (select uid from src)
+       where exists (select 1 from copied)
+      on conflict do nothing
+      returning 1
     )
     select (select folder from src) as src_folder, (select uid from src) as src_uid, (select moved_to_folder from src) as src_moved_to,
-           exists (select 1 from own) as own, exists (select 1 from copied) as copied`);
+           exists (select 1 from own) as own, exists (select 1 from copied) as copied, exists (select 1 from queued) as queued`);
   if (!row?.src_folder) return { kind: 'none' };
   const from = { folder: row.src_folder, uid: Number(row.src_uid) };
   if (row.own) return { kind: 'own-move', from };
@@ -131,6 +154,20 @@ export async function recordActions(db: Db, key: MessageKey, keywords: string[],
            updated_at = now()
      where ${keyEquals(key)}
     returning id`);
+}
+
+/**
+ * Raises a stored verdict that is still legit or unknown to a campaign's (campaigns.ts); false when
+ * it is no longer either (judged again meanwhile). The model's own verdict stays in model_verdict.
+ */
+export async function raiseVerdict(db: Db, key: MessageKey, d: { verdict: string; confidence: number; phishingScore: number; isSpam: boolean; isPhishing: boolean; verdictSource: string }): Promise<boolean> {
+  const rows = await db.rows(sql`
+    update llm_email_analysis
+       set verdict = ${d.verdict}, confidence = ${d.confidence}, is_spam = ${d.isSpam}, is_phishing = ${d.isPhishing},
+           phishing_score = greatest(coalesce(phishing_score, 0), ${d.phishingScore}), verdict_source = ${d.verdictSource}, updated_at = now()
+     where ${keyEquals(key)} and coalesce(verdict, 'unknown') in (${lit('legit', 'unknown')})
+    returning id`);
+  return rows.length > 0;
 }
 
 /** The move about to be made (the UID there is not known yet). */

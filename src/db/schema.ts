@@ -400,6 +400,43 @@ export const mailboxes = pgTable('llm_mailboxes', {
 });
 
 /**
+ * Campaign membership (analysis/campaigns.ts): each analysed message under each of its campaign
+ * keys, for the window (CAMPAIGN_WINDOW_HOURS) in which a later verdict can reach it.
+ */
+export const campaignMembers = pgTable(
+  'llm_campaign_members',
+  {
+    campaignKey: text('campaign_key').notNull(),
+    mailbox: text('mailbox').notNull(),
+    folder: text('folder').notNull(),
+    uidvalidity: u32('uidvalidity').notNull(),
+    uid: u32('uid').notNull(),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.campaignKey, t.mailbox, t.folder, t.uidvalidity, t.uid] }),
+    index('llm_campaign_members_message_idx').on(t.mailbox, t.folder, t.uidvalidity, t.uid),
+    index('llm_campaign_members_at_idx').on(t.at),
+  ],
+);
+
+/** Campaigns judged phishing, scam or (by users) junk: the verdict that reaches every member, and the message that set it. */
+export const campaigns = pgTable(
+  'llm_campaigns',
+  {
+    campaignKey: text('campaign_key').primaryKey(),
+    verdict: text('verdict').$type<Verdict>().notNull(),
+    confidence: real('confidence').notNull(),
+    mailbox: text('mailbox').notNull(),
+    folder: text('folder').notNull(),
+    uidvalidity: u32('uidvalidity').notNull(),
+    uid: u32('uid').notNull(),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [index('llm_campaigns_at_idx').on(t.at)],
+);
+
+/**
  * What a mailbox's user taught mailsight about senders (analysis/senders.ts): the latest word on a
  * message from that sender. Only that mailbox's verdicts use it. `sender_key` is the address in
  * lower case, or with ENCRYPTION_KEY a keyed hash of it (`<key id>.<HMAC>`), the address itself
@@ -458,4 +495,4 @@ export const dashboardSessions = pgTable(
   (t) => [index('llm_dashboard_sessions_expires_idx').on(t.expiresAt)],
 );
 
-export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, statsHourly, latencyHourly, queueCounts, feedback, learnedSenders, mailboxes };
+export const schema = { processingQueue, emailAnalysis, userPreferences, config, auditLog, apiKeys, dashboardSessions, statsDaily, statsServerDaily, statsMailbox, statsMinutely, latencyMinutely, statsHourly, latencyHourly, queueCounts, feedback, learnedSenders, mailboxes, campaignMembers, campaigns };

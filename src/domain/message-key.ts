@@ -20,12 +20,13 @@ export function keyOf(x: MessageKey): MessageKey {
 /** `mailbox = … and folder = … and uidvalidity = … and uid = …` for raw SQL; `alias` qualifies the columns. */
 export function keyEquals(key: MessageKey, alias?: string): SQL {
   const col = (name: string) => sql.raw(alias ? `${alias}.${name}` : name);
-  return sql`${col('mailbox')} = ${key.mailbox} and ${col('folder')} = ${key.folder} and ${col('uidvalidity')} = ${key.uidvalidity} and ${col('uid')} = ${key.uid}`;
+  // In parentheses: `not ${keyEquals(…)}` must negate the whole key.
+  return sql`(${col('mailbox')} = ${key.mailbox} and ${col('folder')} = ${key.folder} and ${col('uidvalidity')} = ${key.uidvalidity} and ${col('uid')} = ${key.uid})`;
 }
 
 /** The same message in two tables (or aliases): a join or correlation condition. */
 export function sameMessage(a: string, b: string): SQL {
-  return sql.raw(`${a}.mailbox = ${b}.mailbox and ${a}.folder = ${b}.folder and ${a}.uidvalidity = ${b}.uidvalidity and ${a}.uid = ${b}.uid`);
+  return sql.raw(`(${a}.mailbox = ${b}.mailbox and ${a}.folder = ${b}.folder and ${a}.uidvalidity = ${b}.uidvalidity and ${a}.uid = ${b}.uid)`);
 }
 
 /** The drizzle condition for a table that has the four key columns. */

@@ -9,7 +9,7 @@ export const FINAL_STATES = ['done', 'skipped', 'failed', 'dead', 'gone', 'stale
 export type FinalState = (typeof FINAL_STATES)[number];
 
 /** Who asked for a job. */
-export const JOB_SOURCES = ['api', 'push', 'reconcile', 'backfill'] as const;
+export const JOB_SOURCES = ['api', 'push', 'reconcile', 'backfill', 'campaign'] as const;
 export type JobSource = (typeof JOB_SOURCES)[number];
 
 /** An analysis row. */
@@ -55,6 +55,7 @@ export const AUDIT_ACTIONS = [
   'reanalysis_requested',
   'analysis_replaced',
   'feedback',
+  'campaign',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

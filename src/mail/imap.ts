@@ -463,6 +463,15 @@ export class ImapSessions {
     return cached.flags.get(folder) ?? null;
   }
 
+  /** Whether `folder` still holds the message with this UID (UID SEARCH); false when the folder is gone. */
+  async hasMessage(mailbox: string, folder: string, uid: number): Promise<boolean> {
+    const out = await this.withFolder(mailbox, folder, async (client) => {
+      const found = await client.search({ uid: String(uid) }, { uid: true });
+      return Array.isArray(found) && found.includes(uid);
+    });
+    return out === 'no-folder' ? false : out;
+  }
+
   /** UIDVALIDITY and the UIDs in `folder` (received since `since`, if given), oldest first; null when there is no such folder. */
   async uidsSince(mailbox: string, folder: string, since?: Date): Promise<{ uidValidity: number; uids: number[] } | null> {
     const out = await this.withFolder(mailbox, folder, async (client, uidValidity) => {

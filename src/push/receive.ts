@@ -1,8 +1,8 @@
-import { keyOf, type MessageKey } from '../domain/message-key.js';
-import { keywordFeedback, recordFeedback, type Feedback, type FeedbackContext } from '../analysis/feedback.js';
+import { keyOf } from '../domain/message-key.js';
+import { keywordFeedback, moveFeedback, type Feedback } from '../analysis/feedback.js';
 import type { Db } from '../db/client.js';
 import { followMessage } from '../analysis/store.js';
-import { isJunkFolder, type FolderFilter } from '../mail/folders.js';
+import type { FolderFilter } from '../mail/folders.js';
 import type { ContentProtection } from '../privacy/protection.js';
 import { enqueue, markExpunged } from '../queue/jobs.js';
 import type { PushEvent } from './payload.js';
@@ -29,18 +29,6 @@ export interface ReceiveDeps {
  * or out of Junk is also the user's word on it. Junk keywords set or cleared (FlagsSet, FlagsClear)
  * are too.
  */
-/**
- * A user's move, seen as the analysis followed the message: into the Junk folder says junk; out of
- * it (from where the analysis was, or from where mailsight had moved it) says legit. mailsight's own
- * moves never get here (followMessage's own-move).
- */
-async function moveFeedback(db: Db, key: MessageKey, ctx: FeedbackContext, followed: { from: { folder: string }; movedTo: string | null }, junkFolder: string) {
-  const junk = (folder: string | null) => folder !== null && isJunkFolder(folder, junkFolder);
-  if (junk(key.folder)) return junk(followed.from.folder) ? null : recordFeedback(db, key, 'junk', 'move', ctx);
-  if (junk(followed.from.folder) || junk(followed.movedTo)) return recordFeedback(db, key, 'legit', 'move', ctx);
-  return null;
-}
-
 export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Promise<PushOutcome> {
   const key = keyOf(ev);
   switch (ev.action) {

@@ -16,6 +16,8 @@ export async function eraseMailbox(db: Db, mailbox: string, opts: { keepAccess?:
       f as (delete from llm_feedback where mailbox = ${mailbox} returning 1),
       s as (delete from llm_learned_senders where mailbox = ${mailbox} returning 1),
       m as (delete from llm_mailboxes where mailbox = ${mailbox} returning 1),
+      cm as (delete from llm_campaign_members where mailbox = ${mailbox} returning 1),
+      cs as (delete from llm_campaigns where mailbox = ${mailbox} returning 1),
       p as (delete from llm_user_preferences where username = ${access} returning 1),
       k as (delete from llm_api_keys where mailbox = ${access} returning 1),
       c as (delete from llm_config where key = ${`reconcile.cursor:${mailbox}`} returning 1)

@@ -9,7 +9,8 @@ export { JOB_SOURCES, type JobSource };
 export type { MessageKey };
 
 /** Lower runs first: what a person asked for, then live mail, then catch-up work. */
-export const SOURCE_PRIORITY: Record<JobSource, number> = { api: 0, push: 1, reconcile: 2, backfill: 2 };
+// A campaign's earlier messages are raised like new mail: protection that cannot wait for the sweep's turn.
+export const SOURCE_PRIORITY: Record<JobSource, number> = { api: 0, push: 1, campaign: 1, reconcile: 2, backfill: 2 };
 
 export interface NewJob extends MessageKey {
   source: JobSource;

@@ -24,7 +24,7 @@ const BANK = 'Bank <alerts@bank.example>';
 function message(id: string, subject: string, body: string, from = SENDER) {
   return [`From: ${from}`, `To: ${ALICE}`, `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
 }
-const PHISH = (id: string) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?ref=${id}`, BANK);
+const PHISH = (id: string, from = BANK) => message(id, `Account suspended ${id}`, `Dear customer, verify your account within 24 hours or it will be closed: http://192.0.2.10/login?ref=${id}`, from);
 // Three of the stand-in's spam phrases: spam, confidently enough to be moved to Junk.
 const SPAMMY = 'Act now: limited time, click here for the lowest rates.';
 
@@ -32,13 +32,15 @@ for (const version of DOVECOT_VERSIONS) {
   describeWith(`Dovecot ${version} and PostgreSQL`, dovecotAvailable(version) && pg)(`feedback from Dovecot ${version} (Lua driver)`, () => {
     let stack: Stack;
     beforeAll(async () => {
-      stack = await startStack({ driver: 'lua', users: [ALICE, BOB], dovecot: { version }, mailsight: { dryRun: false, apiKey: ADMIN } });
+      // The sweep every second: it must not take a message the user moved for new mail.
+      stack = await startStack({ driver: 'lua', users: [ALICE, BOB], dovecot: { version }, mailsight: { dryRun: false, apiKey: ADMIN, processing: { intervalSec: 1 } } });
     });
     afterAll(async () => stack?.close());
 
     const rowOf = async (messageId: string, mailbox = ALICE) =>
       (await stack.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, mailbox), eq(emailAnalysis.messageId, messageId))))[0];
     const feedbackOf = (messageId: string) => stack.db.orm.select().from(feedback).where(and(eq(feedback.mailbox, ALICE), eq(feedback.message, messageId)));
+    const inFolder = (folder: string, messageId: string) => holds(stack, ALICE, folder, messageId);
     const stats = async () => (await (await fetch(`${stack.ms.baseUrl}/api/v1/get/llm/stats`, { headers: { 'x-api-key': ADMIN } })).json()) as any;
     const pushes = async () => {
       const text = await (await fetch(`${stack.ms.baseUrl}/metrics`)).text();
@@ -72,16 +74,14 @@ for (const version of DOVECOT_VERSIONS) {
       await waitFor(pushes, (p) => (p.ignored ?? 0) - (before.ignored ?? 0) >= 2);
       expect(await feedbackOf('<phish-1@example.net>')).toEqual([]);
 
-      const client = await imapSession(stack.dc, ALICE);
-      try {
-        await client.mailboxOpen('Junk');
-        await client.messageMove(String(row!.movedToUid), 'INBOX', { uid: true });
-      } finally {
-        await client.logout();
-      }
+      await dragBackFromJunk(stack, ALICE, row!.movedToUid!);
       const [fb] = await waitFor(() => feedbackOf('<phish-1@example.net>'), (r) => r.length === 1);
       expect(fb).toMatchObject({ said: 'legit', how: 'move', verdict: 'phishing', folder: 'INBOX' });
       expect((await stats()).quality).toMatchObject({ feedback: 2, false_junk: 1, missed_junk: 1 });
+      // Sweeps that see the new UID in INBOX leave it there: the moved message is no new mail.
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(await inFolder('INBOX', '<phish-1@example.net>')).toBe(true);
+      expect(await inFolder('Junk', '<phish-1@example.net>')).toBe(false);
     });
 
     it('the sender Alice junked is junked (and moved) next time in her mailbox, and not in Bob\'s', async () => {
@@ -104,6 +104,71 @@ for (const version of DOVECOT_VERSIONS) {
         ['alerts@bank.example', 'legit', 'move'],
         ['sender@example.net', 'junk', 'keyword'],
       ]);
+    });
+  });
+}
+
+/** The user's drag of a message from Junk back to INBOX, as a mail client does it (UID MOVE). */
+async function dragBackFromJunk(stack: Stack, user: string, uid: number): Promise<void> {
+  const client = await imapSession(stack.dc, user);
+  try {
+    await client.mailboxOpen('Junk');
+    await client.messageMove(String(uid), 'INBOX', { uid: true });
+  } finally {
+    await client.logout();
+  }
+}
+
+/** Whether `user`'s `folder` holds a message with this Message-ID (asked over IMAP as the user). */
+async function holds(stack: Stack, user: string, folder: string, messageId: string): Promise<boolean> {
+  const client = await imapSession(stack.dc, user);
+  try {
+    await client.mailboxOpen(folder);
+    const found = await client.search({ header: { 'message-id': messageId } }, { uid: true });
+    return Array.isArray(found) && found.length > 0;
+  } finally {
+    await client.logout();
+  }
+}
+
+for (const version of DOVECOT_VERSIONS) {
+  describeWith(`Dovecot ${version} and PostgreSQL`, dovecotAvailable(version) && pg)(`a rescue from Junk with the OX driver (Dovecot ${version}), found by the sweep`, () => {
+    let stack: Stack;
+    beforeAll(async () => {
+      stack = await startStack({ driver: 'ox', users: [ALICE], dovecot: { version }, mailsight: { dryRun: false, apiKey: ADMIN, processing: { intervalSec: 1 } } });
+    });
+    afterAll(async () => stack?.close());
+
+    it('the drag back to INBOX is one false junk, the message stays there, and no model call is made', async () => {
+      await deliver(stack.dc.lmtpPort, PHISH('ox-1'), [ALICE]);
+      const row = await waitFor(
+        async () => (await stack.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, ALICE), eq(emailAnalysis.messageId, '<ox-1@example.net>'))))[0],
+        (r) => r?.movedToUid != null,
+      );
+      expect(row).toMatchObject({ verdict: 'phishing', movedToFolder: 'Junk' });
+      const calls = stack.ollama!.state.chats.length;
+      await dragBackFromJunk(stack, ALICE, row!.movedToUid!);
+      // No push for an IMAP move with the OX driver: the sweep finds the new UID in INBOX.
+      const [fb] = await waitFor(() => stack.db.orm.select().from(feedback).where(and(eq(feedback.mailbox, ALICE), eq(feedback.message, '<ox-1@example.net>'))), (r) => r.length === 1);
+      expect(fb).toMatchObject({ said: 'legit', how: 'move', verdict: 'phishing', folder: 'INBOX' });
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(await holds(stack, ALICE, 'INBOX', '<ox-1@example.net>')).toBe(true);
+      expect(await holds(stack, ALICE, 'Junk', '<ox-1@example.net>')).toBe(false);
+      expect(stack.ollama!.state.chats.length).toBe(calls);
+    });
+
+    it('a second delivery while the first copy is still in Junk is analysed and moved as new mail', async () => {
+      // Another sender: the one rescued above is not junked again in this mailbox (learned).
+      const other = 'Alerts <alerts@other-bank.example>';
+      await deliver(stack.dc.lmtpPort, PHISH('ox-2', other), [ALICE]);
+      const first = await waitFor(
+        async () => (await stack.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, ALICE), eq(emailAnalysis.messageId, '<ox-2@example.net>'))))[0],
+        (r) => r?.movedToUid != null,
+      );
+      expect(first!.movedToFolder).toBe('Junk');
+      await deliver(stack.dc.lmtpPort, PHISH('ox-2', other), [ALICE]);
+      await waitFor(() => holds(stack, ALICE, 'INBOX', '<ox-2@example.net>'), (v) => v === false);
+      expect(await stack.db.orm.select().from(feedback).where(and(eq(feedback.mailbox, ALICE), eq(feedback.message, '<ox-2@example.net>')))).toEqual([]);
     });
   });
 }

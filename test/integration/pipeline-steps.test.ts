@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { claim, finishMany } from '../../src/analysis/jobs.js';
 import { createPipeline } from '../../src/analysis/pipeline.js';
+import { followMessage } from '../../src/analysis/store.js';
 import { auditLog, emailAnalysis, processingQueue } from '../../src/db/schema.js';
 import type { MessageKey } from '../../src/domain/message-key.js';
 import { protectionFor } from '../../src/privacy/protection.js';
@@ -32,7 +33,10 @@ describe('the pipeline, step by step (fake mailbox, stand-in model, PGlite)', ()
 
   const chats = () => ollama.state.chats.length;
 
-  const runJob = jobRunner(() => t, () => ollama, () => mailbox);
+  // Each test's message stands alone: the PHISH messages (one sender, one link host) would form a
+  // campaign, whose clean-up has its own tests (campaigns.test.ts).
+  const run = jobRunner(() => t, () => ollama, () => mailbox);
+  const runJob: typeof run = (key, config = {}, from) => run(key, { campaigns: { enabled: false }, ...config }, from);
   const row = async (key: MessageKey) =>
     (await t.db.orm.select().from(emailAnalysis).where(and(eq(emailAnalysis.mailbox, key.mailbox), eq(emailAnalysis.folder, key.folder), eq(emailAnalysis.uid, key.uid))))[0];
   const trail = async (key: MessageKey) =>
@@ -184,5 +188,47 @@ describe('the pipeline, step by step (fake mailbox, stand-in model, PGlite)', ()
     expect(mailbox.acted[0]!.plan).toMatchObject({ moveToJunk: true, keywords: expect.arrayContaining(['$Junk', '$Phishing']) });
     expect(await row(key)).toMatchObject({ verdict: 'phishing', movedToFolder: 'Junk', movedToUid: 77 });
     expect(await trail(key)).toEqual(['analyzed', 'flagged', 'moved']);
+  });
+
+  it("the sweep finds a message the user dragged back out of Junk (no push with the OX driver): it follows its analysis, no call, no move, and it is the user's word", async () => {
+    const key = keyFor('rescue@example.test', 1);
+    mailbox.put(key, PHISH('rescue-1'));
+    expect(await runJob(key, { dryRun: false })).toMatchObject({ state: 'done', llmCalls: 1 });
+    expect(await row(key)).toMatchObject({ verdict: 'phishing', movedToFolder: 'Junk', movedToUid: 71 });
+    // The user's drag: Junk 71 -> INBOX 9, which only the sweep sees.
+    const back = keyFor('rescue@example.test', 9);
+    mailbox.move(keyFor('rescue@example.test', 71, 'Junk'), back);
+    mailbox.acted.length = 0;
+    const before = chats();
+    const out = await runJob(back, { dryRun: false }, 'reconcile');
+    expect(out).toMatchObject({ state: 'done', llmCalls: 0 });
+    expect(out.detail).toBe('followed the analysis of INBOX UID 1: moved or copied here by the user, who said legit');
+    expect(chats()).toBe(before);
+    expect(mailbox.acted).toEqual([]);
+    expect(await row(back)).toMatchObject({ verdict: 'phishing', cacheHit: true });
+    const [fb] = await t.db.rows<{ said: string; how: string; verdict: string }>(sql`select said, how, verdict from llm_feedback where mailbox = 'rescue@example.test'`);
+    expect(fb).toEqual({ said: 'legit', how: 'move', verdict: 'phishing' });
+  });
+
+  it('the sweep finds a second copy of a message whose first is still in Junk: new mail, judged and moved', async () => {
+    const key = keyFor('twice@example.test', 1);
+    mailbox.put(key, PHISH('twice-1'));
+    await runJob(key, { dryRun: false });
+    const again = keyFor('twice@example.test', 2);
+    mailbox.put(again, PHISH('twice-1'));
+    mailbox.acted.length = 0;
+    expect(await runJob(again, { dryRun: false }, 'reconcile')).toMatchObject({ state: 'done', cacheHit: true });
+    expect(mailbox.acted).toHaveLength(1);
+    expect(await row(again)).toMatchObject({ verdict: 'phishing', movedToFolder: 'Junk' });
+  });
+
+  it('a message the user moved is never queued again by the sweep: following it leaves a finished queue row', async () => {
+    const key = keyFor('moved@example.test', 1);
+    mailbox.put(key, message('moved-1', 'Notes', 'The notes from today.'));
+    await runJob(key);
+    const there = keyFor('moved@example.test', 5, 'Archive');
+    expect(await followMessage(t.db, there, '<moved-1@example.net>')).toMatchObject({ kind: 'followed' });
+    const [q] = await t.db.orm.select().from(processingQueue).where(and(eq(processingQueue.mailbox, there.mailbox), eq(processingQueue.folder, 'Archive')));
+    expect(q).toMatchObject({ state: 'done', source: 'push', uid: 5, lastError: 'followed the analysis of INBOX UID 1' });
   });
 });

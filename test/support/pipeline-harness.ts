@@ -47,7 +47,25 @@ export class FakeMailbox implements MessageSource {
     this.acted.push({ key, plan });
     if (!plan.moveToJunk) return { status: 'done', keywords: plan.keywords };
     await hooks?.beforeMove?.('Junk');
-    return { status: 'done', keywords: plan.keywords, movedTo: { folder: 'Junk', uid: 70 + key.uid } };
+    const movedTo = { folder: 'Junk', uid: 70 + key.uid };
+    const m = this.messages.get(`${key.mailbox}/${key.folder}/${key.uid}`);
+    if (m) {
+      this.messages.delete(`${key.mailbox}/${key.folder}/${key.uid}`);
+      this.messages.set(`${key.mailbox}/Junk/${movedTo.uid}`, m);
+    }
+    return { status: 'done', keywords: plan.keywords, movedTo };
+  }
+
+  /** The user's MOVE: the message leaves `from` and appears in `to` under `uid`. */
+  move(from: MessageKey, to: MessageKey) {
+    const m = this.messages.get(`${from.mailbox}/${from.folder}/${from.uid}`);
+    if (!m) throw new Error(`no message at ${from.folder}/${from.uid}`);
+    this.messages.delete(`${from.mailbox}/${from.folder}/${from.uid}`);
+    this.messages.set(`${to.mailbox}/${to.folder}/${to.uid}`, { ...m, uidvalidity: to.uidvalidity });
+  }
+
+  async hasMessage(mailbox: string, folder: string, uid: number): Promise<boolean> {
+    return this.messages.has(`${mailbox}/${folder}/${uid}`);
   }
 
   async folderFlags(_mailbox: string, folder: string): Promise<string[] | null> {
@@ -56,24 +74,49 @@ export class FakeMailbox implements MessageSource {
 }
 
 
+/** The pipeline as the service builds it, on the harness's parts. */
+function pipelineFor(t: TestDb, ollama: OllamaStandIn, source: MessageSource, config: Record<string, unknown>) {
+  const cfg = testConfig({ llm: { host: ollama.url }, ...config });
+  return createPipeline({
+    db: t.db,
+    source,
+    llm: new LlmClient({ host: ollama.url, model: cfg.llm.model, timeoutMs: 5_000, numCtx: cfg.llm.numCtx }),
+    config: cfg,
+    logger: silentLogger,
+    protection: protectionFor(cfg),
+  });
+}
+
+/**
+ * Runs every due job (as a worker does: claim with context, handle, end) until none is left, and
+ * returns their outcomes in order.
+ */
+export function queueDrainer(db: () => TestDb, standIn: () => OllamaStandIn, source: () => MessageSource) {
+  return async function drain(config: Record<string, unknown> = {}): Promise<{ job: MessageKey & { source: string }; outcome: JobOutcome }[]> {
+    const t = db();
+    const handler = pipelineFor(t, standIn(), source(), config);
+    const done: { job: MessageKey & { source: string }; outcome: JobOutcome }[] = [];
+    for (;;) {
+      const jobs = await claim(t.db, { workerId: 'w', limit: 10, leaseMs: 60_000 });
+      if (jobs.length === 0) return done;
+      for (const job of jobs) {
+        const outcome = await handler(job);
+        await finishMany(t.db, 'w', [{ job, state: outcome.state, error: outcome.detail ?? null, records: outcome.records }]);
+        done.push({ job: { mailbox: job.mailbox, folder: job.folder, uidvalidity: job.uidvalidity, uid: job.uid, source: job.source }, outcome });
+      }
+    }
+  };
+}
+
 /**
  * One job through the pipeline as the worker runs it: enqueue, claim (with its context), handle, end.
  * Its parts are given as getters: a test file opens them in beforeAll.
  */
 export function jobRunner(db: () => TestDb, standIn: () => OllamaStandIn, source: () => MessageSource) {
-  return async function runJob(key: MessageKey, config: Record<string, unknown> = {}, from: 'push' | 'api' = 'push'): Promise<JobOutcome> {
+  return async function runJob(key: MessageKey, config: Record<string, unknown> = {}, from: 'push' | 'api' | 'reconcile' = 'push'): Promise<JobOutcome> {
     const t = db();
-    const ollama = standIn();
     await enqueue(t.db, { ...key, source: from });
-    const cfg = testConfig({ llm: { host: ollama.url }, ...config });
-    const handler = createPipeline({
-      db: t.db,
-      source: source(),
-      llm: new LlmClient({ host: ollama.url, model: cfg.llm.model, timeoutMs: 5_000, numCtx: cfg.llm.numCtx }),
-      config: cfg,
-      logger: silentLogger,
-      protection: protectionFor(cfg),
-    });
+    const handler = pipelineFor(t, standIn(), source(), config);
     const [job] = await claim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000 });
     expect(job).toMatchObject(key);
     const outcome = await handler(job!);
