@@ -1,5 +1,6 @@
 // `npm run bench [name...]`: runs the named benchmarks (default: all) and writes bench/results/*.json.
 import { runApiBench } from './api.js';
+import { runCampaignBench } from './campaign.js';
 import { runDataBench } from './data.js';
 import { runDovecotBench } from './dovecot.js';
 import { runFairnessBench } from './fairness.js';
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   dovecot: runDovecotBench,
   data: runDataBench,
   startup: runStartupBench,
+  campaign: runCampaignBench,
 };
 
 const names = process.argv.slice(2).filter((a) => !a.startsWith('-'));

@@ -59,6 +59,7 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono();
   const metrics = deps.metrics ?? new Metrics({ db: deps.db });
   const protection = deps.protection ?? protectionFor(deps.config);
+  const campaignWindowHours = deps.config.campaigns.enabled ? deps.config.campaigns.windowHours : undefined;
   const limits = { maxFailures: deps.config.authMaxFailures, windowMs: 60_000, blockMs: deps.config.authBlockSec * 1000 };
   app.onError(onError(deps.logger));
   app.notFound(notFound);
@@ -79,6 +80,7 @@ export function createApp(deps: AppDeps) {
       protection,
       folders: new FolderFilter(deps.config.folders.include, deps.config.folders.exclude),
       junkFolder: deps.config.actions.junkFolder,
+      campaignWindowHours,
     }),
   );
   app.use(requestId());
@@ -97,6 +99,7 @@ export function createApp(deps: AppDeps) {
     rateLimiter: new KeyRateLimiter(deps.config.apiRateLimit),
     onRateLimited: () => metrics.apiRateLimited.inc(),
     protection,
+    campaignWindowHours,
     ...(deps.config.dashboardImapLogin
       ? {
           mailLogin: (user: string, password: string, client: string) => checkMailPassword(deps.config.imap, user, password, client),

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { textArray } from '../db/values.js';
-import { keyEquals, type MessageKey } from '../domain/message-key.js';
+import { keyEquals, sameMessage, type MessageKey } from '../domain/message-key.js';
 import { lit, type Verdict } from '../domain/states.js';
 import type { ParsedMessage } from '../mail/parse.js';
 import type { ContentProtection } from '../privacy/protection.js';
@@ -155,6 +155,27 @@ export async function campaignTarget(db: Db, key: MessageKey, windowHours: numbe
       from c cross join a`);
   if (!row) return null;
   return { campaign: toVerdict(row), current: row.current ?? 'unknown', messageId: row.message_id ?? undefined, rescued: row.rescued };
+}
+
+/** Junk from the users of this many mailboxes marks a campaign (as spam). */
+export const JUNK_VOTES = 2;
+/** The confidence of a campaign that users marked: above the usual junk threshold (0.8), so it is moved. */
+export const JUNK_VOTES_CONFIDENCE = 0.9;
+
+/**
+ * The campaign keys of the message at `key` on whose messages the users of at least JUNK_VOTES
+ * mailboxes said junk within the window (their latest word).
+ */
+export async function junkVotes(db: Db, key: MessageKey, windowHours: number): Promise<string[]> {
+  const rows = await db.rows<{ campaign_key: string }>(sql`
+    select m.campaign_key from llm_campaign_members m
+      join llm_campaign_members mine on mine.campaign_key = m.campaign_key and ${keyEquals(key, 'mine')}
+      join llm_email_analysis a on ${sameMessage('a', 'm')} and a.created_at > now() - make_interval(hours => ${windowHours}) - interval '1 day'
+      join llm_feedback f on f.mailbox = m.mailbox and f.said = 'junk'
+                         and f.message = coalesce(a.message_id, 'key:' || m.folder || '/' || m.uidvalidity || '/' || m.uid)
+     where m.at > now() - make_interval(hours => ${windowHours})
+     group by m.campaign_key having count(distinct m.mailbox) >= ${JUNK_VOTES}`);
+  return rows.map((r) => r.campaign_key);
 }
 
 /** Forgets what is past the window (the sweep, every round). */

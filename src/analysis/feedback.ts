@@ -6,6 +6,7 @@ import type { ContentProtection } from '../privacy/protection.js';
 import { isJunkFolder } from '../mail/folders.js';
 import { writeAudit } from './audit.js';
 import { learnSender, messageName } from './senders.js';
+import { JUNK_VOTES_CONFIDENCE, junkVotes, markCampaign } from './campaigns.js';
 import { textArray } from '../db/values.js';
 
 /**
@@ -47,6 +48,10 @@ export interface FeedbackContext {
   protection: ContentProtection;
   /** The Message-ID the push carried (a moved message's). */
   messageId?: string;
+  /** CAMPAIGN_WINDOW_HOURS when campaign clean-up is on: junk from two mailboxes marks the campaign. */
+  campaignWindowHours?: number;
+  /** Called when that queued jobs (to raise the campaign's other messages), so workers wake. */
+  onQueued?: () => void;
 }
 
 /**
@@ -93,7 +98,16 @@ export async function recordFeedback(db: Db, key: MessageKey, said: FeedbackSaid
     action: 'feedback',
     reason: `the user said ${said} (${how})${verdict ? `; mailsight had said ${verdict}` : ''}${learned ? '; learned for its sender in this mailbox' : ''}`,
   });
+  if (said === 'junk' && ctx.campaignWindowHours) await junkCampaign(db, key, ctx);
   return { said, how, verdict, outcome, senderLearned: learned !== null };
+}
+
+/** Users of JUNK_VOTES mailboxes said junk of this message's campaign: it is marked (spam), and reaches its other messages. */
+async function junkCampaign(db: Db, key: MessageKey, ctx: FeedbackContext & { campaignWindowHours?: number }) {
+  const keys = await junkVotes(db, key, ctx.campaignWindowHours!);
+  if (keys.length === 0) return;
+  const queued = await markCampaign(db, key, keys, { verdict: 'spam', confidence: JUNK_VOTES_CONFIDENCE }, ctx.campaignWindowHours!);
+  if (queued > 0) ctx.onQueued?.();
 }
 
 /**

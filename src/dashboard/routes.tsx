@@ -338,7 +338,7 @@ export function dashboardRoutes(deps: ApiDeps) {
 
   app.get('/mailbox/:mailbox/message/:folder/:uidvalidity/:uid', async (c) => {
     const ref = messageRef(c);
-    const m = await getMessage(deps.db, ref, deps.protection);
+    const m = await getMessage(deps.db, ref, deps.protection, { showOtherMailboxes: principal(c)!.kind === 'admin' });
     const word = await feedbackOn(deps.db, { ...ref, uidvalidity: m.uidvalidity }, m.analysis?.message_id ?? null);
     return render(c, <MessagePage page={pageOf(c)} m={m} word={word} notice={notice(c)} />);
   });
@@ -347,7 +347,7 @@ export function dashboardRoutes(deps: ApiDeps) {
     const ref = messageRef(c);
     const said = z.enum(FEEDBACK_SAID).safeParse((await c.req.parseBody()).said);
     if (!said.success) throw new AppError('VALIDATION_FAILED', 'said: junk or legit');
-    const f = await recordFeedback(deps.db, ref, said.data, 'dashboard', { protection: deps.protection });
+    const f = await recordFeedback(deps.db, ref, said.data, 'dashboard', { protection: deps.protection, campaignWindowHours: deps.campaignWindowHours, onQueued: deps.onQueued });
     deps.onFeedback?.(f);
     return c.redirect(`${urls.message(ref)}?notice=feedback_saved`, 303);
   });

@@ -19,6 +19,9 @@ export interface ReceiveDeps {
   folders: FolderFilter;
   /** ACTIONS junk_folder: a user's move into it says junk, out of it says legit. */
   junkFolder: string;
+  /** CAMPAIGN_WINDOW_HOURS when campaign clean-up is on (users' junk can mark a campaign). */
+  campaignWindowHours?: number;
+  onQueued?: () => void;
 }
 
 /**
@@ -29,6 +32,8 @@ export interface ReceiveDeps {
  * or out of Junk is also the user's word on it. Junk keywords set or cleared (FlagsSet, FlagsClear)
  * are too.
  */
+const feedbackContext = (deps: ReceiveDeps) => ({ protection: deps.protection, campaignWindowHours: deps.campaignWindowHours, onQueued: deps.onQueued });
+
 export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Promise<PushOutcome> {
   const key = keyOf(ev);
   switch (ev.action) {
@@ -37,7 +42,7 @@ export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Pro
         const followed = await followMessage(db, key, ev.messageId);
         if (followed.kind === 'own-move') return { status: 'ignored', reason: `mailsight moved this message here from ${followed.from.folder} (UID ${followed.from.uid})` };
         if (followed.kind === 'followed') {
-          const feedback = await moveFeedback(db, key, { protection: deps.protection, messageId: ev.messageId }, followed, deps.junkFolder);
+          const feedback = await moveFeedback(db, key, { ...feedbackContext(deps), messageId: ev.messageId }, followed, deps.junkFolder);
           return { status: 'followed', from: followed.from, ...(feedback ? { feedback } : {}) };
         }
       }
@@ -55,7 +60,7 @@ export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Pro
     case 'expunge':
       return { status: 'expunged', ...(await markExpunged(db, key)) };
     case 'flags': {
-      const feedback = await keywordFeedback(db, key, ev.event.toLowerCase() === 'flagsset' ? 'set' : 'clear', ev.keywords ?? [], { protection: deps.protection });
+      const feedback = await keywordFeedback(db, key, ev.event.toLowerCase() === 'flagsset' ? 'set' : 'clear', ev.keywords ?? [], feedbackContext(deps));
       return feedback ? { status: 'feedback', feedback } : { status: 'ignored', reason: 'no junk keyword set or cleared by the user' };
     }
     case 'ignore':

@@ -115,7 +115,17 @@ export async function knownUidvalidity(db: Db, ref: Pick<MessageRef, 'mailbox' |
 const keyOf = <T extends typeof processingQueue | typeof emailAnalysis | typeof auditLog>(t: T, k: Required<MessageRef>) => keyMatches(t, k);
 
 /** One message: its state, its analysis if any, its queue entry and its audit trail. 404 when never heard of. */
-export async function getMessage(db: Db, ref: MessageRef, protection: ContentProtection) {
+/**
+ * A campaign's audit entry names the message that marked the campaign. Another mailbox's name is
+ * shown to the admin only: a mailbox's user learns that another mailbox had it, not which.
+ */
+function auditDetails(mailbox: string, details: Record<string, unknown> | null, showOtherMailboxes: boolean) {
+  const trigger = details?.trigger as { mailbox?: string } | undefined;
+  if (!trigger || showOtherMailboxes || trigger.mailbox === mailbox) return details;
+  return { ...details, trigger: 'a message in another mailbox' };
+}
+
+export async function getMessage(db: Db, ref: MessageRef, protection: ContentProtection, opts: { showOtherMailboxes?: boolean } = {}) {
   const uidvalidity = ref.uidvalidity ?? (await knownUidvalidity(db, ref));
   const notFound = () =>
     new AppError('NOT_FOUND', `mailsight has no record of UID ${ref.uid} in ${ref.folder} of ${ref.mailbox}`);
@@ -142,7 +152,7 @@ export async function getMessage(db: Db, ref: MessageRef, protection: ContentPro
       confidence: e.confidence,
       rule: e.rule,
       reason: e.reason,
-      details: protection.revealAuditDetails(e.mailbox, e.details ?? null),
+      details: auditDetails(e.mailbox, protection.revealAuditDetails(e.mailbox, e.details ?? null), opts.showOtherMailboxes ?? false),
     })),
   };
 }

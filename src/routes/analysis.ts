@@ -95,7 +95,7 @@ export function analysisRoutes(deps: ApiDeps) {
       const extra = LIST_ONLY.filter((k) => q[k] !== undefined);
       if (extra.length) throw validation(`${extra.join(', ')}: only for listing (without email_id)`);
       const ref = { mailbox: q.mailbox, folder, uid: q.email_id, uidvalidity: q.uidvalidity };
-      return c.json(await getMessage(deps.db, ref, deps.protection), 200);
+      return c.json(await getMessage(deps.db, ref, deps.protection, { showOtherMailboxes: c.get('principal').kind === 'admin' }), 200);
     }
     if (q.uidvalidity !== undefined) throw validation('uidvalidity: only with email_id');
     const page = await listAnalyses(deps.db, {

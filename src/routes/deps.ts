@@ -38,4 +38,6 @@ export interface ApiDeps {
   onFeedback?: (f: Feedback) => void;
   /** Opens sealed content for the replies. */
   protection: ContentProtection;
+  /** CAMPAIGN_WINDOW_HOURS when campaign clean-up is on (users' junk can mark a campaign). */
+  campaignWindowHours?: number;
 }

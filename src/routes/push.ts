@@ -33,6 +33,8 @@ export interface PushRouteDeps {
   folders: FolderFilter;
   /** ACTIONS junk_folder (a user's moves into and out of it are feedback). */
   junkFolder: string;
+  /** CAMPAIGN_WINDOW_HOURS when campaign clean-up is on (users' junk can mark a campaign). */
+  campaignWindowHours?: number;
 }
 
 /** The mailsight_pushes_total label of a refused push. */

@@ -9,7 +9,9 @@ import { eraseMailbox } from '../../src/queries/erase.js';
 import { enqueue } from '../../src/queue/jobs.js';
 import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
 import { FakeMailbox, queueDrainer, UIDVALIDITY } from '../support/pipeline-harness.js';
-import { DRIVERS, describeWith, openTestDb, postgresAvailable, type TestDb } from '../support/services.js';
+import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
+import { createApp } from '../../src/app.js';
+import { createApiKey } from '../../src/queries/keys.js';
 
 /**
  * Campaign clean-up (issue 22, part 4), through the pipeline as the workers run it (fake mailbox,
@@ -18,6 +20,7 @@ import { DRIVERS, describeWith, openTestDb, postgresAvailable, type TestDb } fro
  */
 
 const pgUp = await postgresAvailable();
+const ADMIN = 'campaigns-admin-key-0123456789';
 const NAMES = ['Anna', 'Ben', 'Carla', 'Dev', 'Eli', 'Fay', 'Gus', 'Hana', 'Ivo', 'Jo', 'Kim', 'Lea', 'Max', 'Nia', 'Oto', 'Pia', 'Quin', 'Rua', 'Sam', 'Tea'];
 const GREETINGS = ['Dear', 'Hello', 'Hi', 'Good morning'];
 const plain = new ContentProtection({ sealer: null, keepHeaders: true });
@@ -135,6 +138,40 @@ for (const driver of DRIVERS) {
         expect((await trail(keyOf(run, 17))).map((e) => e.action)).toContain('campaign');
       });
     }
+
+    it('junk from the users of two mailboxes marks the campaign as spam, and the other messages are raised', async () => {
+      const run = 'votes';
+      for (let i = 1; i <= 5; i++) {
+        const key = keyOf(run, i);
+        mailbox.put(key, campaignMessage(i, key.mailbox, false, 'votes.billing.example'));
+        await enqueue(t.db, { ...key, source: 'push' });
+      }
+      await drain({});
+      const ctx = { protection: plain, campaignWindowHours: 72 };
+      await recordFeedback(t.db, keyOf(run, 1), 'junk', 'keyword', ctx);
+      expect(await drain({})).toEqual([]);
+      await recordFeedback(t.db, keyOf(run, 2), 'junk', 'move', ctx);
+      const raised = await drain({});
+      expect(raised.map((r) => r.job.mailbox).sort()).toEqual([1, 3, 4, 5].map((i) => keyOf(run, i).mailbox));
+      const after = await verdicts(run);
+      expect(after.filter((v) => v.verdict_source === 'campaign').map((v) => [v.mailbox, v.verdict])).toEqual([1, 3, 4, 5].map((i) => [keyOf(run, i).mailbox, 'spam']));
+      // The message whose word marked the campaign keeps its verdict; the word is on record (feedback).
+      expect(after.find((v) => v.mailbox === keyOf(run, 2).mailbox)).toMatchObject({ verdict: 'legit', verdict_source: 'model' });
+    });
+
+    it("a raised message's trail names the message that marked the campaign: for the admin; a mailbox's own key learns only that it was another mailbox", async () => {
+      const app = createApp({ config: testConfig({ apiKey: ADMIN }), db: t.db, logger: silentLogger, pushCredentials: null });
+      const key = keyOf('live', 1);
+      const own = (await createApiKey(t.db, key.mailbox)).key;
+      const trailAs = async (apiKey: string) => {
+        const res = await app.request(`/api/v1/get/llm/analysis?mailbox=${encodeURIComponent(key.mailbox)}&email_id=1`, { headers: { 'x-api-key': apiKey } });
+        expect(res.status).toBe(200);
+        return ((await res.json()) as any).audit.find((e: { action: string }) => e.action === 'campaign');
+      };
+      expect((await trailAs(ADMIN)).details).toEqual({ trigger: keyOf('live', 15) });
+      expect((await trailAs(own)).details).toEqual({ trigger: 'a message in another mailbox' });
+      expect(JSON.stringify(await trailAs(own))).not.toContain('live-15');
+    });
 
     it('the campaign reaches no one after its window', async () => {
       const [c] = await t.db.rows<{ n: number }>(sql`select count(*)::int as n from llm_campaigns`);

@@ -1,0 +1,88 @@
+// Campaign clean-up (issue: learn from what users do): `npm run bench campaign`.
+// A real Dovecot (2.3, Lua driver) and mailsight on Postgres. 1,000 mailboxes each receive one
+// personalised message of a campaign (one sender, the same link hosts), judged legit; then one more
+// says what the stand-in model calls phishing. Measured: from that message's stored verdict to the
+// last earlier message raised and acted on (moved to Junk, or with DRY_RUN=true its would_move on
+// record); then 100 later messages of the campaign, and the LLM calls they needed.
+import { sql } from 'drizzle-orm';
+import { dovecotAvailable } from '../test/support/dovecot.js';
+import { LmtpClient } from '../test/support/lmtp.js';
+import { startStack } from '../test/support/stack.js';
+import { table, writeResult } from './lib.js';
+
+const SIBLINGS = Number(process.env.BENCH_CAMPAIGN_SIBLINGS ?? 1000);
+const LATER = Number(process.env.BENCH_CAMPAIGN_LATER ?? 100);
+const users = (n: number) => Array.from({ length: n }, (_, i) => `m${i + 1}@example.test`);
+
+function statement(i: number, to: string, phishing: boolean) {
+  return [
+    'From: Billing <billing@billing-portal.example>',
+    `To: Customer ${i} <${to}>`,
+    `Subject: Your November statement, customer ${i}`,
+    `Message-ID: <bench-${i}@billing-portal.example>`,
+    'Date: Mon, 30 Nov 2026 10:00:00 +0000',
+    '',
+    `Dear customer ${i},`,
+    `your statement (reference ${100_000 + i}) is ready at https://billing-portal.example/statements/${i}`,
+    phishing ? 'and verify your account within 24 hours or it will be closed.' : 'and thank you for being a customer.',
+    'Your billing team (https://cdn.mailer.example/logo.png)',
+    '',
+  ].join('\r\n');
+}
+
+async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: number) {
+  const deadline = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${limitMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function once(dryRun: boolean) {
+  const all = users(SIBLINGS + 1 + LATER);
+  const stack = await startStack({ driver: 'lua', users: all, mailsight: { dryRun } });
+  try {
+    const count = async (where: ReturnType<typeof sql>) => Number((await stack.db.rows<{ n: number }>(sql`select count(*)::int as n from llm_email_analysis where ${where}`))[0]!.n);
+    const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
+    for (let i = 1; i <= SIBLINGS; i++) await lmtp.deliver(statement(i, all[i - 1]!, false), [all[i - 1]!]);
+    await waitUntil('the earlier messages analysed', async () => (await count(sql`status = 'analyzed'`)) >= SIBLINGS, 600_000);
+    const callsBefore = stack.ollama!.state.chats.length;
+
+    const trigger = SIBLINGS + 1;
+    await lmtp.deliver(statement(trigger, all[trigger - 1]!, true), [all[trigger - 1]!]);
+    const done = dryRun
+      ? sql`exists (select 1 from llm_audit_log l where l.mailbox = llm_email_analysis.mailbox and l.uid = llm_email_analysis.uid and l.action = 'would_move')`
+      : sql`moved_to_uid is not null`;
+    await waitUntil('the campaign cleaned up', async () => (await count(sql`verdict_source = 'campaign' and ${done}`)) >= SIBLINGS, 600_000);
+    const [span] = await stack.db.rows<{ verdict_at: Date | string; last_at: Date | string }>(sql`
+      select (select created_at from llm_email_analysis where message_id = ${`<bench-${trigger}@billing-portal.example>`}) as verdict_at,
+             greatest((select max(updated_at) from llm_email_analysis where verdict_source = 'campaign'),
+                      (select max(at) from llm_audit_log where action in ('moved', 'would_move', 'campaign'))) as last_at`);
+    const cleanupSec = (new Date(span!.last_at).getTime() - new Date(span!.verdict_at).getTime()) / 1000;
+    const callsAtTrigger = stack.ollama!.state.chats.length - callsBefore;
+
+    for (let i = trigger + 1; i <= trigger + LATER; i++) await lmtp.deliver(statement(i, all[i - 1]!, false), [all[i - 1]!]);
+    lmtp.close();
+    await waitUntil('the later messages judged', async () => (await count(sql`verdict_source = 'campaign'`)) >= SIBLINGS + LATER, 600_000);
+    const callsLater = stack.ollama!.state.chats.length - callsBefore - callsAtTrigger;
+    return { dryRun, siblings: SIBLINGS, cleanupSec, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
+  } finally {
+    await stack.close();
+  }
+}
+
+export async function runCampaignBench() {
+  if (!dovecotAvailable('2.3')) throw new Error('needs root and Dovecot (apt-get install dovecot-core dovecot-imapd dovecot-lmtpd)');
+  const runs = [await once(true), await once(false)];
+  table(
+    runs.map((r) => ({
+      mode: r.dryRun ? 'DRY_RUN=true' : 'DRY_RUN=false (moved)',
+      'earlier messages': r.siblings,
+      'verdict -> last cleaned (s)': Number(r.cleanupSec.toFixed(2)),
+      'LLM calls, trigger': r.llmCallsForTrigger,
+      'later messages': r.later,
+      'LLM calls, later': r.llmCallsForLater,
+    })),
+  );
+  console.log(`results: ${writeResult('campaign', { runs })}`);
+}
