@@ -27,6 +27,7 @@ export class Metrics {
   readonly cache: Counter<'result'>;
   readonly dashboardSignIns: Counter<'method' | 'outcome'>;
   readonly feedback: Counter<'said' | 'how' | 'outcome'>;
+  readonly campaignVerdicts: Counter<'when'>;
 
   constructor(opts: { db?: Db; processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -52,6 +53,12 @@ export class Metrics {
       name: 'mailsight_feedback_total',
       help: "Users' word on messages (said: junk, legit; how: keyword, move, dashboard, api) against mailsight's verdict (outcome: agree, false_junk, missed_junk, no_verdict)",
       labelNames: ['said', 'how', 'outcome'],
+      registers,
+    });
+    this.campaignVerdicts = new Counter({
+      name: 'mailsight_campaign_verdicts_total',
+      help: "Verdicts given by a campaign (analysis/campaigns.ts): later (a new message of a marked campaign, no LLM call) or earlier (a message judged before, raised and acted on)",
+      labelNames: ['when'],
       registers,
     });
     this.apiRateLimited = new Counter({

@@ -22,6 +22,7 @@ import { Reconciler } from './queue/reconcile.js';
 import { QueueWaker } from './queue/wake.js';
 import { releaseOrphans } from './queue/lifecycle.js';
 import { instancePrefix, newWorkerId, WorkerPool, workerGone } from './queue/worker.js';
+import { pruneCampaigns } from './analysis/campaigns.js';
 
 /** How long in-flight requests and jobs get to finish on SIGTERM before we close anyway. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -168,7 +169,7 @@ function startProcessing(config: Config, db: Db, logger: Logger, waker: QueueWak
           onQueued: () => waker.signal(),
           retentionDays: p.retentionDays,
           summaryDays: config.privacy.summaryDays,
-          campaignWindowHours: config.campaigns.windowHours,
+          upkeep: () => pruneCampaigns(db, config.campaigns.windowHours),
         },
         p.intervalSec * 1000,
       )

@@ -317,8 +317,9 @@ async function byRule(run: Run, read: Read): Promise<JobOutcome | undefined> {
 
 /**
  * A message of a campaign already judged phishing or scam (campaigns.ts): that verdict, with no
- * LLM call, the usual actions, and a `campaign` entry naming the message that marked it. Its user's
- * word on the sender still counts (applyLearned). A person asking through the API gets the model.
+ * LLM call, the usual actions, and a `campaign` entry naming the message that marked it. A sender
+ * this mailbox's user rescued is judged as usual (applyLearned), and a person asking through the
+ * API gets the model.
  */
 async function byCampaign(run: Run, read: Read): Promise<JobOutcome | undefined> {
   const { p, job } = run;
@@ -328,10 +329,13 @@ async function byCampaign(run: Run, read: Read): Promise<JobOutcome | undefined>
   const base = decideVerdict({ verdict: c.verdict, confidence: c.confidence }, read.ev);
   const why = campaignReason(c.verdict, p.config.campaigns.windowHours);
   const d = applyLearned({ ...base, verdictSource: base.verdictSource === 'model' ? 'campaign' : base.verdictSource, why }, read.learned, read.ev);
+  // This mailbox's user rescued the sender: the campaign does not decide here; the model is asked as usual.
+  if (d.verdictSource === 'user') return undefined;
   await store(run, { ...read.row, status: 'skipped', skipReason: 'campaign', ...verdictColumns(d), sensitive: sensitiveTypes(read.signals), totalMs: elapsed(run) });
   await joinCampaigns(p.db, keyOf(job), read.campaignKeys);
   const records = await actOn(run, read, d, { category: null, priority: null }, 'skipped', undefined);
   await p.audit.write(p.db, [{ ...keyOf(job), messageId: read.parsed.messageId, verdict: d.verdict, confidence: d.confidence, action: 'campaign', reason: why, details: { trigger: c.trigger } }]);
+  p.metrics?.campaignVerdicts.inc({ when: 'later' });
   return { state: 'skipped', detail: why, llmCalls: 0, records };
 }
 
@@ -366,6 +370,7 @@ async function raiseForCampaign(run: Run): Promise<JobOutcome> {
     why,
   };
   if (!(await raiseVerdict(p.db, key, d))) return { state: 'done', detail: 'campaign: judged meanwhile', llmCalls: 0 };
+  p.metrics?.campaignVerdicts.inc({ when: 'earlier' });
   const records = await act({
     db: p.db,
     source: p.source,

@@ -7,7 +7,6 @@ import { expireContent, purgeExpired } from './retention.js';
 import { ensurePartitions } from '../db/partitions.js';
 import { pruneTimelineRollups } from '../db/rollups.js';
 import { compactQueueCounts } from './queue-counts.js';
-import { pruneCampaigns } from '../analysis/campaigns.js';
 
 /** The sweep covers INBOX: the folder the OX driver pushes for and where new mail lands. */
 const SWEPT_FOLDER = 'INBOX';
@@ -36,8 +35,8 @@ export interface ReconcileDeps {
   retentionDays?: number;
   /** PRIVACY_SUMMARY_DAYS: the leader also strips content from older analyses (0: keep). */
   summaryDays?: number;
-  /** CAMPAIGN_WINDOW_HOURS: campaign members and marks older than this are forgotten. */
-  campaignWindowHours?: number;
+  /** Upkeep the service adds to every round of the leader (campaign keys past their window). */
+  upkeep?: () => Promise<unknown>;
 }
 
 export interface SweepReport {
@@ -152,7 +151,7 @@ export async function reconcileOnce(deps: ReconcileDeps): Promise<SweepReport> {
   const made = await ensurePartitions(db);
   if (made.length) logger.info({ partitions: made }, 'monthly partitions made');
   await pruneTimelineRollups(db);
-  if (deps.campaignWindowHours) await pruneCampaigns(db, deps.campaignWindowHours);
+  await deps.upkeep?.();
   if (deps.retentionDays) {
     const purged = await purgeExpired(db, deps.retentionDays);
     if (purged.analyses + purged.queue + purged.audit > 0) logger.info({ purged, retentionDays: deps.retentionDays }, 'retention purge');

@@ -58,7 +58,8 @@ for (const version of DOVECOT_VERSIONS) {
     let auditFile: string;
     beforeAll(async () => {
       auditFile = join(mkdtempSync(join(tmpdir(), 'mailsight-audit-')), 'audit.jsonl');
-      stack = await startStack({ users: [ALICE, BOB], dovecot: { version }, mailsight: { dryRun: false, rules: RULES, auditFile, apiKey: 'actions-admin-key-0123456789' } });
+      // Each message here stands alone: the phishing ones would form a campaign (campaigns.test.ts has those).
+      stack = await startStack({ users: [ALICE, BOB], dovecot: { version }, mailsight: { dryRun: false, rules: RULES, auditFile, apiKey: 'actions-admin-key-0123456789', campaigns: { enabled: false } } });
     });
     afterAll(async () => stack?.close());
 

@@ -91,6 +91,33 @@ for (const version of DOVECOT_VERSIONS) {
       expect(await rowOf(3)).toMatchObject({ verdict: 'legit', movedToFolder: null });
       expect(await rowOf(15)).toMatchObject({ verdict: 'phishing', verdictSource: 'model', movedToFolder: 'Junk' });
       expect(await rowOf(18)).toMatchObject({ verdict: 'phishing', verdictSource: 'campaign', status: 'skipped' });
+      const metrics = await (await fetch(`${stack.ms.baseUrl}/metrics`)).text();
+      expect(metrics).toMatch(/^mailsight_campaign_verdicts_total\{when="earlier"\} 13$/m);
+      expect(metrics).toMatch(/^mailsight_campaign_verdicts_total\{when="later"\} 5$/m);
     });
   });
 }
+
+describeWith('Dovecot 2.3 and PostgreSQL', dovecotAvailable('2.3') && pg)('a campaign with DRY_RUN=true (Dovecot 2.3, Lua driver)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ driver: 'lua', users: USERS, mailsight: { dryRun: true } });
+  });
+  afterAll(async () => stack?.close());
+
+  it('the earlier and later messages get the verdict and a would_move on record; nothing leaves INBOX; one model call', async () => {
+    for (let i = 1; i <= 14; i++) await deliver(stack.dc.lmtpPort, statement(i), [USERS[i - 1]!]);
+    const rows = () => stack.db.orm.select().from(emailAnalysis).where(like(emailAnalysis.messageId, '<stmt-%'));
+    await waitFor(rows, (r) => r.filter((x) => x.status === 'analyzed').length === 14);
+    const calls = stack.ollama!.state.chats.length;
+    await deliver(stack.dc.lmtpPort, statement(15), [USERS[14]!]);
+    await waitFor(rows, (r) => r.some((x) => x.verdict === 'phishing' && x.verdictSource === 'model'));
+    for (let i = 16; i <= 20; i++) await deliver(stack.dc.lmtpPort, statement(i), [USERS[i - 1]!]);
+    const wouldMove = () => stack.db.rows<{ mailbox: string }>(sql`select distinct mailbox from llm_audit_log where action = 'would_move'`);
+    await waitFor(wouldMove, (r) => r.length === 20);
+    expect(stack.ollama!.state.chats.length - calls).toBe(1);
+    expect((await rows()).filter((r) => r.verdictSource === 'campaign')).toHaveLength(19);
+    for (const i of [1, 14, 20]) expect(await whereIs(stack, USERS[i - 1]!, i)).toBe('INBOX');
+  });
+});
+

@@ -42,11 +42,13 @@ it('npm start passes SIGTERM on to the service: nothing is left running', async 
     const npm = spawn('npm', ['start', '--silent'], { cwd: new URL('../..', import.meta.url).pathname, env, stdio: ['ignore', 'pipe', 'pipe'] });
     const health = () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
     expect(await waitFor(health, (s) => s === 200, 30_000)).toBe(200);
+    const { pid } = JSON.parse(readFileSync(join(dataDir, 'service.json'), 'utf8')) as { pid: number };
     // What a supervisor does: SIGTERM to the process it started (npm).
     npm.kill('SIGTERM');
     await new Promise((r) => npm.on('close', r));
     // The service drained and closed its listener, rather than living on without its parent.
     expect(await waitFor(health, (s) => s === 0, 15_000)).toBe(0);
+    expect(await waitFor(async () => alive(pid), (a) => !a, 15_000)).toBe(false);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -62,9 +64,12 @@ it('npx mailsight serve stops when npx gets SIGTERM (npm passes it to a shell th
     npx.stdout.on('data', (d) => (output += d));
     const health = () => fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status, () => 0);
     expect(await waitFor(health, (s) => s === 200, 30_000)).toBe(200);
+    const { pid } = JSON.parse(readFileSync(join(dataDir, 'service.json'), 'utf8')) as { pid: number };
     npx.kill('SIGTERM');
-    // The service notices that npm is gone, drains and stops: nothing is left listening.
+    // The service notices that npm is gone, drains and stops: nothing is left listening, and the
+    // process ends (it was still closing its database when the directory was removed, once).
     expect(await waitFor(health, (s) => s === 0, 15_000)).toBe(0);
+    expect(await waitFor(async () => alive(pid), (a) => !a, 15_000)).toBe(false);
     expect(output).toMatch(/npm, which started this service, is gone/);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
@@ -139,3 +144,12 @@ it('first start without API_KEY, on a terminal: an admin key shown once (never i
     rmSync(dataDir, { recursive: true, force: true });
   }
 }, 90_000);
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

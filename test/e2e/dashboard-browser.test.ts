@@ -135,11 +135,13 @@ describeWith('Dovecot, PostgreSQL and Chromium', ready)('the dashboard in a real
     await page.getByRole('button', { name: 'Re-analyse' }).click();
     expect(await textOf(page.getByRole('status'))).toContain('Queued for analysis');
     await waitFor(async () => chats(), (n) => n === 2);
-    await waitFor(
-      async () => (await page.reload(), await page.getByTestId('audit').textContent()),
-      (text) => Boolean(text?.includes('reanalysis_requested') && text.includes('analysis_replaced')),
+    // The old result is archived (analysis_replaced) just before the new one is stored and the job
+    // ends: wait for the job's end too, not only for the archive entry.
+    const seen = await waitFor(
+      async () => (await page.reload(), { audit: await page.getByTestId('audit').textContent(), state: await textOf(page.getByTestId('state')) }),
+      (s) => Boolean(s.audit?.includes('reanalysis_requested') && s.audit.includes('analysis_replaced') && s.state === 'analyzed'),
     );
-    expect(await textOf(page.getByTestId('state'))).toBe('analyzed');
+    expect(seen.state).toBe('analyzed');
     await shot(page, '06-message-reanalysed');
     await page.context().close();
   });

@@ -85,9 +85,10 @@ for (const driver of DRIVERS) {
 
     it('an expired lease returns the job to another worker; the old worker can no longer end it', async () => {
       await enqueue(t.db, job(1));
-      const [a] = await claim(t.db, { workerId: 'dead-worker', limit: 5, leaseMs: 50 });
+      const [a] = await claim(t.db, { workerId: 'dead-worker', limit: 5, leaseMs: 60_000 });
       expect(await claim(t.db, { workerId: 'other', limit: 5, leaseMs: 60_000 })).toHaveLength(0);
-      await new Promise((r) => setTimeout(r, 120));
+      // The lease runs out (set, not slept for: a 50 ms lease ran out before the second claim on a loaded machine).
+      await t.db.rows(sql`update llm_processing_queue set lease_until = now() - interval '1 second' where id = ${a!.id}`);
       const [b] = await claim(t.db, { workerId: 'other', limit: 5, leaseMs: 60_000 });
       expect(b).toMatchObject({ id: a!.id, attempts: 2, lockedBy: 'other' });
       expect(await finishMany(t.db, 'dead-worker', [{ job: a!, state: 'done', error: null }])).toEqual(new Set());
