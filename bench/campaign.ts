@@ -5,7 +5,7 @@
 // last earlier message raised and acted on (moved to Junk, or with DRY_RUN=true its would_move on
 // record); then 100 later messages of the campaign, and the LLM calls they needed.
 import { sql } from 'drizzle-orm';
-import { dovecotAvailable } from '../test/support/dovecot.js';
+import { dovecotAvailable, imapSession } from '../test/support/dovecot.js';
 import { LmtpClient } from '../test/support/lmtp.js';
 import { startStack } from '../test/support/stack.js';
 import { table, writeResult } from './lib.js';
@@ -38,6 +38,37 @@ async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: n
   }
 }
 
+/**
+ * The baseline: what the same clean-up costs in IMAP alone, on the same server in the same run. For
+ * each mailbox, as mailsight's action does it (with the same 4 at once as its workers): a master
+ * login, SELECT, the keywords, \Seen, the Junk folder (made when missing) and UID MOVE. mailsight
+ * is stopped first, so Dovecot's pushes for the moves are refused at once: the baseline carries no
+ * push handling, which the clean-up's own moves do.
+ */
+async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency = 4): Promise<number> {
+  const t0 = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < mailboxes.length) {
+      const user = mailboxes[next++]!;
+      const client = await imapSession(stack.dc, user);
+      try {
+        await client.mailboxOpen('INBOX');
+        const [uid] = (await client.search({ all: true }, { uid: true })) || [];
+        if (uid === undefined) continue;
+        await client.messageFlagsAdd(String(uid), ['$Junk', '$Phishing'], { uid: true });
+        if (!(await client.list()).some((f) => f.path === 'Junk')) await client.mailboxCreate('Junk');
+        await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
+        await client.messageMove(String(uid), 'Junk', { uid: true });
+      } finally {
+        await client.logout();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return (performance.now() - t0) / 1000;
+}
+
 async function once(dryRun: boolean) {
   const all = users(SIBLINGS + 1 + LATER);
   const stack = await startStack({ driver: 'lua', users: all, mailsight: { dryRun } });
@@ -65,7 +96,13 @@ async function once(dryRun: boolean) {
     lmtp.close();
     await waitUntil('the later messages judged', async () => (await count(sql`verdict_source = 'campaign'`)) >= SIBLINGS + LATER, 600_000);
     const callsLater = stack.ollama!.state.chats.length - callsBefore - callsAtTrigger;
-    return { dryRun, siblings: SIBLINGS, cleanupSec, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
+    // The baseline needs mailboxes whose message is still in INBOX: with DRY_RUN=true all of them are.
+    let baselineSec: number | null = null;
+    if (dryRun) {
+      await stack.stopMailsight();
+      baselineSec = await bareImapSeconds(stack, all.slice(0, SIBLINGS));
+    }
+    return { dryRun, siblings: SIBLINGS, cleanupSec, baselineImapSec: baselineSec, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
   } finally {
     await stack.close();
   }
@@ -79,6 +116,7 @@ export async function runCampaignBench() {
       mode: r.dryRun ? 'DRY_RUN=true' : 'DRY_RUN=false (moved)',
       'earlier messages': r.siblings,
       'verdict -> last cleaned (s)': Number(r.cleanupSec.toFixed(2)),
+      'bare IMAP, same moves (s)': r.baselineImapSec === null ? '' : Number(r.baselineImapSec.toFixed(2)),
       'LLM calls, trigger': r.llmCallsForTrigger,
       'later messages': r.later,
       'LLM calls, later': r.llmCallsForLater,
