@@ -12,6 +12,8 @@ import { table, writeResult } from './lib.js';
 
 const SIBLINGS = Number(process.env.BENCH_CAMPAIGN_SIBLINGS ?? 1000);
 const LATER = Number(process.env.BENCH_CAMPAIGN_LATER ?? 100);
+/** mailsight's jobs at once (LLM_CONCURRENT_JOBS), and the baseline's IMAP connections at once. */
+const JOBS = Number(process.env.BENCH_CAMPAIGN_JOBS ?? 4);
 const users = (n: number) => Array.from({ length: n }, (_, i) => `m${i + 1}@example.test`);
 
 function statement(i: number, to: string, phishing: boolean) {
@@ -40,12 +42,12 @@ async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: n
 
 /**
  * The baseline: what the same clean-up costs in IMAP alone, on the same server in the same run. For
- * each mailbox, as mailsight's action does it (with the same 4 at once as its workers): a master
+ * each mailbox, as mailsight's action does it (as many at once as its workers): a master
  * login, SELECT, the keywords, \Seen, the Junk folder (made when missing) and UID MOVE. mailsight
  * is stopped first, so Dovecot's pushes for the moves are refused at once: the baseline carries no
  * push handling, which the clean-up's own moves do.
  */
-async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency = 4): Promise<number> {
+async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency: number): Promise<number> {
   const t0 = performance.now();
   let next = 0;
   const worker = async () => {
@@ -71,7 +73,7 @@ async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, ma
 
 async function once(dryRun: boolean) {
   const all = users(SIBLINGS + 1 + LATER);
-  const stack = await startStack({ driver: 'lua', users: all, mailsight: { dryRun } });
+  const stack = await startStack({ driver: 'lua', users: all, mailsight: { dryRun, processing: { concurrentJobs: JOBS } } });
   try {
     const count = async (where: ReturnType<typeof sql>) => Number((await stack.db.rows<{ n: number }>(sql`select count(*)::int as n from llm_email_analysis where ${where}`))[0]!.n);
     const lmtp = await LmtpClient.connect(stack.dc.lmtpPort);
@@ -100,9 +102,9 @@ async function once(dryRun: boolean) {
     let baselineSec: number | null = null;
     if (dryRun) {
       await stack.stopMailsight();
-      baselineSec = await bareImapSeconds(stack, all.slice(0, SIBLINGS));
+      baselineSec = await bareImapSeconds(stack, all.slice(0, SIBLINGS), JOBS);
     }
-    return { dryRun, siblings: SIBLINGS, cleanupSec, baselineImapSec: baselineSec, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
+    return { dryRun, jobsAtOnce: JOBS, siblings: SIBLINGS, cleanupSec, baselineImapSec: baselineSec, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
   } finally {
     await stack.close();
   }
@@ -122,5 +124,5 @@ export async function runCampaignBench() {
       'LLM calls, later': r.llmCallsForLater,
     })),
   );
-  console.log(`results: ${writeResult('campaign', { runs })}`);
+  console.log(`results: ${writeResult(JOBS === 4 ? 'campaign' : `campaign-${JOBS}-jobs`, { runs })}`);
 }

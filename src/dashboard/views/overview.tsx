@@ -55,7 +55,7 @@ type QualityCounts = OverviewData['stats']['quality'];
  * turning DRY_RUN off, and for comparing models (per model and prompt version).
  */
 const Quality: FC<{ q: QualityCounts }> = ({ q }) => {
-  if (q.feedback === 0) return <p class="muted">No feedback yet: users' Junk / Not junk buttons and their moves into and out of Junk show up here (Lua driver), as does feedback sent to the API.</p>;
+  if (q.feedback === 0) return <p class="muted">No feedback yet: users' Junk / Not junk buttons (Lua driver), their moves out of Junk (and into it, with the Lua driver), and their word given here on a message or through the API show up here.</p>;
   const pct = (x: number | null) => (x === null ? '–' : `${Math.round(x * 1000) / 10} %`);
   return (
     <>
