@@ -86,7 +86,11 @@ async function once(dryRun: boolean) {
     const done = dryRun
       ? sql`exists (select 1 from llm_audit_log l where l.mailbox = llm_email_analysis.mailbox and l.uid = llm_email_analysis.uid and l.action = 'would_move')`
       : sql`moved_to_uid is not null`;
-    await waitUntil('the campaign cleaned up', async () => (await count(sql`verdict_source = 'campaign' and ${done}`)) >= SIBLINGS, 600_000);
+    await waitUntil('the campaign cleaned up', async () => (await count(sql`verdict_source = 'campaign' and ${done}`)) >= SIBLINGS, Number(process.env.BENCH_CAMPAIGN_WAIT_SEC ?? 600) * 1000).catch(async (err) => {
+      const states = await stack.db.rows(sql`select state, source, last_error, count(*)::int as n from llm_processing_queue group by 1, 2, 3 order by 4 desc limit 10`);
+      const verdicts = await stack.db.rows(sql`select verdict, verdict_source, status, count(*)::int as n from llm_email_analysis group by 1, 2, 3`);
+      throw new Error(`${(err as Error).message}; queue: ${JSON.stringify(states)}; analyses: ${JSON.stringify(verdicts)}`);
+    });
     const [span] = await stack.db.rows<{ verdict_at: Date | string; last_at: Date | string }>(sql`
       select (select created_at from llm_email_analysis where message_id = ${`<bench-${trigger}@billing-portal.example>`}) as verdict_at,
              greatest((select max(updated_at) from llm_email_analysis where verdict_source = 'campaign'),
