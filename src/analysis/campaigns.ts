@@ -6,7 +6,7 @@ import { keyEquals, sameMessage, type MessageKey } from '../domain/message-key.j
 import { lit, type Verdict } from '../domain/states.js';
 import type { ParsedMessage } from '../mail/parse.js';
 import type { ContentProtection } from '../privacy/protection.js';
-import { messageName } from './senders.js';
+import { messageName, messageNameSql } from './senders.js';
 
 /**
  * Campaign clean-up (retroactive protection): messages belong to one campaign when, within the
@@ -18,6 +18,9 @@ import { messageName } from './senders.js';
  * verdict is only ever raised this way, and a message its user rescued is left alone. What crosses
  * mailboxes is the verdict only, through the campaign key: a hash, keyed with ENCRYPTION_KEY.
  */
+
+/** Where the window of `hours` (CAMPAIGN_WINDOW_HOURS) starts, for raw SQL. */
+const windowStart = (hours: number) => sql`now() - make_interval(hours => ${hours})`;
 
 /** Shorter bodies ("Thanks!", "See attached") are shared by unrelated mail: no content key for them. */
 export const MIN_CONTENT_CHARS = 64;
@@ -90,7 +93,7 @@ export async function campaignVerdict(db: Db, self: MessageKey, keys: string[], 
   if (keys.length === 0) return null;
   const [row] = await db.rows<VerdictRow>(sql`
     select verdict, confidence, mailbox, folder, uidvalidity, uid from llm_campaigns c
-     where campaign_key = any(${textArray(keys)}) and at > now() - make_interval(hours => ${windowHours}) and not ${keyEquals(self, 'c')}
+     where campaign_key = any(${textArray(keys)}) and at > ${windowStart(windowHours)} and not ${keyEquals(self, 'c')}
      order by ${severity('verdict')} desc, at limit 1`);
   return row ? toVerdict(row) : null;
 }
@@ -103,7 +106,7 @@ export async function campaignVerdict(db: Db, self: MessageKey, keys: string[], 
  */
 export async function markCampaign(db: Db, trigger: MessageKey, keys: string[], d: { verdict: Verdict; confidence: number }, windowHours: number): Promise<number> {
   if (keys.length === 0) return 0;
-  const window = sql`now() - make_interval(hours => ${windowHours})`;
+  const window = windowStart(windowHours);
   const [row] = await db.rows<{ n: number }>(sql`
     with marked as (
       insert into llm_campaigns as c (campaign_key, verdict, confidence, mailbox, folder, uidvalidity, uid)
@@ -143,7 +146,7 @@ export async function campaignTarget(db: Db, key: MessageKey, windowHours: numbe
   const [row] = await db.rows<VerdictRow & { current: Verdict | null; message_id: string | null; rescued: boolean }>(sql`
     with c as (
       select c.* from llm_campaign_members m join llm_campaigns c using (campaign_key)
-       where ${keyEquals(key, 'm')} and c.at > now() - make_interval(hours => ${windowHours})
+       where ${keyEquals(key, 'm')} and c.at > ${windowStart(windowHours)}
        order by ${severity('c.verdict')} desc, c.at limit 1
     ), a as (
       select verdict, message_id from llm_email_analysis a where ${keyEquals(key, 'a')} limit 1
@@ -170,10 +173,10 @@ export async function junkVotes(db: Db, key: MessageKey, windowHours: number): P
   const rows = await db.rows<{ campaign_key: string }>(sql`
     select m.campaign_key from llm_campaign_members m
       join llm_campaign_members mine on mine.campaign_key = m.campaign_key and ${keyEquals(key, 'mine')}
-      join llm_email_analysis a on ${sameMessage('a', 'm')} and a.created_at > now() - make_interval(hours => ${windowHours}) - interval '1 day'
+      join llm_email_analysis a on ${sameMessage('a', 'm')} and a.created_at > ${windowStart(windowHours)} - interval '1 day'
       join llm_feedback f on f.mailbox = m.mailbox and f.said = 'junk'
-                         and f.message = coalesce(a.message_id, 'key:' || m.folder || '/' || m.uidvalidity || '/' || m.uid)
-     where m.at > now() - make_interval(hours => ${windowHours})
+                         and f.message = ${messageNameSql('a', 'm')}
+     where m.at > ${windowStart(windowHours)}
      group by m.campaign_key having count(distinct m.mailbox) >= ${JUNK_VOTES}`);
   return rows.map((r) => r.campaign_key);
 }
@@ -181,7 +184,7 @@ export async function junkVotes(db: Db, key: MessageKey, windowHours: number): P
 /** Forgets what is past the window (the sweep, every round). */
 export async function pruneCampaigns(db: Db, windowHours: number): Promise<void> {
   await db.rows(sql`
-    with m as (delete from llm_campaign_members where at <= now() - make_interval(hours => ${windowHours}) returning 1),
-         c as (delete from llm_campaigns where at <= now() - make_interval(hours => ${windowHours}) returning 1)
+    with m as (delete from llm_campaign_members where at <= ${windowStart(windowHours)} returning 1),
+         c as (delete from llm_campaigns where at <= ${windowStart(windowHours)} returning 1)
     select (select count(*) from m) + (select count(*) from c) as n`);
 }

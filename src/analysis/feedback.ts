@@ -42,6 +42,13 @@ export interface Feedback {
   senderLearned: boolean;
 }
 
+/** The context of a word from a service's parts (the push's, the API's and the dashboard's deps). */
+export const feedbackContext = (deps: Omit<FeedbackContext, 'messageId'>): FeedbackContext => ({
+  protection: deps.protection,
+  campaignWindowHours: deps.campaignWindowHours,
+  onQueued: deps.onQueued,
+});
+
 /** What a word on a message needs besides the message. */
 export interface FeedbackContext {
   /** To read the message's sender (it may be sealed) and store it as learned. */
@@ -98,16 +105,16 @@ export async function recordFeedback(db: Db, key: MessageKey, said: FeedbackSaid
     action: 'feedback',
     reason: `the user said ${said} (${how})${verdict ? `; mailsight had said ${verdict}` : ''}${learned ? '; learned for its sender in this mailbox' : ''}`,
   });
-  if (said === 'junk' && ctx.campaignWindowHours) await junkCampaign(db, key, ctx);
+  if (said === 'junk' && ctx.campaignWindowHours) await junkCampaign(db, key, ctx.campaignWindowHours, ctx.onQueued);
   return { said, how, verdict, outcome, senderLearned: learned !== null };
 }
 
 /** Users of JUNK_VOTES mailboxes said junk of this message's campaign: it is marked (spam), and reaches its other messages. */
-async function junkCampaign(db: Db, key: MessageKey, ctx: FeedbackContext & { campaignWindowHours?: number }) {
-  const keys = await junkVotes(db, key, ctx.campaignWindowHours!);
+async function junkCampaign(db: Db, key: MessageKey, windowHours: number, onQueued?: () => void) {
+  const keys = await junkVotes(db, key, windowHours);
   if (keys.length === 0) return;
-  const queued = await markCampaign(db, key, keys, { verdict: 'spam', confidence: JUNK_VOTES_CONFIDENCE }, ctx.campaignWindowHours!);
-  if (queued > 0) ctx.onQueued?.();
+  const queued = await markCampaign(db, key, keys, { verdict: 'spam', confidence: JUNK_VOTES_CONFIDENCE }, windowHours);
+  if (queued > 0) onQueued?.();
 }
 
 /**

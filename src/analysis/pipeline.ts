@@ -360,15 +360,7 @@ async function raiseForCampaign(run: Run): Promise<JobOutcome> {
   if (t.current !== 'legit' && t.current !== 'unknown') return { state: 'done', detail: `campaign: already judged ${t.current}`, llmCalls: 0 };
   const c = t.campaign;
   const why = campaignReason(c.verdict, p.config.campaigns.windowHours);
-  const d: Decision = {
-    verdict: c.verdict,
-    confidence: c.confidence,
-    phishingScore: c.verdict === 'phishing' ? c.confidence : 0,
-    verdictSource: 'campaign',
-    isSpam: c.verdict === 'spam' || c.verdict === 'scam',
-    isPhishing: c.verdict === 'phishing',
-    why,
-  };
+  const d: Decision = { ...decideVerdict({ verdict: c.verdict, confidence: c.confidence }, NO_EVIDENCE), verdictSource: 'campaign', why };
   if (!(await raiseVerdict(p.db, key, d))) return { state: 'done', detail: 'campaign: judged meanwhile', llmCalls: 0 };
   p.metrics?.campaignVerdicts.inc({ when: 'earlier' });
   const records = await act({

@@ -110,5 +110,9 @@ export async function forgetSenders(db: Db, protection: ContentProtection, mailb
   return Number(row?.n ?? 0);
 }
 
-/** The message-key form of a message without a Message-ID, as llm_feedback names it. */
+/** A message as llm_feedback names it: its Message-ID, or for one without, its key. */
 export const messageName = (key: MessageKey, messageId: string | null | undefined) => messageId ?? `key:${key.folder}/${key.uidvalidity}/${key.uid}`;
+
+/** The same name in SQL: `analysis`'s Message-ID, else the key of `keyed` (aliases). */
+export const messageNameSql = (analysis: string, keyed: string) =>
+  sql.raw(`coalesce(${analysis}.message_id, 'key:' || ${keyed}.folder || '/' || ${keyed}.uidvalidity || '/' || ${keyed}.uid)`);

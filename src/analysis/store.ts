@@ -88,7 +88,7 @@ function sourceOf(key: MessageKey, messageId: string) {
   return sql`
       select * from llm_email_analysis
       where mailbox = ${key.mailbox} and message_id = ${messageId} and status in (${lit('analyzed', 'skipped')})
-        and not (folder = ${key.folder} and uidvalidity = ${key.uidvalidity} and uid = ${key.uid})
+        and not ${keyEquals(key)}
       order by (moved_to_folder is not distinct from ${key.folder} and (moved_to_uid is null or moved_to_uid = ${key.uid})) desc, id desc
       limit 1`;
 }
@@ -134,7 +134,7 @@ export async function followMessage(db: Db, key: MessageKey, messageId: string):
       returning 1
     )
     select (select folder from src) as src_folder, (select uid from src) as src_uid, (select moved_to_folder from src) as src_moved_to,
-           exists (select 1 from own) as own, exists (select 1 from copied) as copied, exists (select 1 from queued) as queued`);
+           exists (select 1 from own) as own, exists (select 1 from copied) as copied`);
   if (!row?.src_folder) return { kind: 'none' };
   const from = { folder: row.src_folder, uid: Number(row.src_uid) };
   if (row.own) return { kind: 'own-move', from };

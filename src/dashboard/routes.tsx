@@ -1,5 +1,5 @@
 import { FEEDBACK_SAID, VERDICTS } from '../domain/states.js';
-import { feedbackOn, recordFeedback } from '../analysis/feedback.js';
+import { feedbackContext, feedbackOn, recordFeedback } from '../analysis/feedback.js';
 import { forgetSenders, listLearned } from '../analysis/senders.js';
 import { readFileSync } from 'node:fs';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
@@ -347,7 +347,7 @@ export function dashboardRoutes(deps: ApiDeps) {
     const ref = messageRef(c);
     const said = z.enum(FEEDBACK_SAID).safeParse((await c.req.parseBody()).said);
     if (!said.success) throw new AppError('VALIDATION_FAILED', 'said: junk or legit');
-    const f = await recordFeedback(deps.db, ref, said.data, 'dashboard', { protection: deps.protection, campaignWindowHours: deps.campaignWindowHours, onQueued: deps.onQueued });
+    const f = await recordFeedback(deps.db, ref, said.data, 'dashboard', feedbackContext(deps));
     deps.onFeedback?.(f);
     return c.redirect(`${urls.message(ref)}?notice=feedback_saved`, 303);
   });

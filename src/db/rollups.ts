@@ -37,7 +37,6 @@ export async function rebuildRollups(db: Db): Promise<void> {
   for (const table of ROLLUP_TABLES) await db.rows(sql`analyze ${sql.identifier(table)}`);
 }
 
-
 /**
  * Removes the timeline's minutes and hours older than its window (llm_timeline_from: eight days), which the
  * triggers no longer keep; the sweep calls it every round. Returns the rows removed.

@@ -1,5 +1,5 @@
 import { keyOf } from '../domain/message-key.js';
-import { keywordFeedback, moveFeedback, type Feedback } from '../analysis/feedback.js';
+import { feedbackContext, keywordFeedback, moveFeedback, type Feedback } from '../analysis/feedback.js';
 import type { Db } from '../db/client.js';
 import { followMessage } from '../analysis/store.js';
 import type { FolderFilter } from '../mail/folders.js';
@@ -32,8 +32,6 @@ export interface ReceiveDeps {
  * or out of Junk is also the user's word on it. Junk keywords set or cleared (FlagsSet, FlagsClear)
  * are too.
  */
-const feedbackContext = (deps: ReceiveDeps) => ({ protection: deps.protection, campaignWindowHours: deps.campaignWindowHours, onQueued: deps.onQueued });
-
 export async function receivePush(db: Db, ev: PushEvent, deps: ReceiveDeps): Promise<PushOutcome> {
   const key = keyOf(ev);
   switch (ev.action) {

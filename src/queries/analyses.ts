@@ -114,7 +114,6 @@ export async function knownUidvalidity(db: Db, ref: Pick<MessageRef, 'mailbox' |
 
 const keyOf = <T extends typeof processingQueue | typeof emailAnalysis | typeof auditLog>(t: T, k: Required<MessageRef>) => keyMatches(t, k);
 
-/** One message: its state, its analysis if any, its queue entry and its audit trail. 404 when never heard of. */
 /**
  * A campaign's audit entry names the message that marked the campaign. Another mailbox's name is
  * shown to the admin only: a mailbox's user learns that another mailbox had it, not which.
@@ -125,6 +124,7 @@ function auditDetails(mailbox: string, details: Record<string, unknown> | null, 
   return { ...details, trigger: 'a message in another mailbox' };
 }
 
+/** One message: its state, its analysis if any, its queue entry and its audit trail. 404 when never heard of. */
 export async function getMessage(db: Db, ref: MessageRef, protection: ContentProtection, opts: { showOtherMailboxes?: boolean } = {}) {
   const uidvalidity = ref.uidvalidity ?? (await knownUidvalidity(db, ref));
   const notFound = () =>

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { recordFeedback } from '../analysis/feedback.js';
+import { feedbackContext, recordFeedback } from '../analysis/feedback.js';
 import { FEEDBACK_SAID } from '../domain/states.js';
 import { assertMailboxAccess } from '../http/api-auth.js';
 import { AppError } from '../http/errors.js';
@@ -50,7 +50,7 @@ export function feedbackRoutes(deps: ApiDeps) {
     const uidvalidity = await knownUidvalidity(deps.db, { mailbox: b.mailbox, folder });
     if (uidvalidity === undefined) throw new AppError('NOT_FOUND', `mailsight has no record of ${folder} of ${b.mailbox}`);
     const key = { mailbox: b.mailbox, folder, uidvalidity, uid: b.email_id };
-    const f = await recordFeedback(deps.db, key, b.said, 'api', { protection: deps.protection, campaignWindowHours: deps.campaignWindowHours, onQueued: deps.onQueued });
+    const f = await recordFeedback(deps.db, key, b.said, 'api', feedbackContext(deps));
     deps.onFeedback?.(f);
     return c.json({ mailbox: key.mailbox, folder, uidvalidity, email_id: key.uid, said: f.said, how: f.how, verdict: f.verdict, outcome: f.outcome, sender_learned: f.senderLearned }, 200);
   });
