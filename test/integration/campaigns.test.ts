@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { campaignKeys, linkHosts, MIN_CONTENT_CHARS } from '../../src/analysis/campaigns.js';
 import { recordFeedback } from '../../src/analysis/feedback.js';
 import type { MessageKey } from '../../src/domain/message-key.js';
@@ -7,9 +7,8 @@ import { ContentProtection } from '../../src/privacy/protection.js';
 import { Sealer } from '../../src/privacy/sealer.js';
 import { eraseMailbox } from '../../src/queries/erase.js';
 import { enqueue } from '../../src/queue/jobs.js';
-import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
-import { FakeMailbox, queueDrainer, UIDVALIDITY } from '../support/pipeline-harness.js';
-import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
+import { pipelineTestbed, queueDrainer, UIDVALIDITY } from '../support/pipeline-harness.js';
+import { DRIVERS, describeWith, postgresAvailable, silentLogger, testConfig } from '../support/services.js';
 import { createApp } from '../../src/app.js';
 import { createApiKey } from '../../src/queries/keys.js';
 
@@ -65,34 +64,21 @@ it('campaign keys: the same content, or the same sender with the same link hosts
 
 for (const driver of DRIVERS) {
   describeWith('PostgreSQL', driver === 'pglite' || pgUp)(`campaign clean-up on ${driver}`, () => {
-    let t: TestDb;
-    let ollama: OllamaStandIn;
-    let mailbox: FakeMailbox;
-    beforeAll(async () => {
-      t = await openTestDb(driver);
-      ollama = await startOllamaStandIn();
-    });
-    afterAll(async () => {
-      await ollama?.close();
-      await t?.close();
-    });
-    beforeEach(() => {
-      mailbox = new FakeMailbox();
-    });
-    const drain = queueDrainer(() => t, () => ollama, () => mailbox);
+    const bed = pipelineTestbed(driver);
+    const drain = queueDrainer(bed);
     // Each mailbox has a UIDVALIDITY of its own, as on a real server.
     const keyOf = (run: string, i: number): MessageKey => ({ mailbox: `${run}-${i}@example.test`, folder: 'INBOX', uidvalidity: UIDVALIDITY + i, uid: 1 });
     const deliver = async (run: string, i: number, config: Record<string, unknown>) => {
       const key = keyOf(run, i);
-      mailbox.put(key, campaignMessage(i, key.mailbox, i === 15, `${run}.billing.example`));
-      await enqueue(t.db, { ...key, source: 'push' });
+      bed.mailbox.put(key, campaignMessage(i, key.mailbox, i === 15, `${run}.billing.example`));
+      await enqueue(bed.t.db, { ...key, source: 'push' });
       return drain(config);
     };
     const verdicts = (run: string) =>
-      t.db.rows<{ mailbox: string; verdict: string; verdict_source: string; status: string; moved_to_folder: string | null }>(sql`
+      bed.t.db.rows<{ mailbox: string; verdict: string; verdict_source: string; status: string; moved_to_folder: string | null }>(sql`
         select mailbox, verdict, verdict_source, status, moved_to_folder from llm_email_analysis where mailbox like ${`${run}-%`} order by mailbox`);
     const trail = (key: MessageKey) =>
-      t.db.rows<{ action: string; reason: string; details: any }>(sql`
+      bed.t.db.rows<{ action: string; reason: string; details: any }>(sql`
         select action, reason, details from llm_audit_log where mailbox = ${key.mailbox} and uid = ${key.uid} order by id`);
 
     for (const dryRun of [false, true]) {
@@ -102,12 +88,12 @@ for (const driver of DRIVERS) {
         for (let i = 1; i <= 14; i++) await deliver(run, i, config);
         expect((await verdicts(run)).map((v) => v.verdict)).toEqual(Array(14).fill('legit'));
         // The user of mailbox 3 said it is fine (say, the dashboard's Not junk).
-        await recordFeedback(t.db, keyOf(run, 3), 'legit', 'dashboard', { protection: plain });
-        const calls = ollama.state.chats.length;
-        mailbox.acted.length = 0;
+        await recordFeedback(bed.t.db, keyOf(run, 3), 'legit', 'dashboard', { protection: plain });
+        const calls = bed.ollama.state.chats.length;
+        bed.mailbox.acted.length = 0;
 
         const ran = await deliver(run, 15, config);
-        expect(ollama.state.chats.length - calls).toBe(1);
+        expect(bed.ollama.state.chats.length - calls).toBe(1);
         expect(ran[0]!.outcome).toMatchObject({ state: 'done', llmCalls: 1 });
         const raised = ran.slice(1);
         expect(raised).toHaveLength(14);
@@ -121,7 +107,7 @@ for (const driver of DRIVERS) {
         const others = after.filter((v) => !v.mailbox.startsWith(`${run}-3@`) && !v.mailbox.startsWith(`${run}-15@`));
         expect(others).toHaveLength(13);
         for (const v of others) expect(v).toMatchObject({ verdict: 'phishing', verdict_source: 'campaign', moved_to_folder: dryRun ? null : 'Junk' });
-        expect(mailbox.acted).toHaveLength(dryRun ? 0 : 14);
+        expect(bed.mailbox.acted).toHaveLength(dryRun ? 0 : 14);
 
         const first = await trail(keyOf(run, 1));
         const campaignEntry = first.find((e) => e.action === 'campaign');
@@ -131,7 +117,7 @@ for (const driver of DRIVERS) {
 
         // Later: the verdict without a call, acted on, with the campaign on the trail.
         for (let i = 16; i <= 20; i++) await deliver(run, i, config);
-        expect(ollama.state.chats.length - calls).toBe(1);
+        expect(bed.ollama.state.chats.length - calls).toBe(1);
         const later = (await verdicts(run)).filter((v) => Number(v.mailbox.split('-')[1]!.split('@')[0]) >= 16);
         expect(later).toHaveLength(5);
         for (const v of later) expect(v).toMatchObject({ verdict: 'phishing', verdict_source: 'campaign', status: 'skipped', moved_to_folder: dryRun ? null : 'Junk' });
@@ -143,14 +129,14 @@ for (const driver of DRIVERS) {
       const run = 'votes';
       for (let i = 1; i <= 5; i++) {
         const key = keyOf(run, i);
-        mailbox.put(key, campaignMessage(i, key.mailbox, false, 'votes.billing.example'));
-        await enqueue(t.db, { ...key, source: 'push' });
+        bed.mailbox.put(key, campaignMessage(i, key.mailbox, false, 'votes.billing.example'));
+        await enqueue(bed.t.db, { ...key, source: 'push' });
       }
       await drain({});
       const ctx = { protection: plain, campaignWindowHours: 72 };
-      await recordFeedback(t.db, keyOf(run, 1), 'junk', 'keyword', ctx);
+      await recordFeedback(bed.t.db, keyOf(run, 1), 'junk', 'keyword', ctx);
       expect(await drain({})).toEqual([]);
-      await recordFeedback(t.db, keyOf(run, 2), 'junk', 'move', ctx);
+      await recordFeedback(bed.t.db, keyOf(run, 2), 'junk', 'move', ctx);
       const raised = await drain({});
       expect(raised.map((r) => r.job.mailbox).sort()).toEqual([1, 3, 4, 5].map((i) => keyOf(run, i).mailbox));
       const after = await verdicts(run);
@@ -160,9 +146,9 @@ for (const driver of DRIVERS) {
     });
 
     it("a raised message's trail names the message that marked the campaign: for the admin; a mailbox's own key learns only that it was another mailbox", async () => {
-      const app = createApp({ config: testConfig({ apiKey: ADMIN }), db: t.db, logger: silentLogger, pushCredentials: null });
+      const app = createApp({ config: testConfig({ apiKey: ADMIN }), db: bed.t.db, logger: silentLogger, pushCredentials: null });
       const key = keyOf('live', 1);
-      const own = (await createApiKey(t.db, key.mailbox)).key;
+      const own = (await createApiKey(bed.t.db, key.mailbox)).key;
       const trailAs = async (apiKey: string) => {
         const res = await app.request(`/api/v1/get/llm/analysis?mailbox=${encodeURIComponent(key.mailbox)}&email_id=1`, { headers: { 'x-api-key': apiKey } });
         expect(res.status).toBe(200);
@@ -174,21 +160,21 @@ for (const driver of DRIVERS) {
     });
 
     it('the campaign reaches no one after its window', async () => {
-      const [c] = await t.db.rows<{ n: number }>(sql`select count(*)::int as n from llm_campaigns`);
+      const [c] = await bed.t.db.rows<{ n: number }>(sql`select count(*)::int as n from llm_campaigns`);
       expect(Number(c!.n)).toBeGreaterThan(0);
-      await t.db.rows(sql`update llm_campaigns set at = now() - interval '73 hours'`);
+      await bed.t.db.rows(sql`update llm_campaigns set at = now() - interval '73 hours'`);
       const key = keyOf('late', 16);
-      mailbox.put(key, campaignMessage(16, key.mailbox, false, 'live.billing.example'));
-      await enqueue(t.db, { ...key, source: 'push' });
+      bed.mailbox.put(key, campaignMessage(16, key.mailbox, false, 'live.billing.example'));
+      await enqueue(bed.t.db, { ...key, source: 'push' });
       await drain({});
       const [v] = await verdicts('late');
       expect(v).toMatchObject({ verdict: 'legit', verdict_source: 'model' });
     });
 
     it('erasing a mailbox erases its campaign memberships and the marks its messages set', async () => {
-      const erased = await eraseMailbox(t.db, keyOf('live', 15).mailbox);
+      const erased = await eraseMailbox(bed.t.db, keyOf('live', 15).mailbox);
       expect(erased.mailbox).toBe(keyOf('live', 15).mailbox);
-      const [left] = await t.db.rows<{ members: number; marks: number }>(sql`
+      const [left] = await bed.t.db.rows<{ members: number; marks: number }>(sql`
         select (select count(*) from llm_campaign_members where mailbox = ${keyOf('live', 15).mailbox})::int as members,
                (select count(*) from llm_campaigns where mailbox = ${keyOf('live', 15).mailbox})::int as marks`);
       expect(left).toEqual({ members: 0, marks: 0 });

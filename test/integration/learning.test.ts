@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { learnedAbout } from '../../src/analysis/senders.js';
 import { upsertAnalysis } from '../../src/analysis/store.js';
 import { createApp } from '../../src/app.js';
@@ -11,9 +11,8 @@ import { Sealer } from '../../src/privacy/sealer.js';
 import { eraseMailbox } from '../../src/queries/erase.js';
 import { createApiKey } from '../../src/queries/keys.js';
 import { Browser } from '../support/browser.js';
-import { startOllamaStandIn, type OllamaStandIn } from '../support/ollama-stand-in.js';
-import { FakeMailbox, jobRunner, message, UIDVALIDITY } from '../support/pipeline-harness.js';
-import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
+import { jobRunner, message, pipelineTestbed, UIDVALIDITY } from '../support/pipeline-harness.js';
+import { DRIVERS, describeWith, postgresAvailable, silentLogger, testConfig } from '../support/services.js';
 
 /**
  * Per-mailbox learning (issue 22, part 3): a user's Junk / Not junk is also their word on the
@@ -33,33 +32,22 @@ const PLAIN = 'Shall we have lunch on Friday at noon?';
 
 for (const driver of DRIVERS) {
   describeWith('PostgreSQL', driver === 'pglite' || pgUp)(`learning senders on ${driver}`, () => {
-    let t: TestDb;
-    let ollama: OllamaStandIn;
-    let mailbox: FakeMailbox;
+    const bed = pipelineTestbed(driver);
     let app: ReturnType<typeof createApp>;
     let uid = 0;
-    beforeAll(async () => {
-      t = await openTestDb(driver);
-      ollama = await startOllamaStandIn();
-      app = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: t.db, logger: silentLogger, pushCredentials: null });
-    });
-    afterAll(async () => {
-      await ollama?.close();
-      await t?.close();
-    });
-    beforeEach(() => {
-      mailbox = new FakeMailbox();
+    beforeAll(() => {
+      app = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: bed.t.db, logger: silentLogger, pushCredentials: null });
     });
 
-    const runJob = jobRunner(() => t, () => ollama, () => mailbox);
+    const runJob = jobRunner(bed);
     /** A new message in INBOX of `mb` (`body`, or a whole `raw` message), analysed; returns its key and its stored verdict. */
     const deliver = async (mb: string, from: string, body: string, raw?: string) => {
       const key: MessageKey = { mailbox: mb, folder: 'INBOX', uidvalidity: UIDVALIDITY, uid: ++uid };
-      mailbox.put(key, raw ?? message(`l-${uid}`, 'A message', body, from));
+      bed.mailbox.put(key, raw ?? message(`l-${uid}`, 'A message', body, from));
       const out = await runJob(key);
-      const [row] = await t.db.rows<{ verdict: string; verdict_source: string }>(sql`
+      const [row] = await bed.t.db.rows<{ verdict: string; verdict_source: string }>(sql`
         select verdict, verdict_source from llm_email_analysis where mailbox = ${mb} and uid = ${key.uid}`);
-      const [decision] = await t.db.rows<{ reason: string }>(sql`
+      const [decision] = await bed.t.db.rows<{ reason: string }>(sql`
         select reason from llm_audit_log where mailbox = ${mb} and uid = ${key.uid} and action = 'analyzed'`);
       return { key, out, verdict: row!.verdict, source: row!.verdict_source, reason: decision!.reason };
     };
@@ -78,12 +66,12 @@ for (const driver of DRIVERS) {
       expect(await feedback(first.key, 'legit')).toMatchObject({ outcome: 'false_junk', sender_learned: true });
       expect(await learned(ALICE)).toEqual([{ sender: 'deals@shop.example', id: 'deals@shop.example', said: 'legit', how: 'api', at: expect.any(String) }]);
 
-      const calls = ollama.state.chats.length;
+      const calls = bed.ollama.state.chats.length;
       const next = await deliver(ALICE, PROMO, `${SPAMMY} Again.`);
       expect(next).toMatchObject({ verdict: 'legit', source: 'user' });
       expect(next.reason).toMatch(/^verdict by user: the user said mail from this sender is not junk \(api, \d{4}-\d\d-\d\d\); model had said spam$/);
       // The model is still asked (summary, category): the user's word settles only the verdict.
-      expect(ollama.state.chats.length - calls).toBe(1);
+      expect(bed.ollama.state.chats.length - calls).toBe(1);
       // Nothing learned in Alice's mailbox reaches Bob's.
       expect(await deliver(BOB, PROMO, `${SPAMMY} For Bob.`)).toMatchObject({ verdict: 'spam', source: 'model' });
     });
@@ -117,7 +105,7 @@ for (const driver of DRIVERS) {
         '<p>A document was shared with you.</p><p><a href="https://docs-share.example/auth">Sign in to view the document</a></p>',
         '',
       ].join('\r\n');
-      expect(await learnedAbout(t.db, new ContentProtection({ sealer: null, keepHeaders: true }), ALICE, 'deals@shop.example')).toMatchObject({ said: 'legit' });
+      expect(await learnedAbout(bed.t.db, new ContentProtection({ sealer: null, keepHeaders: true }), ALICE, 'deals@shop.example')).toMatchObject({ said: 'legit' });
       expect(await deliver(ALICE, PROMO, '', forged)).toMatchObject({ verdict: 'phishing', source: 'signals' });
     });
 
@@ -136,7 +124,7 @@ for (const driver of DRIVERS) {
     });
 
     it("a mailbox key sees and forgets only its own mailbox's senders; bad input is 400", async () => {
-      const bobKey = (await createApiKey(t.db, BOB)).key;
+      const bobKey = (await createApiKey(bed.t.db, BOB)).key;
       expect((await api(`/get/llm/preferences?username=${ALICE}`, undefined, bobKey)).status).toBe(403);
       expect((await api('/edit/llm/preferences', { username: ALICE, forget_senders: ['friend@pals.example'] }, bobKey)).status).toBe(403);
       expect((await api('/edit/llm/preferences', { username: BOB, forget_senders: ['not an address'] }, bobKey)).status).toBe(400);
@@ -166,30 +154,30 @@ for (const driver of DRIVERS) {
       const KEY_B = randomBytes(32);
       const mb = `sealed-${driver}@example.test`;
       const sealedA = new ContentProtection({ sealer: new Sealer(KEY_A), keepHeaders: true });
-      const sealedApp = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: t.db, logger: silentLogger, pushCredentials: null, protection: sealedA });
+      const sealedApp = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: bed.t.db, logger: silentLogger, pushCredentials: null, protection: sealedA });
       const key = { mailbox: mb, folder: 'INBOX', uidvalidity: UIDVALIDITY, uid: ++uid };
       // The analysis as the sealing pipeline stores it: the sender inside sealed_headers.
-      await upsertAnalysis(t.db, sealedA.protectAnalysis({ ...key, status: 'analyzed', verdict: 'spam', fromAddress: 'Secret@Sender.example', subject: 's' }));
+      await upsertAnalysis(bed.t.db, sealedA.protectAnalysis({ ...key, status: 'analyzed', verdict: 'spam', fromAddress: 'Secret@Sender.example', subject: 's' }));
       const res = await sealedApp.request('/api/v1/add/llm/feedback', {
         method: 'POST',
         headers: { 'x-api-key': ADMIN, 'content-type': 'application/json' },
         body: JSON.stringify({ mailbox: mb, email_id: key.uid, said: 'legit' }),
       });
       expect(await res.json()).toMatchObject({ sender_learned: true });
-      const [row] = await t.db.rows<Record<string, string | null>>(sql`select * from llm_learned_senders where mailbox = ${mb}`);
+      const [row] = await bed.t.db.rows<Record<string, string | null>>(sql`select * from llm_learned_senders where mailbox = ${mb}`);
       expect(row).toMatchObject({ sender: null, key_id: sealedA.sealer!.currentId });
       expect(JSON.stringify(row)).not.toContain('secret@sender');
-      expect(await learnedAbout(t.db, sealedA, mb, 'secret@sender.example')).toMatchObject({ said: 'legit' });
+      expect(await learnedAbout(bed.t.db, sealedA, mb, 'secret@sender.example')).toMatchObject({ said: 'legit' });
       // The same sender in another mailbox has another hash: a stolen table does not link them.
       expect(sealedA.senderKeys('other@example.test', 'secret@sender.example')[0]).not.toBe(row!.sender_key);
 
       const both = new ContentProtection({ sealer: new Sealer(KEY_B, [KEY_A]), keepHeaders: true });
-      expect(await learnedAbout(t.db, both, mb, 'secret@sender.example')).toMatchObject({ said: 'legit' });
-      const report = await rotateKeys(t.db, both, { batchSize: 50 });
+      expect(await learnedAbout(bed.t.db, both, mb, 'secret@sender.example')).toMatchObject({ said: 'legit' });
+      const report = await rotateKeys(bed.t.db, both, { batchSize: 50 });
       expect(report.senders).toBe(1);
       const onlyB = new ContentProtection({ sealer: new Sealer(KEY_B), keepHeaders: true });
-      expect(await learnedAbout(t.db, onlyB, mb, 'SECRET@sender.example')).toMatchObject({ said: 'legit' });
-      const sealedB = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: t.db, logger: silentLogger, pushCredentials: null, protection: onlyB });
+      expect(await learnedAbout(bed.t.db, onlyB, mb, 'SECRET@sender.example')).toMatchObject({ said: 'legit' });
+      const sealedB = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: bed.t.db, logger: silentLogger, pushCredentials: null, protection: onlyB });
       const prefs = await (await sealedB.request(`/api/v1/get/llm/preferences?username=${mb}`, { headers: { 'x-api-key': ADMIN } })).json();
       expect(prefs.learned_senders).toEqual([expect.objectContaining({ sender: 'secret@sender.example', said: 'legit' })]);
     });
@@ -197,7 +185,7 @@ for (const driver of DRIVERS) {
     it('with PRIVACY_KEEP_HEADERS=false nothing is learned or used; erasing a mailbox erases what it learned', async () => {
       const first = await deliver(ALICE, FRIEND, SPAMMY);
       const noHeaders = new ContentProtection({ sealer: null, keepHeaders: false });
-      const noHeadersApp = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: t.db, logger: silentLogger, pushCredentials: null, protection: noHeaders });
+      const noHeadersApp = createApp({ config: testConfig({ apiKey: ADMIN, push: { auth: 'none' } }), db: bed.t.db, logger: silentLogger, pushCredentials: null, protection: noHeaders });
       const res = await noHeadersApp.request('/api/v1/add/llm/feedback', {
         method: 'POST',
         headers: { 'x-api-key': ADMIN, 'content-type': 'application/json' },
@@ -207,8 +195,8 @@ for (const driver of DRIVERS) {
       expect(await learned(ALICE)).toEqual([]);
       await feedback(first.key, 'legit');
       expect(await learned(ALICE)).toHaveLength(1);
-      expect(await learnedAbout(t.db, noHeaders, ALICE, 'friend@pals.example')).toBeNull();
-      const erased = await eraseMailbox(t.db, ALICE);
+      expect(await learnedAbout(bed.t.db, noHeaders, ALICE, 'friend@pals.example')).toBeNull();
+      const erased = await eraseMailbox(bed.t.db, ALICE);
       expect(erased.deleted.learned_senders).toBe(1);
       expect(await learned(ALICE)).toEqual([]);
     });

@@ -1,4 +1,4 @@
-import { expect } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { claim, finishMany } from '../../src/analysis/jobs.js';
 import { LlmClient } from '../../src/analysis/llm.js';
 import { createPipeline, type JobOutcome, type MessageSource } from '../../src/analysis/pipeline.js';
@@ -7,8 +7,8 @@ import type { ActHooks, ActionPlan, ActOutcome } from '../../src/mail/actions.js
 import type { FetchOutcome } from '../../src/mail/imap.js';
 import { protectionFor } from '../../src/privacy/protection.js';
 import { enqueue } from '../../src/queue/jobs.js';
-import type { OllamaStandIn } from './ollama-stand-in.js';
-import { silentLogger, testConfig, type TestDb } from './services.js';
+import { startOllamaStandIn, type OllamaStandIn } from './ollama-stand-in.js';
+import { openTestDb, silentLogger, testConfig, type Driver, type TestDb } from './services.js';
 
 /**
  * The pipeline driven job by job, without IMAP: a fake message source (an in-memory mailbox that
@@ -17,6 +17,34 @@ import { silentLogger, testConfig, type TestDb } from './services.js';
  */
 
 export const UIDVALIDITY = 7;
+
+/** What a test file drives the pipeline with: its database, the stand-in model, and a fresh fake mailbox per test. */
+export interface Testbed {
+  t: TestDb;
+  ollama: OllamaStandIn;
+  mailbox: FakeMailbox;
+}
+
+/**
+ * Opens a test bed in the calling describe block: the database and the stand-in for the block
+ * (beforeAll, closed in afterAll), a new FakeMailbox before each test. Its fields are set by those
+ * hooks, so they are read inside tests, not when the block is declared.
+ */
+export function pipelineTestbed(driver: Driver): Testbed {
+  const bed = {} as Testbed;
+  beforeAll(async () => {
+    bed.t = await openTestDb(driver);
+    bed.ollama = await startOllamaStandIn();
+  });
+  afterAll(async () => {
+    await bed.ollama?.close();
+    await bed.t?.close();
+  });
+  beforeEach(() => {
+    bed.mailbox = new FakeMailbox();
+  });
+  return bed;
+}
 
 export function message(id: string, subject: string, body: string, from = 'Sender <sender@example.net>') {
   return [`From: ${from}`, 'To: someone@example.test', `Subject: ${subject}`, `Message-ID: <${id}@example.net>`, 'Date: Sat, 21 Nov 2026 10:00:00 +0000', '', body, ''].join('\r\n');
@@ -91,10 +119,10 @@ function pipelineFor(t: TestDb, ollama: OllamaStandIn, source: MessageSource, co
  * Runs every due job (as a worker does: claim with context, handle, end) until none is left, and
  * returns their outcomes in order.
  */
-export function queueDrainer(db: () => TestDb, standIn: () => OllamaStandIn, source: () => MessageSource) {
+export function queueDrainer(bed: Testbed) {
   return async function drain(config: Record<string, unknown> = {}): Promise<{ job: MessageKey & { source: string }; outcome: JobOutcome }[]> {
-    const t = db();
-    const handler = pipelineFor(t, standIn(), source(), config);
+    const { t } = bed;
+    const handler = pipelineFor(t, bed.ollama, bed.mailbox, config);
     const done: { job: MessageKey & { source: string }; outcome: JobOutcome }[] = [];
     for (;;) {
       const jobs = await claim(t.db, { workerId: 'w', limit: 10, leaseMs: 60_000 });
@@ -108,15 +136,12 @@ export function queueDrainer(db: () => TestDb, standIn: () => OllamaStandIn, sou
   };
 }
 
-/**
- * One job through the pipeline as the worker runs it: enqueue, claim (with its context), handle, end.
- * Its parts are given as getters: a test file opens them in beforeAll.
- */
-export function jobRunner(db: () => TestDb, standIn: () => OllamaStandIn, source: () => MessageSource) {
+/** One job through the pipeline as the worker runs it: enqueue, claim (with its context), handle, end. */
+export function jobRunner(bed: Testbed) {
   return async function runJob(key: MessageKey, config: Record<string, unknown> = {}, from: 'push' | 'api' | 'reconcile' = 'push'): Promise<JobOutcome> {
-    const t = db();
+    const { t } = bed;
     await enqueue(t.db, { ...key, source: from });
-    const handler = pipelineFor(t, standIn(), source(), config);
+    const handler = pipelineFor(t, bed.ollama, bed.mailbox, config);
     const [job] = await claim(t.db, { workerId: 'w', limit: 1, leaseMs: 60_000 });
     expect(job).toMatchObject(key);
     const outcome = await handler(job!);
