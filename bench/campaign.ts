@@ -32,10 +32,16 @@ function statement(i: number, to: string, phishing: boolean) {
   ].join('\r\n');
 }
 
-async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: number) {
-  const deadline = Date.now() + limitMs;
+async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: number, progress?: () => Promise<string>) {
+  const start = Date.now();
+  let shown = start;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${limitMs / 1000} s`);
+    if (Date.now() > start + limitMs) throw new Error(`${what}: not within ${limitMs / 1000} s`);
+    // A line every 10 s, so that a stall shows where it began.
+    if (progress && Date.now() - shown >= 10_000) {
+      shown = Date.now();
+      console.log(`  ${what}: ${Math.round((shown - start) / 1000)} s, ${await progress()}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -47,13 +53,18 @@ async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: n
  * is stopped first, so Dovecot's pushes for the moves are refused at once: the baseline carries no
  * push handling, which the clean-up's own moves do.
  */
-async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency: number): Promise<number> {
+async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency: number) {
   const t0 = performance.now();
   let next = 0;
+  // Where the time goes, summed over the connections: the master login, the commands, the logout.
+  const spent = { loginSec: 0, commandsSec: 0, logoutSec: 0 };
   const worker = async () => {
     while (next < mailboxes.length) {
       const user = mailboxes[next++]!;
+      let t = performance.now();
       const client = await imapSession(stack.dc, user);
+      spent.loginSec += (performance.now() - t) / 1000;
+      t = performance.now();
       try {
         await client.mailboxOpen('INBOX');
         const [uid] = (await client.search({ all: true }, { uid: true })) || [];
@@ -63,12 +74,15 @@ async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, ma
         await client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true });
         await client.messageMove(String(uid), 'Junk', { uid: true });
       } finally {
+        spent.commandsSec += (performance.now() - t) / 1000;
+        t = performance.now();
         await client.logout();
+        spent.logoutSec += (performance.now() - t) / 1000;
       }
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
-  return (performance.now() - t0) / 1000;
+  return { seconds: (performance.now() - t0) / 1000, ...spent };
 }
 
 async function once(dryRun: boolean) {
@@ -86,7 +100,12 @@ async function once(dryRun: boolean) {
     const done = dryRun
       ? sql`exists (select 1 from llm_audit_log l where l.mailbox = llm_email_analysis.mailbox and l.uid = llm_email_analysis.uid and l.action = 'would_move')`
       : sql`moved_to_uid is not null`;
-    await waitUntil('the campaign cleaned up', async () => (await count(sql`verdict_source = 'campaign' and ${done}`)) >= SIBLINGS, Number(process.env.BENCH_CAMPAIGN_WAIT_SEC ?? 600) * 1000).catch(async (err) => {
+    const cleaned = () => count(sql`verdict_source = 'campaign' and ${done}`);
+    const progress = async () => {
+      const states = await stack.db.rows<{ state: string; n: number }>(sql`select state, count(*)::int as n from llm_processing_queue where source = 'campaign' group by 1 order by 1`);
+      return `${await cleaned()} cleaned; campaign jobs ${states.map((r) => `${r.state} ${r.n}`).join(', ')}; IMAP sessions ${stack.ms.imap.openSessions}`;
+    };
+    await waitUntil('the campaign cleaned up', async () => (await cleaned()) >= SIBLINGS, Number(process.env.BENCH_CAMPAIGN_WAIT_SEC ?? 600) * 1000, progress).catch(async (err) => {
       const states = await stack.db.rows(sql`select state, source, last_error, count(*)::int as n from llm_processing_queue group by 1, 2, 3 order by 4 desc limit 10`);
       const verdicts = await stack.db.rows(sql`select verdict, verdict_source, status, count(*)::int as n from llm_email_analysis group by 1, 2, 3`);
       throw new Error(`${(err as Error).message}; queue: ${JSON.stringify(states)}; analyses: ${JSON.stringify(verdicts)}`);
@@ -103,12 +122,12 @@ async function once(dryRun: boolean) {
     await waitUntil('the later messages judged', async () => (await count(sql`verdict_source = 'campaign'`)) >= SIBLINGS + LATER, 600_000);
     const callsLater = stack.ollama!.state.chats.length - callsBefore - callsAtTrigger;
     // The baseline needs mailboxes whose message is still in INBOX: with DRY_RUN=true all of them are.
-    let baselineSec: number | null = null;
+    let baseline: Awaited<ReturnType<typeof bareImapSeconds>> | null = null;
     if (dryRun) {
       await stack.stopMailsight();
-      baselineSec = await bareImapSeconds(stack, all.slice(0, SIBLINGS), JOBS);
+      baseline = await bareImapSeconds(stack, all.slice(0, SIBLINGS), JOBS);
     }
-    return { dryRun, jobsAtOnce: JOBS, siblings: SIBLINGS, cleanupSec, baselineImapSec: baselineSec, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
+    return { dryRun, jobsAtOnce: JOBS, siblings: SIBLINGS, cleanupSec, baselineImapSec: baseline?.seconds ?? null, baselineImapSpent: baseline, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
   } finally {
     await stack.close();
   }
@@ -116,13 +135,21 @@ async function once(dryRun: boolean) {
 
 export async function runCampaignBench() {
   if (!dovecotAvailable('2.3')) throw new Error('needs root and Dovecot (apt-get install dovecot-core dovecot-imapd dovecot-lmtpd)');
-  const runs = [await once(true), await once(false)];
+  // BENCH_CAMPAIGN_MODES: dry (DRY_RUN=true, with the bare-IMAP baseline), real (moves), or both.
+  const modes = (process.env.BENCH_CAMPAIGN_MODES ?? 'dry,real').split(',');
+  const runs = [];
+  if (modes.includes('dry')) runs.push(await once(true));
+  if (modes.includes('real')) runs.push(await once(false));
   table(
     runs.map((r) => ({
       mode: r.dryRun ? 'DRY_RUN=true' : 'DRY_RUN=false (moved)',
       'earlier messages': r.siblings,
       'verdict -> last cleaned (s)': Number(r.cleanupSec.toFixed(2)),
       'bare IMAP, same moves (s)': r.baselineImapSec === null ? '' : Number(r.baselineImapSec.toFixed(2)),
+      // Per mailbox, on one connection: what the baseline's time was made of.
+      'bare: login / commands / logout (ms each)': r.baselineImapSpent
+        ? [r.baselineImapSpent.loginSec, r.baselineImapSpent.commandsSec, r.baselineImapSpent.logoutSec].map((s) => Math.round((s * 1000) / r.siblings)).join(' / ')
+        : '',
       'LLM calls, trigger': r.llmCallsForTrigger,
       'later messages': r.later,
       'LLM calls, later': r.llmCallsForLater,
