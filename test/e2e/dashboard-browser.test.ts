@@ -290,12 +290,19 @@ describeWith('Dovecot, PostgreSQL and Chromium', ready)('the dashboard in a real
   });
 
   it('opt-out asks first and names what it erases; every checkbox has one size', async () => {
+    // A sender Bob's Junk taught, with a long address: the learned senders' table (five columns) must fit too.
+    const longSender = 'monthly-statements.and-account-notices@billing.example-department-store.test';
+    await stack.db.rows(sql`
+      insert into llm_learned_senders (mailbox, sender_key, sender, said, how, message)
+      values (${BOB}, 'phone-test', ${longSender}, 'junk', 'keyword', '<phone-test@example.test>')`);
     const page = await signInWithPassword(BOB, stack.dc.userPassword, { width: 390, height: 844 });
     await page.getByRole('heading', { name: BOB, level: 1 }).waitFor();
     await page.getByRole('link', { name: 'Preferences', exact: true }).click();
     const boxes = await page.locator('input[type="checkbox"]').evaluateAll((bs) => bs.map((b) => `${b.getBoundingClientRect().width}x${b.getBoundingClientRect().height}`));
     expect(boxes.length).toBeGreaterThan(3);
     expect(new Set(boxes).size).toBe(1);
+    expect(await textOf(page.getByTestId('learned-senders'))).toContain(longSender);
+    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
     await shot(page, '17-preferences-phone');
 
     await page.getByLabel('Opt out').check();

@@ -53,7 +53,7 @@ const LearnedSenders: FC<{ page: PageContext; mailbox: string; learned: LearnedS
     {learned.length === 0 ? (
       <p class="muted">Nothing learned yet. Marking a message as Junk or Not junk (in your mail client, or here) teaches its sender.</p>
     ) : (
-      <table>
+      <table class="responsive">
         <thead>
           <tr>
             <th>Sender</th>
@@ -67,9 +67,9 @@ const LearnedSenders: FC<{ page: PageContext; mailbox: string; learned: LearnedS
           {learned.map((l) => (
             <tr>
               <td>{l.sender ?? <span class="muted">sealed under a key that is not configured</span>}</td>
-              <td>{l.said === 'junk' ? 'junk' : 'not junk'}</td>
-              <td>{l.how}</td>
-              <td>{l.at.slice(0, 16).replace('T', ' ')}</td>
+              <td data-label="Your word">{l.said === 'junk' ? 'junk' : 'not junk'}</td>
+              <td data-label="How">{l.how}</td>
+              <td data-label="When (UTC)">{l.at.slice(0, 16).replace('T', ' ')}</td>
               <td>
                 <form class="inline" method="post" action={`${urls.preferences(mailbox)}/senders/forget`}>
                   <CsrfField token={page.csrf} />
