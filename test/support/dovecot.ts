@@ -94,6 +94,8 @@ export interface DovecotOptions {
   listen?: string;
   /** A whole configuration of its own instead of the test one (the Mailcow shape); files go in `dir`. */
   render?: (ctx: RenderContext) => string;
+  /** Lines appended to the test configuration (not to a `render`'s), e.g. service tuning for a benchmark. */
+  extraConfig?: string;
   /** The master user's name (default `mailsight`); a `render` writes its own master passdb. */
   masterUser?: string;
 }
@@ -358,7 +360,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     lmtpPort = await freePort();
     imapsPort = opts.imaps ? await freePort() : 0;
     const ctx: RenderContext = { version, dir, hostDir, place, imapPort, lmtpPort, imapsPort, listen, users, userPassword, masterUser, masterPassword, push: opts.push };
-    writeFileSync(join(hostDir, 'dovecot.conf'), opts.render ? opts.render(ctx) : config(ctx, opts));
+    writeFileSync(join(hostDir, 'dovecot.conf'), opts.render ? opts.render(ctx) : `${config(ctx, opts)}\n${opts.extraConfig ?? ''}\n`);
     const proc = startProcess();
     let stderr = '';
     proc.stderr!.on('data', (d) => (stderr += d));
