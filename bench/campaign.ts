@@ -4,6 +4,9 @@
 // says what the stand-in model calls phishing. Measured: from that message's stored verdict to the
 // last earlier message raised and acted on (moved to Junk, or with DRY_RUN=true its would_move on
 // record); then 100 later messages of the campaign, and the LLM calls they needed.
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { sql } from 'drizzle-orm';
 import { dovecotAvailable, imapSession } from '../test/support/dovecot.js';
 import { LmtpClient } from '../test/support/lmtp.js';
@@ -65,8 +68,10 @@ async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: n
  * The baseline: what the same clean-up costs in IMAP alone, on the same server in the same run. For
  * each mailbox, as mailsight's action does it (as many at once as its workers): a master
  * login, SELECT, the keywords, \Seen, the Junk folder (made when missing) and UID MOVE. mailsight
- * is stopped first, so Dovecot's pushes for the moves are refused at once: the baseline carries no
- * push handling, which the clean-up's own moves do.
+ * is stopped first and a receiver that answers every push at once (204) takes its port: the
+ * baseline pays for Dovecot's pushes, not for mailsight's handling of them. (An earlier version left
+ * the port closed: Dovecot's refused pushes then cost about 250 ms a mailbox, more than the
+ * clean-up itself with Dovecot's processes reused.)
  */
 async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency: number) {
   const t0 = performance.now();
@@ -116,6 +121,12 @@ async function once(dryRun: boolean) {
     const callsBefore = stack.ollama!.state.chats.length;
 
     const trigger = SIBLINGS + 1;
+    const profiling = process.env.BENCH_CAMPAIGN_PROFILE ? new Session() : undefined;
+    if (profiling) {
+      profiling.connect();
+      await profiling.post('Profiler.enable');
+      await profiling.post('Profiler.start');
+    }
     await lmtp.deliver(statement(trigger, all[trigger - 1]!, true), [all[trigger - 1]!]);
     const done = dryRun
       ? sql`exists (select 1 from llm_audit_log l where l.mailbox = llm_email_analysis.mailbox and l.uid = llm_email_analysis.uid and l.action = 'would_move')`
@@ -130,6 +141,12 @@ async function once(dryRun: boolean) {
       const verdicts = await stack.db.rows(sql`select verdict, verdict_source, status, count(*)::int as n from llm_email_analysis group by 1, 2, 3`);
       throw new Error(`${(err as Error).message}; queue: ${JSON.stringify(states)}; analyses: ${JSON.stringify(verdicts)}`);
     });
+    if (profiling) {
+      // BENCH_CAMPAIGN_PROFILE=file: this process's CPU profile of the clean-up (mailsight runs in it).
+      const { profile } = await profiling.post('Profiler.stop');
+      writeFileSync(process.env.BENCH_CAMPAIGN_PROFILE!, JSON.stringify(profile));
+      profiling.disconnect();
+    }
     const [span] = await stack.db.rows<{ verdict_at: Date | string; last_at: Date | string }>(sql`
       select (select created_at from llm_email_analysis where message_id = ${`<bench-${trigger}@billing-portal.example>`}) as verdict_at,
              greatest((select max(updated_at) from llm_email_analysis where verdict_source = 'campaign'),
@@ -145,7 +162,17 @@ async function once(dryRun: boolean) {
     let baseline: Awaited<ReturnType<typeof bareImapSeconds>> | null = null;
     if (dryRun) {
       await stack.stopMailsight();
-      baseline = await bareImapSeconds(stack, all.slice(0, SIBLINGS), JOBS);
+      const answering = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(204).end());
+      });
+      await new Promise<void>((resolve) => answering.listen(stack.port, '127.0.0.1', resolve));
+      try {
+        baseline = await bareImapSeconds(stack, all.slice(0, SIBLINGS), JOBS);
+      } finally {
+        answering.closeAllConnections();
+        await new Promise((resolve) => answering.close(resolve));
+      }
     }
     return { dryRun, dovecot: DOVECOT_MODE, jobsAtOnce: JOBS, siblings: SIBLINGS, cleanupSec, baselineImapSec: baseline?.seconds ?? null, baselineImapSpent: baseline, llmCallsForTrigger: callsAtTrigger, later: LATER, llmCallsForLater: callsLater, llmCallsSaved: LATER - callsLater };
   } finally {
