@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.js';
+import { processAlive } from './util/process-alive.js';
 
 /**
  * `DATA_DIR/service.json`: where the service that runs on this data directory listens. The embedded
@@ -38,10 +39,5 @@ export function findRunningService(config: Config): RunningService | undefined {
     return undefined;
   }
   if (!Number.isInteger(found.pid) || typeof found.url !== 'string') return undefined;
-  try {
-    process.kill(found.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
-  }
-  return found;
+  return processAlive(found.pid) ? found : undefined;
 }

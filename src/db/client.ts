@@ -7,6 +7,7 @@ import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import { makePgArray, parsePgArray, type PgDatabase, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import postgres from 'postgres';
 import { schema } from './schema.js';
+import { processAlive } from '../util/process-alive.js';
 
 export type Orm = PgDatabase<PgQueryResultHKT, typeof schema>;
 
@@ -101,15 +102,6 @@ export class DatabaseInUseError extends Error {
         `(if no mailsight runs, delete ${dataDir}.lock)`,
     );
     this.name = 'DatabaseInUseError';
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

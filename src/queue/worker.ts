@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/client.js';
 import { errorText, type Logger } from '../logger.js';
 import { backoffMs } from '../util/backoff.js';
+import { processAlive } from '../util/process-alive.js';
 import type { JobError } from './job-error.js';
 import { claim, extendLeases, finishMany, nextCursor, nextDueAt, release, retry, type ClaimCursor, type ClaimWith, type Ending, type FinalState, type FinishWrites, type Job } from './lifecycle.js';
 
@@ -70,13 +71,7 @@ export function workerGone(holder: string, self: string): boolean {
   const pid = Number(holder.slice(instancePrefix().length).split(':')[0]);
   if (!Number.isInteger(pid) || pid <= 0) return false;
   if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    // EPERM: it runs, as another user.
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  return !processAlive(pid);
 }
 
 /**

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 import { dashboardSignIn } from '../support/dashboard.js';
 import { freePort } from '../support/dovecot.js';
+import { processAlive } from '../../src/util/process-alive.js';
 import { waitFor } from '../support/wait.js';
 
 const BIN = new URL('../../bin/mailsight.js', import.meta.url).pathname;
@@ -48,7 +49,7 @@ it('npm start passes SIGTERM on to the service: nothing is left running', async 
     await new Promise((r) => npm.on('close', r));
     // The service drained and closed its listener, rather than living on without its parent.
     expect(await waitFor(health, (s) => s === 0, 15_000)).toBe(0);
-    expect(await waitFor(async () => alive(pid), (a) => !a, 15_000)).toBe(false);
+    expect(await waitFor(async () => processAlive(pid), (a) => !a, 15_000)).toBe(false);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -69,7 +70,7 @@ it('npx mailsight serve stops when npx gets SIGTERM (npm passes it to a shell th
     // The service notices that npm is gone, drains and stops: nothing is left listening, and the
     // process ends (it was still closing its database when the directory was removed, once).
     expect(await waitFor(health, (s) => s === 0, 15_000)).toBe(0);
-    expect(await waitFor(async () => alive(pid), (a) => !a, 15_000)).toBe(false);
+    expect(await waitFor(async () => processAlive(pid), (a) => !a, 15_000)).toBe(false);
     expect(output).toMatch(/npm, which started this service, is gone/);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
@@ -144,12 +145,3 @@ it('first start without API_KEY, on a terminal: an admin key shown once (never i
     rmSync(dataDir, { recursive: true, force: true });
   }
 }, 90_000);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
