@@ -73,7 +73,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>, limitMs: n
  * the port closed: Dovecot's refused pushes then cost about 250 ms a mailbox, more than the
  * clean-up itself with Dovecot's processes reused.)
  */
-async function bareImapSeconds(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency: number) {
+async function bareImapCleanup(stack: Awaited<ReturnType<typeof startStack>>, mailboxes: string[], concurrency: number) {
   const t0 = performance.now();
   let next = 0;
   // Where the time goes, summed over the connections: the master login, the commands, the logout.
@@ -159,7 +159,7 @@ async function once(dryRun: boolean) {
     await waitUntil('the later messages judged', async () => (await count(sql`verdict_source = 'campaign'`)) >= SIBLINGS + LATER, 600_000);
     const callsLater = stack.ollama!.state.chats.length - callsBefore - callsAtTrigger;
     // The baseline needs mailboxes whose message is still in INBOX: with DRY_RUN=true all of them are.
-    let baseline: Awaited<ReturnType<typeof bareImapSeconds>> | null = null;
+    let baseline: Awaited<ReturnType<typeof bareImapCleanup>> | null = null;
     if (dryRun) {
       await stack.stopMailsight();
       const answering = createServer((req, res) => {
@@ -168,7 +168,7 @@ async function once(dryRun: boolean) {
       });
       await new Promise<void>((resolve) => answering.listen(stack.port, '127.0.0.1', resolve));
       try {
-        baseline = await bareImapSeconds(stack, all.slice(0, SIBLINGS), JOBS);
+        baseline = await bareImapCleanup(stack, all.slice(0, SIBLINGS), JOBS);
       } finally {
         answering.closeAllConnections();
         await new Promise((resolve) => answering.close(resolve));

@@ -85,18 +85,7 @@ export async function build(db: Db, rows: number): Promise<number> {
  * run untimed after each run (putting back what the measured step changed).
  */
 async function timed(n: number, fn: () => Promise<unknown>) {
-  const once = async () => {
-    const t0 = performance.now();
-    const after = await fn();
-    const ms = performance.now() - t0;
-    if (typeof after === 'function') await after();
-    return ms;
-  };
-  for (let i = 0; i < 2; i++) await once();
-  const ms: number[] = [];
-  for (let i = 0; i < n; i++) ms.push(await once());
-  ms.sort((a, b) => a - b);
-  return { p50: percentile(ms, 50), p95: percentile(ms, 95) };
+  return (await alternated(n, [fn], 1))[0]!;
 }
 
 function benchApp(db: Db) {
@@ -120,20 +109,24 @@ function pusher(app: ReturnType<typeof benchApp>, user: string) {
 }
 
 /**
- * p50 and p95 of each of `fns` over `n` runs each, in alternating rounds, so that both see the same
- * machine: measured one after the other, minutes apart, the empty database's push once came out 36 %
- * faster, while in alternating rounds the two were within noise of each other.
+ * p50 and p95 of each of `fns` over `n` runs each (after two untimed ones each), in alternating
+ * rounds, so that all see the same machine: measured one after the other, minutes apart, the empty
+ * database's push once came out 36 % faster, while in alternating rounds the two were within noise
+ * of each other. A function that `fn` returns is run untimed after its run.
  */
 async function alternated(n: number, fns: (() => Promise<unknown>)[], rounds = 5) {
+  const once = async (fn: () => Promise<unknown>) => {
+    const t0 = performance.now();
+    const after = await fn();
+    const ms = performance.now() - t0;
+    if (typeof after === 'function') await after();
+    return ms;
+  };
   const ms: number[][] = fns.map(() => []);
-  for (const fn of fns) for (let i = 0; i < 2; i++) await fn();
+  for (const fn of fns) for (let i = 0; i < 2; i++) await once(fn);
   for (let r = 0; r < rounds; r++) {
     for (const [i, fn] of fns.entries()) {
-      for (let k = 0; k < Math.ceil(n / rounds); k++) {
-        const t0 = performance.now();
-        await fn();
-        ms[i]!.push(performance.now() - t0);
-      }
+      for (let k = 0; k < Math.ceil(n / rounds); k++) ms[i]!.push(await once(fn));
     }
   }
   return ms.map((m) => {
