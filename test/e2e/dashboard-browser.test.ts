@@ -304,6 +304,22 @@ describeWith('Dovecot, PostgreSQL and Chromium', ready)('the dashboard in a real
     expect(await textOf(page.getByTestId('learned-senders'))).toContain(longSender);
     expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
     await shot(page, '17-preferences-phone');
+    // The same table on a wide screen: a row per sender, the five columns side by side.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const head = page.getByTestId('learned-senders').locator('thead');
+    expect(await head.isVisible()).toBe(true);
+    expect(await head.locator('th').allTextContents()).toEqual(['Sender', 'Your word', 'How', 'When (UTC)', '']);
+    // Only the address wraps: each short cell (word, how, when, the Forget button) is one line of text.
+    const lines = await page.getByTestId('learned-senders').locator('td.nowrap').evaluateAll((cells) =>
+      cells.map((c) => {
+        const range = document.createRange();
+        range.selectNodeContents(c.querySelector('button') ?? c);
+        return range.getClientRects().length;
+      }),
+    );
+    expect(lines).toEqual([1, 1, 1, 1]);
+    await shot(page, '17-preferences-wide');
+    await page.setViewportSize({ width: 390, height: 844 });
 
     await page.getByLabel('Opt out').check();
     await page.getByRole('button', { name: 'Save' }).click();

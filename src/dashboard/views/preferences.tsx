@@ -57,9 +57,9 @@ const LearnedSenders: FC<{ page: PageContext; mailbox: string; learned: LearnedS
         <thead>
           <tr>
             <th>Sender</th>
-            <th>Your word</th>
-            <th>How</th>
-            <th>When (UTC)</th>
+            <th class="nowrap">Your word</th>
+            <th class="nowrap">How</th>
+            <th class="nowrap">When (UTC)</th>
             <th></th>
           </tr>
         </thead>
@@ -67,10 +67,10 @@ const LearnedSenders: FC<{ page: PageContext; mailbox: string; learned: LearnedS
           {learned.map((l) => (
             <tr>
               <td>{l.sender ?? <span class="muted">sealed under a key that is not configured</span>}</td>
-              <td data-label="Your word">{l.said === 'junk' ? 'junk' : 'not junk'}</td>
-              <td data-label="How">{l.how}</td>
-              <td data-label="When (UTC)">{l.at.slice(0, 16).replace('T', ' ')}</td>
-              <td>
+              <td class="nowrap" data-label="Your word">{l.said === 'junk' ? 'junk' : 'not junk'}</td>
+              <td class="nowrap" data-label="How">{l.how}</td>
+              <td class="nowrap" data-label="When (UTC)">{l.at.slice(0, 16).replace('T', ' ')}</td>
+              <td class="nowrap">
                 <form class="inline" method="post" action={`${urls.preferences(mailbox)}/senders/forget`}>
                   <CsrfField token={page.csrf} />
                   <input type="hidden" name="id" value={l.id} />
