@@ -149,7 +149,10 @@ describeWith('Dovecot and PostgreSQL', ready)('the API against a real Dovecot an
     const sample = (name: string, labels: Record<string, string> = {}) =>
       families.find((f: any) => f.name === name)?.metrics.find((m: any) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
     expect(Number(sample('mailsight_jobs_total', { outcome: 'done' })?.value)).toBeGreaterThanOrEqual(4);
-    expect(Number(sample('mailsight_pushes_total', { outcome: 'queued' })?.value)).toBeGreaterThanOrEqual(3);
+    // Three deliveries, three pushes taken. A push counts as a duplicate when the sweep, which runs
+    // once soon after start, saw its message in INBOX first (seen in CI on a loaded machine).
+    const taken = ['queued', 'duplicate'].reduce((n, outcome) => n + Number(sample('mailsight_pushes_total', { outcome })?.value ?? 0), 0);
+    expect(taken, JSON.stringify(families.find((f: any) => f.name === 'mailsight_pushes_total'))).toBeGreaterThanOrEqual(3);
     expect(Number(sample('mailsight_llm_request_seconds')?.count)).toBeGreaterThanOrEqual(4);
     expect(Number(sample('mailsight_imap_fetch_seconds')?.count)).toBeGreaterThanOrEqual(4);
     expect(Number(sample('mailsight_llm_tokens_total', { kind: 'prompt' })?.value)).toBeGreaterThan(0);
