@@ -7,6 +7,7 @@ import { createLogger } from '../../src/logger.js';
 import { openPostgres } from '../../src/db/client.js';
 import { processingQueue } from '../../src/db/schema.js';
 import { startMailsight, type Mailsight } from '../support/mailsight.js';
+import { waitFor } from '../support/wait.js';
 import { DRIVERS, describeWith, openTestDb, postgresAvailable, silentLogger, testConfig, type TestDb } from '../support/services.js';
 
 const PASSWORD = 'push-secret';
@@ -291,7 +292,12 @@ describeWith('PostgreSQL', pgUp)('the running service, over a real socket', () =
     expect(row!.n).toBe(0);
   });
 
-  it('a client that goes away mid-body queues nothing, and the next push is served', async () => {
+  it('a client that goes away mid-body queues nothing, its request ends (counted as refused), and the next push is served', async () => {
+    const refused = async () => {
+      const text = await (await fetch(`${ms.baseUrl}/metrics`)).text();
+      return Number(/^mailsight_pushes_total\{outcome="rejected"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await refused();
     const url = new URL(ms.pushUrl);
     const body = JSON.stringify(ox(9));
     await new Promise<void>((resolve, reject) => {
@@ -300,6 +306,8 @@ describeWith('PostgreSQL', pgUp)('the running service, over a real socket', () =
       req.write(body.slice(0, 20), () => setTimeout(() => (req.destroy(), resolve()), 50));
       req.on('response', () => reject(new Error('answered a request whose body never came')));
     });
+    // The cut request's handler ended with VALIDATION_FAILED rather than waiting forever.
+    await waitFor(refused, (n) => n === before + 1, 5_000);
     const res = await raw(JSON.stringify(ox(10)), { 'content-type': 'application/json' });
     expect(res.status).toBe(202);
     const rows = await ms.db.orm.select({ uid: processingQueue.uid }).from(processingQueue).where(sql`${processingQueue.uid} in (9, 10)`);
