@@ -99,6 +99,33 @@ function diskFlushMicros(): number {
   return percentile(took.sort((a, b) => a - b), 50);
 }
 
+type GcTotals = Record<string, { count: number; seconds: number }>;
+
+/**
+ * mailsight's garbage collections so far, by kind (major, minor, incremental, weakcb), from its own
+ * /metrics: its open-loop tail is made of them. Each push's objects (about 3.6 KB) reach V8's old
+ * generation, and are only freed by a mark-compact; the bare receiver promotes none (--trace-gc,
+ * same run). So mailsight's young collections take 2.3 to 3.3 ms against the bare receiver's 0.5
+ * to 1, and a mark-compact (5.6 to 7.9 ms) comes every 2.3 s; in one 10 s run, the answers past the
+ * p99 came in five clusters of 15 to 26 answers, 2.3 s apart, each at a mark-compact.
+ */
+async function gcTotals(port: number): Promise<GcTotals> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const totals: GcTotals = {};
+  for (const m of text.matchAll(/^mailsight_nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"\} ([\d.e+-]+)$/gm)) {
+    const t = (totals[m[2]!] ??= { count: 0, seconds: 0 });
+    if (m[1] === 'count') t.count = Number(m[3]);
+    else t.seconds = Number(m[3]);
+  }
+  return totals;
+}
+
+function gcSince(before: GcTotals, after: GcTotals): GcTotals {
+  return Object.fromEntries(
+    Object.entries(after).map(([kind, a]) => [kind, { count: a.count - (before[kind]?.count ?? 0), seconds: a.seconds - (before[kind]?.seconds ?? 0) }]),
+  );
+}
+
 async function ingestion() {
   const results: Record<string, any> = {};
   for (const kind of ['baseline', 'baseline-async', 'mailsight'] as const) {
@@ -115,7 +142,9 @@ async function ingestion() {
     // saturation, not a stall: at 500 pushes/s mailsight's p99 was 4.7 ms, at 1,000/s 23-35 ms, with
     // GC pauses overlapping 6-14% of the answers over 10 ms (same machine, same hour).
     await openLoop(target, OPEN_RATE, OPEN_WARMUP_SECONDS, body('open-warmup@example.test'));
-    const open = await openLoop(target, OPEN_RATE, OPEN_SECONDS, body('open@example.test'));
+    const gcBefore = kind === 'mailsight' ? await gcTotals(port) : undefined;
+    const open: Awaited<ReturnType<typeof openLoop>> & { gc?: GcTotals } = await openLoop(target, OPEN_RATE, OPEN_SECONDS, body('open@example.test'));
+    if (gcBefore) open.gc = gcSince(gcBefore, await gcTotals(port));
     const bursts = [];
     for (let i = 0; i < BURST_REPEATS; i++) bursts.push(await burst(target, BURST, body(`burst${i}@example.test`)));
     await stopServer(child);
@@ -261,6 +290,11 @@ export async function runPushBench() {
   );
   const bareAsync = ing['baseline-async'];
   console.log(`open loop p99: ${m.open.p99.toFixed(2)} ms = ${(m.open.p99 / bareAsync.open.p99).toFixed(2)}x the async-commit bare receiver's ${bareAsync.open.p99.toFixed(2)} ms (target <= 1.5x)`);
+  const gc = (kind: string) => m.open.gc?.[kind] ?? { count: 0, seconds: 0 };
+  console.log(
+    `mailsight's collections during the open loop: ${gc('major').count} major (${(gc('major').seconds * 1000).toFixed(1)} ms), ` +
+      `${gc('minor').count} minor (${(gc('minor').seconds * 1000).toFixed(1)} ms)`,
+  );
   console.log(`\nburst: ${BURST} pushes at once, ${BURST_REPEATS} times`);
   table(
     (['baseline', 'baseline-async', 'mailsight'] as const).flatMap((kind) =>
