@@ -116,10 +116,13 @@ export async function openLoop(t: HttpTarget, ratePerSec: number, seconds: numbe
 
 /** Starts a TypeScript entry point in its own process and waits for it to print `ready <port>`-free readiness on /health. */
 export async function spawnServer(entry: string, env: Record<string, string>, port: number, readyPath = '/health'): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  // BENCH_SERVER_NODE_FLAGS (e.g. "--trace-gc-nvp" or "--cpu-prof --cpu-prof-dir=/tmp/prof") go to
+  // every server a bench starts, whose output is then shown: how the push tail was taken apart.
+  const flags = process.env.BENCH_SERVER_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...flags, '--import', 'tsx', entry], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', flags.length ? 'inherit' : 'ignore', 'inherit'],
   });
   const deadline = Date.now() + 30_000;
   const agent = new Agent();
