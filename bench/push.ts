@@ -111,6 +111,8 @@ type GcTotals = Record<string, { count: number; seconds: number }>;
  */
 async function gcTotals(port: number): Promise<GcTotals> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  // Read by a pattern: parse-prometheus-text-format (the tests' parser) merges a labelled
+  // histogram's series into one and drops its _count and _sum.
   const totals: GcTotals = {};
   for (const m of text.matchAll(/^mailsight_nodejs_gc_duration_seconds_(count|sum)\{kind="(\w+)"\} ([\d.e+-]+)$/gm)) {
     const t = (totals[m[2]!] ??= { count: 0, seconds: 0 });
