@@ -11,7 +11,8 @@ RUN npm run build
 FROM node:20.20.2-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+COPY bin/patch-postgres.mjs ./bin/
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && node bin/patch-postgres.mjs
 
 FROM node:20.20.2-bookworm-slim
 ENV NODE_ENV=production DATA_DIR=/data PORT=8080
