@@ -91,7 +91,9 @@ export class ContentProtection {
       return { fromHeader: null, subject: null, sealedHeaders: null, keyId: null };
     }
     const sealer = this.opts.sealer;
-    if (!sealer) return { ...headers, sealedHeaders: null, keyId: null };
+    // Built field by field, not spread: on the push path a spread plus more fields kept each push's
+    // objects alive through V8's young collections (see NO_SPREAD_ON_PUSH_PATH in push/receive.ts).
+    if (!sealer) return { fromHeader: headers.fromHeader, subject: headers.subject, sealedHeaders: null, keyId: null };
     return { fromHeader: null, subject: null, sealedHeaders: sealer.seal(headers, mailbox), keyId: sealer.currentId };
   }
 

@@ -82,7 +82,8 @@ export function pushRoutes(deps: PushRouteDeps) {
     if (!parsed.ok) throw new AppError('VALIDATION_FAILED', parsed.problems.join('; '));
 
     const ev = parsed.event;
-    const log = { ...keyOf(ev), event: ev.event };
+    // Log fields built only for a line that is written, and without a spread (see receivePush).
+    const logFields = (extra: Record<string, unknown>) => Object.assign(keyOf(ev), { event: ev.event }, extra);
     let outcome;
     try {
       outcome = await withDeadline(
@@ -95,14 +96,14 @@ export function pushRoutes(deps: PushRouteDeps) {
         err instanceof AppError ? err : new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
       // Dovecot will not resend; the reconciliation sweep finds INBOX messages whose push was lost.
       // Past the deadline the INSERT may still commit (then the job simply runs): "not confirmed".
-      deps.logger.warn({ ...log, err: errorText(err) }, 'push not confirmed, answered 503');
+      deps.logger.warn(logFields({ err: errorText(err) }), 'push not confirmed, answered 503');
       throw appErr;
     }
     if (outcome.status === 'queued' && outcome.new) deps.onQueued?.();
     deps.metrics?.pushes.inc({ outcome: outcome.status === 'queued' && !outcome.new ? 'duplicate' : outcome.status });
     const feedback = outcome.status === 'feedback' || outcome.status === 'followed' ? outcome.feedback : undefined;
     if (feedback) deps.metrics?.feedback.inc({ said: feedback.said, how: feedback.how, outcome: feedback.outcome });
-    deps.logger.debug({ ...log, outcome: outcome.status }, 'push');
+    if (deps.logger.isLevelEnabled('debug')) deps.logger.debug(logFields({ outcome: outcome.status }), 'push');
     return c.json(outcome, 202);
   });
 
