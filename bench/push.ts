@@ -103,11 +103,12 @@ type GcTotals = Record<string, { count: number; seconds: number }>;
 
 /**
  * mailsight's garbage collections so far, by kind (major, minor, incremental, weakcb), from its own
- * /metrics: its open-loop tail is made of them. Each push's objects (about 3.6 KB) reach V8's old
- * generation, and are only freed by a mark-compact; the bare receiver promotes none (--trace-gc,
- * same run). So mailsight's young collections take 2.3 to 3.3 ms against the bare receiver's 0.5
- * to 1, and a mark-compact (5.6 to 7.9 ms) comes every 2.3 s; in one 10 s run, the answers past the
- * p99 came in five clusters of 15 to 26 answers, 2.3 s apart, each at a mark-compact.
+ * /metrics: its open-loop tail was made of them. Each push's objects (about 1 KB) used to reach V8's
+ * old generation (--trace-gc-nvp: 0.6-1.1 MB promoted per young collection at 1,000/s, the bare
+ * receiver 10-40 KB), so young collections took 2.3-3.3 ms and a mark-compact came every 2.3 s. Two
+ * causes, found by taking the push apart: postgres.js's Query (never optimized, with per-query
+ * closures; bin/patch-postgres.mjs) and an object spread followed by more fields on the push path
+ * (push/receive.ts). Without them: 40 KB per young collection, no mark-compact in the open loop.
  */
 async function gcTotals(port: number): Promise<GcTotals> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -157,6 +158,44 @@ async function ingestion() {
     await db.drop();
   }
   return results;
+}
+
+/** Alternating open-loop rounds of each receiver (BENCH_OPEN_ROUNDS): this machine's drift hits both alike. */
+const OPEN_ROUNDS = Number(process.env.BENCH_OPEN_ROUNDS ?? 3);
+
+/**
+ * The open-loop tail, like for like: the async-commit bare receiver and mailsight run side by side,
+ * each warmed (closed loop, then its open-loop warm-up), and take turns in 10 s rounds at 1,000/s.
+ * Per round: p50, p99 and mailsight's collections; the ratio is taken per pair of rounds.
+ */
+async function openLoopRounds() {
+  const dbs = { bare: await migratedDatabase(), mailsight: await createTestDatabase() };
+  const ports = { bare: await freePort(), mailsight: await freePort() };
+  const servers = {
+    bare: await startServer('baseline-async', dbs.bare.url, ports.bare),
+    mailsight: await startServer('mailsight', dbs.mailsight.url, ports.mailsight),
+  };
+  try {
+    for (const k of ['bare', 'mailsight'] as const) {
+      await closedLoop(pushTarget(ports[k]), CONCURRENCY, 3, body(`rounds-warmup@example.test`));
+      await openLoop(pushTarget(ports[k]), OPEN_RATE, OPEN_WARMUP_SECONDS, body(`rounds-open-warmup@example.test`));
+    }
+    const rounds: { bare: { p50: number; p99: number }; mailsight: { p50: number; p99: number; gc: GcTotals }; ratio: number }[] = [];
+    for (let r = 0; r < OPEN_ROUNDS; r++) {
+      const bare = await openLoop(pushTarget(ports.bare), OPEN_RATE, OPEN_SECONDS, body(`round${r}@example.test`));
+      const gcBefore = await gcTotals(ports.mailsight);
+      const ms = await openLoop(pushTarget(ports.mailsight), OPEN_RATE, OPEN_SECONDS, body(`round${r}@example.test`));
+      const gc = gcSince(gcBefore, await gcTotals(ports.mailsight));
+      rounds.push({ bare: { p50: bare.p50, p99: bare.p99 }, mailsight: { p50: ms.p50, p99: ms.p99, gc }, ratio: ms.p99 / bare.p99 });
+    }
+    const ratios = rounds.map((x) => x.ratio).sort((a, b) => a - b);
+    return { rounds, ratioMedian: percentile(ratios, 50), ratioMin: ratios[0]!, ratioMax: ratios.at(-1)! };
+  } finally {
+    await stopServer(servers.bare);
+    await stopServer(servers.mailsight);
+    await dbs.bare.drop();
+    await dbs.mailsight.drop();
+  }
 }
 
 /** Deliveries per chunk: the webhooks take turns this often, so drift on a shared machine hits all alike. */
@@ -292,11 +331,25 @@ export async function runPushBench() {
   );
   const bareAsync = ing['baseline-async'];
   console.log(`open loop p99: ${m.open.p99.toFixed(2)} ms = ${(m.open.p99 / bareAsync.open.p99).toFixed(2)}x the async-commit bare receiver's ${bareAsync.open.p99.toFixed(2)} ms (target <= 1.5x)`);
-  const gc = (kind: string) => m.open.gc?.[kind] ?? { count: 0, seconds: 0 };
-  console.log(
-    `mailsight's collections during the open loop: ${gc('major').count} major (${(gc('major').seconds * 1000).toFixed(1)} ms), ` +
-      `${gc('minor').count} minor (${(gc('minor').seconds * 1000).toFixed(1)} ms)`,
+  const gc = (g: GcTotals | undefined, kind: string) => g?.[kind] ?? { count: 0, seconds: 0 };
+  const gcText = (g: GcTotals | undefined) =>
+    `${gc(g, 'major').count} major (${(gc(g, 'major').seconds * 1000).toFixed(1)} ms), ${gc(g, 'minor').count} minor (${(gc(g, 'minor').seconds * 1000).toFixed(1)} ms)`;
+  console.log(`mailsight's collections during the open loop: ${gcText(m.open.gc)}`);
+
+  console.log(`\nopen loop, ${OPEN_ROUNDS} alternating rounds of ${OPEN_SECONDS}s at ${OPEN_RATE}/s (async-commit bare receiver, then mailsight)`);
+  const rounds = await openLoopRounds();
+  table(
+    rounds.rounds.map((r, i) => ({
+      round: i + 1,
+      'bare p50 ms': r.bare.p50,
+      'bare p99 ms': r.bare.p99,
+      'mailsight p50 ms': r.mailsight.p50,
+      'mailsight p99 ms': r.mailsight.p99,
+      'p99 ratio': r.ratio,
+      'mailsight GCs': gcText(r.mailsight.gc),
+    })),
   );
+  console.log(`open loop p99 ratio mailsight/bare: median ${rounds.ratioMedian.toFixed(2)} (min ${rounds.ratioMin.toFixed(2)}, max ${rounds.ratioMax.toFixed(2)}; target <= 1.5)`);
   console.log(`\nburst: ${BURST} pushes at once, ${BURST_REPEATS} times`);
   table(
     (['baseline', 'baseline-async', 'mailsight'] as const).flatMap((kind) =>
@@ -306,7 +359,7 @@ export async function runPushBench() {
   const burst503 = m.bursts.reduce((n: number, b: any) => n + (b.statuses['503'] ?? 0), 0);
   console.log(`mailsight 503s in the bursts: ${burst503} (target 0); slowest answer ${Math.max(...m.bursts.map((b: any) => b.max)).toFixed(0)} ms (Dovecot gives up at 2000 ms)`);
   if (process.env.BENCH_PUSH_SKIP_DELIVERY) {
-    writeResult('push-ingestion', { machine: { cpus: cpus().length, diskFlushMicros: flushMicros }, ingestion: { ...ing, ratio, ratioAsync }, burst503 });
+    writeResult('push-ingestion', { machine: { cpus: cpus().length, diskFlushMicros: flushMicros }, ingestion: { ...ing, ratio, ratioAsync }, openRounds: rounds, burst503 });
     return;
   }
 
@@ -328,6 +381,7 @@ export async function runPushBench() {
   const file = writeResult('push', {
     machine: { cpus: cpus().length, diskFlushMicros: flushMicros },
     ingestion: { ...ing, ratio, ratioAsync },
+    openRounds: rounds,
     delivery: del,
     targets: { closedRate: 2000, ratio: 0.7, openP99Ms: 10, deliveryRatio: 0.9 },
   });
