@@ -17,9 +17,10 @@ function readIncoming(incoming: IncomingMessage, maxBytes: number): Promise<stri
     };
     // The client went away mid-body: Node destroys the request with an 'error' (ECONNRESET,
     // 'aborted'), and nobody reads the answer. No 'close' listener as well: in a bare Hono +
-    // postgres.js receiver (postgres.js not yet patched), adding one made its requests' objects reach V8's old generation
-    // (0.9 MB promoted per young collection at 1,000 requests/s, against none; collections 2.3
-    // against 0.9 ms). What else did that on the push path is in bench/push.ts (gcTotals).
+    // postgres.js receiver (postgres.js not yet patched), adding one made its requests' objects
+    // reach V8's old generation (0.9 MB promoted per young collection at 1,000 requests/s, against
+    // none; collections 2.3 against 0.9 ms). What else did that on the push path: bench/push.ts
+    // (gcTotals).
     const cut = () => done(new AppError('VALIDATION_FAILED', 'the request ended before its body was complete'));
     const onData = (chunk: Buffer) => {
       size += chunk.length;
