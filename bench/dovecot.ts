@@ -6,7 +6,7 @@ import { loadCorpus } from '../test/support/corpus.js';
 import { DOVECOT_VERSIONS, dovecotAvailable, type DovecotVersion } from '../test/support/dovecot.js';
 import { LmtpClient } from '../test/support/lmtp.js';
 import { startStack } from '../test/support/stack.js';
-import { percentile, table, writeResult } from './lib.js';
+import { median, percentile, table, writeResult } from './lib.js';
 
 const MESSAGES = Number(process.env.BENCH_DOVECOT_MESSAGES ?? 200);
 const REPEATS = Number(process.env.BENCH_DOVECOT_REPEATS ?? 3);
@@ -75,7 +75,6 @@ export async function runDovecotBench() {
   for (let r = 0; r < REPEATS; r++) {
     for (const v of r % 2 === 0 ? versions : [...versions].reverse()) runs.push(await once(v));
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const summary = versions.map((version) => {
     const mine = runs.filter((x) => x.version === version);
     const p50s = mine.map((x) => x.p50Ms);

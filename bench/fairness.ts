@@ -7,7 +7,7 @@ import { loadCorpus } from '../test/support/corpus.js';
 import { deliver } from '../test/support/lmtp.js';
 import { testMessage } from '../test/support/message.js';
 import { startStack, type Stack } from '../test/support/stack.js';
-import { percentile, table, writeResult } from './lib.js';
+import { median, table, writeResult } from './lib.js';
 
 const FLOOD = 41; // the hostile review's count
 const MODEL_MS = 200;
@@ -62,7 +62,6 @@ export async function runFairnessBench() {
       // Let the flood drain before the next unloaded measurement.
       await new Promise((r) => setTimeout(r, (FLOOD * MODEL_MS) / CONCURRENT_JOBS + 500));
     }
-    const median = (v: number[]) => percentile([...v].sort((a, b) => a - b), 50);
     const ratio = median(loaded) / median(unloaded);
     table([
       { case: "Bob's new message, nothing else queued", 'median ms': median(unloaded), runs: unloaded.map((v) => v.toFixed(0)).join(' ') },
