@@ -11,7 +11,7 @@ import { errorText, type Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { FolderFilter } from '../mail/folders.js';
 import type { ContentProtection } from '../privacy/protection.js';
-import { parsePushBody } from '../push/payload.js';
+import { parsePushBody, type PushEvent } from '../push/payload.js';
 import { receivePush } from '../push/receive.js';
 
 export const MAX_PUSH_BODY_BYTES = 64 * 1024;
@@ -35,6 +35,11 @@ export interface PushRouteDeps {
   junkFolder: string;
   /** CAMPAIGN_WINDOW_HOURS when campaign clean-up is on (users' junk can mark a campaign). */
   campaignWindowHours?: number;
+}
+
+/** A push's log fields, built only for a line that is written, and without a spread (see receivePush). */
+function logFields(ev: PushEvent, extra: Record<string, unknown>) {
+  return Object.assign(keyOf(ev), { event: ev.event }, extra);
 }
 
 /** The mailsight_pushes_total label of a refused push. */
@@ -82,8 +87,6 @@ export function pushRoutes(deps: PushRouteDeps) {
     if (!parsed.ok) throw new AppError('VALIDATION_FAILED', parsed.problems.join('; '));
 
     const ev = parsed.event;
-    // Log fields built only for a line that is written, and without a spread (see receivePush).
-    const logFields = (extra: Record<string, unknown>) => Object.assign(keyOf(ev), { event: ev.event }, extra);
     let outcome;
     try {
       outcome = await withDeadline(
@@ -96,14 +99,14 @@ export function pushRoutes(deps: PushRouteDeps) {
         err instanceof AppError ? err : new AppError('DATABASE_UNAVAILABLE', 'database unavailable', { cause: err });
       // Dovecot will not resend; the reconciliation sweep finds INBOX messages whose push was lost.
       // Past the deadline the INSERT may still commit (then the job simply runs): "not confirmed".
-      deps.logger.warn(logFields({ err: errorText(err) }), 'push not confirmed, answered 503');
+      deps.logger.warn(logFields(ev, { err: errorText(err) }), 'push not confirmed, answered 503');
       throw appErr;
     }
     if (outcome.status === 'queued' && outcome.new) deps.onQueued?.();
     deps.metrics?.pushes.inc({ outcome: outcome.status === 'queued' && !outcome.new ? 'duplicate' : outcome.status });
     const feedback = outcome.status === 'feedback' || outcome.status === 'followed' ? outcome.feedback : undefined;
     if (feedback) deps.metrics?.feedback.inc({ said: feedback.said, how: feedback.how, outcome: feedback.outcome });
-    if (deps.logger.isLevelEnabled('debug')) deps.logger.debug(logFields({ outcome: outcome.status }), 'push');
+    if (deps.logger.isLevelEnabled('debug')) deps.logger.debug(logFields(ev, { outcome: outcome.status }), 'push');
     return c.json(outcome, 202);
   });
 
